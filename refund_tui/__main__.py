@@ -1,0 +1,3 @@
+from refund_tui.cli import main
+
+main()

@@ -1,0 +1,82 @@
+"""What every provider client offers the service, and the request it stores and resends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from refund_tui.core.models import Country, Payment, ProviderName, Refund
+from refund_tui.core.money import Money
+from refund_tui.core.secret import Secret
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSettings:
+    """Per-profile connection settings for one provider."""
+
+    base_url: str
+    timeout_seconds: float = 30.0
+    refund_window: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefundRequest:
+    """One refund request exactly as it goes on the wire, minus credentials.
+
+    Built once, written to the ledger before sending, and resent unchanged on retry.
+    """
+
+    provider: ProviderName
+    payment_reference: str
+    method: str
+    path: str
+    body: str
+    idempotency_key: str | None
+    external_reference: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefundDraft:
+    """What the operator asked for, already validated by the service."""
+
+    payment: Payment
+    amount: Money
+    reason: str
+    phone_e164: str
+    country_id: str | None
+    webhook_url: str | None
+    idempotency_key: str
+    external_reference: str
+
+
+class Provider(Protocol):
+    """An async client for one provider's refund API."""
+
+    name: ProviderName
+    #: True when the API takes an idempotency key, so an unknown attempt can be resent safely.
+    idempotent: bool
+    #: True when the refund body carries the destination phone number (Vesicash).
+    sends_phone: bool
+    settings: ProviderSettings
+
+    async def get_payment(self, reference: str) -> Payment: ...
+
+    def build_refund(self, draft: RefundDraft) -> RefundRequest: ...
+
+    async def send_refund(self, request: RefundRequest) -> Refund: ...
+
+    async def refund_status(self, payment_reference: str, refund_reference: str) -> Refund: ...
+
+    def match_refund(
+        self, payment: Payment, request: RefundRequest, sent_after: datetime, claimed: set[str]
+    ) -> Refund | None:
+        """The provider's refund that a request of unknown outcome created, if any."""
+        ...
+
+    async def countries(self) -> list[Country]: ...
+
+    async def aclose(self) -> None: ...
+
+
+Credentials = dict[str, Secret]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, Inexact, InvalidOperation
 from functools import cache, total_ordering
 from importlib import resources
 
@@ -54,19 +54,20 @@ class Money:
         Raises MoneyError when the value is not a number, is beyond ``MAX_MAJOR_UNITS`` either
         way, or has more decimals than the currency allows.
         """
+        places = minor_units(currency)
         try:
             amount = Decimal(str(value))
         except InvalidOperation:
             raise MoneyError(f"{value!r} is not a number") from None
         if not amount.is_finite():
             raise MoneyError(f"{value!r} is not a number")
-        if abs(amount) > MAX_MAJOR_UNITS:
+        if amount.copy_abs() > MAX_MAJOR_UNITS:
             raise MoneyError(f"{value!r} is absurdly large: over {MAX_MAJOR_UNITS:,} {currency}")
-        places = minor_units(currency)
-        scaled = amount.scaleb(places)
-        if scaled != scaled.to_integral_value():
-            raise MoneyError(_too_precise(currency, places))
-        return cls(int(scaled), currency)
+        try:
+            exact = amount.quantize(Decimal(1).scaleb(-places), context=Context(traps=[Inexact]))
+        except Inexact:
+            raise MoneyError(_too_precise(currency, places)) from None
+        return cls(int(exact.scaleb(places)), currency)
 
     @property
     def major(self) -> Decimal:

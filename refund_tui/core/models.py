@@ -149,9 +149,6 @@ class ProviderError(Exception):
         self.raw_message = raw_message
         self.retry_after = retry_after
 
-    def __str__(self) -> str:
-        return f"{self.provider.value.title()}: {self.message}"
-
     def __repr__(self) -> str:
         return (
             f"ProviderError({self.code.value}, {self.message!r}, provider={self.provider.value}, "

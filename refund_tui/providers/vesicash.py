@@ -1,0 +1,284 @@
+"""Vesicash: wire models and async client (seed 000 and docs/wire-contract.md).
+
+Vesicash takes no idempotency key, so a refund of unknown outcome is found again on the
+payment record by amount, reason and creation time (``match_refund``).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Generic, TypeVar
+from urllib.parse import quote
+
+from pydantic import Field
+
+from refund_tui.core.models import (
+    Country,
+    ErrorCode,
+    Payment,
+    ProviderError,
+    ProviderName,
+    Refund,
+)
+from refund_tui.core.money import Money
+from refund_tui.core.secret import Secret
+from refund_tui.providers.base import ProviderSettings, RefundDraft, RefundRequest
+from refund_tui.providers.http import (
+    NO_BALANCE,
+    NOT_FOUND,
+    OVER_BALANCE,
+    KnownError,
+    ProviderHttp,
+    UtcDatetime,
+    WireModel,
+    as_utc,
+    compact_json,
+    e164,
+    parse_wire,
+    payment_status,
+    refund_on,
+    refund_status,
+    require_secrets,
+    wire_money,
+)
+
+REFUND_PATH = "/v1/payment/refunds/process"
+#: How far Vesicash's clock may run behind ours when matching a refund of unknown outcome.
+CLOCK_SKEW = timedelta(minutes=5)
+
+#: The seed's error messages (matched case-insensitively) plus the simulator's country check.
+KNOWN_ERRORS = {
+    "refund amount exceeds the remaining refundable balance": KnownError(
+        ErrorCode.AMOUNT_EXCEEDS_BALANCE, OVER_BALANCE
+    ),
+    "payment not found": KnownError(ErrorCode.PAYMENT_NOT_FOUND, NOT_FOUND),
+    "insufficient funds or wallet error preventing refund processing": KnownError(
+        ErrorCode.INSUFFICIENT_FUNDS, f"{NO_BALANCE} (or Vesicash hit a wallet error)"
+    ),
+    "refund provider service returned an error": KnownError(
+        ErrorCode.INVALID_PHONE, "The mobile money number was refused by the provider"
+    ),
+    "invalid country_id": KnownError(
+        ErrorCode.REJECTED, "Vesicash does not know this country: reload the country list"
+    ),
+}
+
+Data = TypeVar("Data")
+
+
+class Envelope(WireModel, Generic[Data]):
+    """``{"status","code","message","data"}``; only ``data`` is relied on."""
+
+    data: Data
+
+
+class RefundRecord(WireModel):
+    """One entry of a payment's ``refunds[]``."""
+
+    reference: str = Field(min_length=1)
+    status: str
+    amount: Decimal
+    reason: str | None = None
+    created_at: UtcDatetime
+    completed_at: UtcDatetime | None = None
+    failure_reason: str | None = None
+
+
+class PaymentRecord(WireModel):
+    """``GET /v1/payment/{reference}`` data."""
+
+    reference: str = Field(min_length=1)
+    amount: Decimal
+    currency: str = Field(min_length=3, max_length=3)
+    status: str
+    created_at: UtcDatetime
+    customer_first_name: str | None = None
+    customer_last_name: str | None = None
+    phone_number: str | None = None
+    refunds: list[RefundRecord] | None = None
+
+
+class RefundAccepted(WireModel):
+    """``POST /v1/payment/refunds/process`` data."""
+
+    status: str
+    reference: str = Field(min_length=1)
+
+
+class CountryRecord(WireModel):
+    """One entry of ``GET /v1/countries``; ids are numbers in practice, strings accepted."""
+
+    id: int | str
+    name: str
+    country_code: str
+    currency_code: str
+
+
+class VesicashClient:
+    """Async client for Vesicash's payments API (headers ``public-key`` and ``secret-key``)."""
+
+    name = ProviderName.VESICASH
+    idempotent = False
+    sends_phone = True
+    credential_names = ("public_key", "secret_key")
+
+    def __init__(self, settings: ProviderSettings, credentials: dict[str, Secret]) -> None:
+        self.settings = settings
+        self._public_key, self._secret_key = require_secrets(
+            credentials, self.credential_names, self.name
+        )
+        self._http = ProviderHttp(
+            self.name, settings, error_key="message", known_errors=KNOWN_ERRORS
+        )
+        #: Payment reference -> currency, learnt from lookups (a refund answer has none).
+        self._currencies: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"VesicashClient(base_url={self.settings.base_url!r})"
+
+    def _headers(self, *, with_secret: bool = True) -> dict[str, str]:
+        headers = {"accept": "application/json", "public-key": self._public_key.reveal()}
+        if with_secret:
+            headers["secret-key"] = self._secret_key.reveal()
+        return headers
+
+    async def get_payment(self, reference: str) -> Payment:
+        data = await self._http.call(
+            "GET",
+            f"/v1/payment/{quote(reference, safe='')}",
+            headers=self._headers(),
+            reference=reference,
+        )
+        payment = self._payment(parse_wire(self.name, Envelope[PaymentRecord], data).data)
+        self._currencies[payment.reference] = payment.currency
+        return payment
+
+    def build_refund(self, draft: RefundDraft) -> RefundRequest:
+        if not draft.country_id:
+            raise ProviderError(
+                ErrorCode.REJECTED,
+                "Vesicash needs the country the refund is paid in",
+                provider=self.name,
+            )
+        body: dict[str, object] = {
+            "amount": draft.amount.wire_number(),
+            "payment_reference": draft.payment.reference,
+            "country_id": _country_id(draft.country_id),
+            "transfer_to": "mobile_number",
+            "momo_phone_number": "".join(char for char in draft.phone_e164 if char.isdigit()),
+        }
+        if draft.webhook_url:
+            body["webhook_url"] = draft.webhook_url
+        body["reason"] = draft.reason
+        return RefundRequest(
+            provider=self.name,
+            payment_reference=draft.payment.reference,
+            method="POST",
+            path=REFUND_PATH,
+            body=compact_json(body),
+            idempotency_key=None,
+            external_reference=draft.external_reference,
+        )
+
+    async def send_refund(self, request: RefundRequest) -> Refund:
+        currency = await self._currency(request.payment_reference)
+        data = await self._http.call(
+            request.method,
+            request.path,
+            headers={**self._headers(), "content-type": "application/json"},
+            body=request.body.encode("utf-8"),
+            reference=request.payment_reference,
+        )
+        accepted = parse_wire(self.name, Envelope[RefundAccepted], data).data
+        amount, reason = _requested(request, currency)
+        return Refund(
+            reference=accepted.reference,
+            payment_reference=request.payment_reference,
+            amount=amount,
+            status=refund_status(accepted.status),
+            reason=reason,
+        )
+
+    async def refund_status(self, payment_reference: str, refund_reference: str) -> Refund:
+        return refund_on(await self.get_payment(payment_reference), refund_reference)
+
+    def match_refund(
+        self, payment: Payment, request: RefundRequest, sent_after: datetime, claimed: set[str]
+    ) -> Refund | None:
+        """The earliest unclaimed refund with the request's amount and reason, made since
+        ``sent_after`` (less CLOCK_SKEW)."""
+        amount, reason = _requested(request, payment.currency)
+        earliest = as_utc(sent_after) - CLOCK_SKEW
+        candidates = [
+            refund
+            for refund in payment.refunds
+            if refund.reference not in claimed
+            and refund.amount == amount
+            and refund.reason == reason
+            and refund.created_at is not None
+            and refund.created_at >= earliest
+        ]
+        return min(candidates, key=lambda refund: refund.created_at or earliest, default=None)
+
+    async def countries(self) -> list[Country]:
+        data = await self._http.call(
+            "GET", "/v1/countries", headers=self._headers(with_secret=False)
+        )
+        records = parse_wire(self.name, Envelope[list[CountryRecord]], data).data
+        return [
+            Country(
+                id=str(record.id),
+                name=record.name,
+                iso_code=record.country_code,
+                currency=record.currency_code,
+            )
+            for record in records
+        ]
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _currency(self, payment_reference: str) -> str:
+        """The payment's currency: neither a refund answer nor a RefundRequest carries one."""
+        known = self._currencies.get(payment_reference)
+        return known or (await self.get_payment(payment_reference)).currency
+
+    def _payment(self, record: PaymentRecord) -> Payment:
+        currency = record.currency.upper()
+        refunds = tuple(
+            Refund(
+                reference=refund.reference,
+                payment_reference=record.reference,
+                amount=wire_money(self.name, refund.amount, currency),
+                status=refund_status(refund.status),
+                reason=refund.reason or "",
+                failure_reason=refund.failure_reason,
+                created_at=refund.created_at,
+                updated_at=refund.completed_at,
+            )
+            for refund in record.refunds or ()
+        )
+        names = (record.customer_first_name, record.customer_last_name)
+        return Payment(
+            reference=record.reference,
+            provider=self.name,
+            amount=wire_money(self.name, record.amount, currency),
+            status=payment_status(record.status),
+            customer_name=" ".join(name.strip() for name in names if name and name.strip()),
+            customer_phone=e164(record.phone_number),
+            created_at=record.created_at,
+            refunds=refunds,
+        )
+
+
+def _country_id(value: str) -> int | str:
+    """Vesicash country ids are numbers: send one as a JSON number when it is all digits."""
+    return int(value) if value.isascii() and value.isdigit() else value
+
+
+def _requested(request: RefundRequest, currency: str) -> tuple[Money, str]:
+    """The amount and reason of a refund body this client built."""
+    body = json.loads(request.body, parse_float=Decimal)
+    return Money.from_major(body["amount"], currency), body["reason"]

@@ -1,0 +1,318 @@
+"""Where refund-tui keeps its files, and the profiles and settings in ``config.toml``.
+
+Files live in the platform's user config and data directories (``refund-tui``);
+``REFUND_TUI_HOME=/some/dir`` moves them to ``/some/dir/config`` and ``/some/dir/data``.
+The built-in ``sandbox`` profile always exists and is the default: it talks to the embedded
+simulator, or to ``REFUND_TUI_SANDBOX_URL=http://HOST:PORT`` when that is set. A missing
+config file means every default below. Unknown keys are errors, so a typo never goes
+unnoticed. Credentials never go in this file (see ``refund-tui credentials``).
+
+Example ``config.toml``::
+
+    # Profile used when none is given on the command line (default: "sandbox").
+    default_profile = "sandbox"
+
+    [recovery]
+    flag_after_hours = 24        # unresolved refunds older than this go to manual reconciliation
+
+    [tracking]
+    concurrency = 8              # status polls in flight at once
+    interval_seconds = 2         # board refresh; at least 2
+
+    [keys]                       # action id -> key, overriding the console's defaults
+    refund = "r"
+
+    [profiles.prod]
+    environment = "live"         # "live", or "sandbox" for a provider's test system
+    refunds_enabled = false      # profiles you define are read-only unless this is true
+
+    [profiles.prod.vesicash]
+    base_url = "https://api.mor.vesicash.com"    # live profiles require https
+    timeout_seconds = 30
+
+    [profiles.prod.novasend]
+    base_url = "https://business.novasend.app"
+    timeout_seconds = 30
+    refund_window_days = 7       # Novasend refuses refunds of older payments
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+import platformdirs
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from refund_tui.providers.base import ProviderSettings
+
+APP_NAME = "refund-tui"
+SANDBOX_PROFILE = "sandbox"
+HOME_VARIABLE = "REFUND_TUI_HOME"
+SANDBOX_URL_VARIABLE = "REFUND_TUI_SANDBOX_URL"
+_PROFILE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Paths:
+    config_dir: Path
+    data_dir: Path
+
+    @property
+    def config_file(self) -> Path:
+        return self.config_dir / "config.toml"
+
+    @property
+    def ledger_file(self) -> Path:
+        return self.data_dir / "ledger.sqlite3"
+
+    @property
+    def sandbox_state_file(self) -> Path:
+        return self.data_dir / "sandbox-state.json"
+
+
+def paths() -> Paths:
+    """The config and data directories, honouring ``REFUND_TUI_HOME``."""
+    home = os.environ.get(HOME_VARIABLE, "").strip()
+    if home:
+        root = Path(home).expanduser()
+        return Paths(config_dir=root / "config", data_dir=root / "data")
+    return Paths(
+        config_dir=platformdirs.user_config_path(APP_NAME),
+        data_dir=platformdirs.user_data_path(APP_NAME),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A named set of provider endpoints; ``vesicash``/``novasend`` None = not configured
+    (for the built-in sandbox profile: decided at run time)."""
+
+    name: str
+    environment: Literal["sandbox", "live"]
+    refunds_enabled: bool
+    vesicash: ProviderSettings | None
+    novasend: ProviderSettings | None
+
+    @property
+    def is_live(self) -> bool:
+        return self.environment == "live"
+
+    @property
+    def uses_simulator(self) -> bool:
+        """True for the built-in sandbox profile: endpoints come from the simulator."""
+        return self.vesicash is None and self.novasend is None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    profiles: dict[str, Profile]
+    default_profile: str
+    flag_after: timedelta
+    tracking_concurrency: int
+    tracking_interval: float
+    keys: dict[str, str]
+
+    def profile(self, name: str | None) -> Profile:
+        """The named profile, or the default one when ``name`` is None."""
+        wanted = self.default_profile if name is None else name
+        try:
+            return self.profiles[wanted]
+        except KeyError:
+            known = ", ".join(self.profiles)
+            raise ConfigError(f"no profile named '{wanted}' (known: {known})") from None
+
+
+SANDBOX = Profile(
+    name=SANDBOX_PROFILE, environment="sandbox", refunds_enabled=True, vesicash=None, novasend=None
+)
+
+
+# -- the file's schema ------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class _ProviderSection(_Strict):
+    base_url: str
+    timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 30.0
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an http(s) URL like https://api.example.com (got {value!r})")
+        if parts.query or parts.fragment:
+            raise ValueError(f"must not carry a query or fragment (got {value!r})")
+        return value.strip().rstrip("/")
+
+    def settings(self) -> ProviderSettings:
+        return ProviderSettings(base_url=self.base_url, timeout_seconds=self.timeout_seconds)
+
+
+class _NovasendSection(_ProviderSection):
+    refund_window_days: Annotated[int, Field(ge=1, le=365)] = 7
+
+    def settings(self) -> ProviderSettings:
+        return ProviderSettings(
+            base_url=self.base_url,
+            timeout_seconds=self.timeout_seconds,
+            refund_window=timedelta(days=self.refund_window_days),
+        )
+
+
+class _Profile(_Strict):
+    environment: Literal["sandbox", "live"]
+    refunds_enabled: bool = False
+    vesicash: _ProviderSection | None = None
+    novasend: _NovasendSection | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> _Profile:
+        configured = {"vesicash": self.vesicash, "novasend": self.novasend}
+        if not any(configured.values()):
+            raise ValueError("configure at least one provider: a [vesicash] or [novasend] table")
+        for provider, section in configured.items():
+            if section and self.environment == "live" and not section.base_url.startswith("https:"):
+                raise ValueError(
+                    f"{provider}.base_url must use https in a live profile (got {section.base_url})"
+                )
+        return self
+
+
+class _Recovery(_Strict):
+    flag_after_hours: Annotated[float, Field(gt=0)] = 24
+
+
+class _Tracking(_Strict):
+    concurrency: Annotated[int, Field(ge=1, le=64)] = 8
+    interval_seconds: Annotated[float, Field(ge=2, le=3600)] = 2
+
+
+class _File(_Strict):
+    default_profile: str = SANDBOX_PROFILE
+    recovery: _Recovery = _Recovery()
+    tracking: _Tracking = _Tracking()
+    keys: dict[str, Annotated[str, Field(min_length=1)]] = {}
+    profiles: dict[str, _Profile] = {}
+
+    @field_validator("profiles", mode="before")
+    @classmethod
+    def _names(cls, profiles: object) -> object:
+        for name in profiles if isinstance(profiles, dict) else ():
+            if name == SANDBOX_PROFILE:
+                raise ValueError(f"'{SANDBOX_PROFILE}' is built in; give your profile another name")
+            if not _PROFILE_NAME.fullmatch(name):
+                raise ValueError(
+                    f"profile name {name!r}: use lower-case letters, digits, '-' or '_' "
+                    "(at most 32, starting with a letter)"
+                )
+        return profiles
+
+    @model_validator(mode="after")
+    def _default_exists(self) -> _File:
+        known = [SANDBOX_PROFILE, *self.profiles]
+        if self.default_profile not in known:
+            raise ValueError(
+                f"default_profile '{self.default_profile}' is not a profile "
+                f"(known: {', '.join(known)})"
+            )
+        return self
+
+
+# -- loading ----------------------------------------------------------------------------
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read and validate ``config.toml`` (default: ``paths().config_file``)."""
+    path = path or paths().config_file
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        text = ""
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read the config file: {error}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    try:
+        parsed = _File.model_validate(data)
+    except ValidationError as error:
+        problems = "; ".join(_describe(item) for item in error.errors())
+        raise ConfigError(f"{path}: {problems}") from None
+    return _build(parsed)
+
+
+def _describe(error: dict) -> str:
+    """One pydantic error as ``key.path: message``."""
+    where = ".".join(str(part) for part in error["loc"]) or "top level"
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown setting"
+    message = error["msg"].removeprefix("Value error, ")
+    value = error.get("input")
+    if isinstance(value, str | int | float | bool) and "(got" not in message:
+        message += f" (got {value!r})"
+    return f"{where}: {message}"
+
+
+def _build(parsed: _File) -> Config:
+    profiles = {SANDBOX_PROFILE: SANDBOX}
+    for name, section in parsed.profiles.items():
+        profiles[name] = Profile(
+            name=name,
+            environment=section.environment,
+            refunds_enabled=section.refunds_enabled,
+            vesicash=section.vesicash.settings() if section.vesicash else None,
+            novasend=section.novasend.settings() if section.novasend else None,
+        )
+    return Config(
+        profiles=profiles,
+        default_profile=parsed.default_profile,
+        flag_after=timedelta(hours=parsed.recovery.flag_after_hours),
+        tracking_concurrency=parsed.tracking.concurrency,
+        tracking_interval=parsed.tracking.interval_seconds,
+        keys=dict(parsed.keys),
+    )
+
+
+def sandbox_url() -> str | None:
+    """``REFUND_TUI_SANDBOX_URL`` as ``http://HOST:PORT`` (no trailing slash), or None.
+
+    The simulator's providers are under ``<url>/vesicash`` and ``<url>/novasend``.
+    """
+    value = os.environ.get(SANDBOX_URL_VARIABLE, "").strip()
+    if not value:
+        return None
+    parts = urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme not in ("http", "https") or not parts.hostname or port is None or (
+        parts.path.strip("/") or parts.query or parts.fragment
+    ):
+        raise ConfigError(
+            f"{SANDBOX_URL_VARIABLE} must look like http://HOST:PORT (got {value!r})"
+        )
+    return f"{parts.scheme}://{parts.netloc}"

@@ -1,0 +1,112 @@
+"""The ledger's SQL: connection pragmas and the migrations that build its schema.
+
+``MIGRATIONS[n]`` takes a ledger from schema version ``n`` to ``n + 1`` (kept in
+``PRAGMA user_version``). Migrations are only ever appended, never edited.
+"""
+
+from __future__ import annotations
+
+from refund_tui.core.models import RefundStatus
+
+#: Applied on every connection (journal_mode first); WAL is persistent, the others are not.
+#: The busy timeout is set by the ledger from its ``busy_timeout`` argument.
+PRAGMAS = (
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = FULL",
+    "PRAGMA foreign_keys = ON",
+)
+
+_STATUSES = ", ".join(f"'{status.value}'" for status in RefundStatus)
+
+
+def _append_only(table: str) -> tuple[str, ...]:
+    return tuple(
+        f"""CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table}
+        BEGIN SELECT RAISE(ABORT, '{table} are append-only: {action} refused'); END"""
+        for action in ("UPDATE", "DELETE")
+    )
+
+
+_V1 = (
+    """CREATE TABLE attempts (
+        seq INTEGER PRIMARY KEY,
+        attempt_id TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        profile TEXT NOT NULL,
+        environment TEXT NOT NULL CHECK (environment IN ('sandbox', 'live')),
+        provider TEXT NOT NULL,
+        payment_reference TEXT NOT NULL,
+        amount_minor INTEGER NOT NULL CHECK (amount_minor > 0),
+        currency TEXT NOT NULL,
+        phone TEXT NOT NULL,
+        country_id TEXT,
+        reason TEXT NOT NULL,
+        webhook_url TEXT,
+        idempotency_key TEXT,
+        external_reference TEXT NOT NULL,
+        request_method TEXT NOT NULL,
+        request_path TEXT NOT NULL,
+        request_body TEXT NOT NULL,
+        operator_name TEXT NOT NULL,
+        operator_uid INTEGER NOT NULL,
+        hostname TEXT NOT NULL,
+        ssh_client TEXT,
+        pid INTEGER NOT NULL,
+        app_version TEXT NOT NULL,
+        retry_of TEXT REFERENCES attempts (attempt_id)
+    ) STRICT""",
+    "CREATE INDEX attempts_payment ON attempts (provider, payment_reference)",
+    "CREATE INDEX attempts_created ON attempts (created_at)",
+    """CREATE UNIQUE INDEX attempts_idempotency_key ON attempts (provider, idempotency_key)
+        WHERE idempotency_key IS NOT NULL""",
+    f"""CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        attempt_id TEXT NOT NULL REFERENCES attempts (attempt_id),
+        at TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ({_STATUSES})),
+        source TEXT NOT NULL,
+        provider_reference TEXT,
+        failure_reason TEXT,
+        raw_code TEXT,
+        raw_message TEXT,
+        http_status INTEGER,
+        note TEXT
+    ) STRICT""",
+    "CREATE INDEX events_attempt ON events (attempt_id, id)",
+    # Derived from events by the trigger below: one row per attempt, its latest state.
+    """CREATE TABLE current_state (
+        attempt_seq INTEGER PRIMARY KEY REFERENCES attempts (seq),
+        status TEXT NOT NULL,
+        provider_reference TEXT,
+        failure_reason TEXT,
+        raw_code TEXT,
+        raw_message TEXT,
+        updated_at TEXT NOT NULL,
+        flagged INTEGER NOT NULL DEFAULT 0
+    ) STRICT""",
+    "CREATE INDEX current_state_status ON current_state (status, attempt_seq)",
+    "CREATE INDEX current_state_reference ON current_state (provider_reference)",
+    """CREATE TRIGGER events_to_current_state AFTER INSERT ON events
+    BEGIN
+        INSERT INTO current_state (attempt_seq, status, provider_reference, failure_reason,
+                                   raw_code, raw_message, updated_at, flagged)
+        VALUES ((SELECT seq FROM attempts WHERE attempt_id = NEW.attempt_id), NEW.status,
+                NEW.provider_reference, NEW.failure_reason, NEW.raw_code, NEW.raw_message,
+                NEW.at, NEW.source = 'flag')
+        ON CONFLICT (attempt_seq) DO UPDATE SET
+            status = excluded.status,
+            provider_reference = coalesce(excluded.provider_reference,
+                                          current_state.provider_reference),
+            failure_reason = excluded.failure_reason,
+            raw_code = excluded.raw_code,
+            raw_message = excluded.raw_message,
+            updated_at = excluded.updated_at,
+            flagged = max(current_state.flagged, excluded.flagged);
+    END""",
+    *_append_only("attempts"),
+    *_append_only("events"),
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+
+SCHEMA_VERSION = len(MIGRATIONS)

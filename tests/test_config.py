@@ -1,0 +1,185 @@
+"""Config: paths, the built-in sandbox profile, strict validation with readable errors."""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from refund_tui import config
+from refund_tui.config import ConfigError, load_config, paths, sandbox_url
+
+LIVE = """
+default_profile = "prod"
+
+[recovery]
+flag_after_hours = 12
+
+[tracking]
+concurrency = 4
+interval_seconds = 5
+
+[keys]
+refund = "ctrl+r"
+
+[profiles.prod]
+environment = "live"
+
+[profiles.prod.vesicash]
+base_url = "https://api.mor.vesicash.com/"
+timeout_seconds = 20
+
+[profiles.prod.novasend]
+base_url = "https://business.novasend.app"
+
+[profiles.staging]
+environment = "sandbox"
+
+[profiles.staging.vesicash]
+base_url = "http://localhost:8080/vesicash"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text, "utf-8")
+    return path
+
+
+def test_home_variable_moves_config_and_data(monkeypatch, tmp_path):
+    monkeypatch.setenv("REFUND_TUI_HOME", str(tmp_path))
+    found = paths()
+    assert found.config_file == tmp_path / "config" / "config.toml"
+    assert found.ledger_file.parent == tmp_path / "data"
+    assert found.sandbox_state_file.parent == tmp_path / "data"
+
+
+def test_platform_directories_without_home(monkeypatch, tmp_path):
+    monkeypatch.delenv("REFUND_TUI_HOME", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    found = paths()
+    assert found.config_dir == tmp_path / "xdg-config" / "refund-tui"
+    assert found.data_dir == tmp_path / "xdg-data" / "refund-tui"
+
+
+def test_missing_file_means_defaults(tmp_path):
+    loaded = load_config(tmp_path / "absent.toml")
+    assert list(loaded.profiles) == ["sandbox"]
+    sandbox = loaded.profile(None)
+    assert (sandbox.name, sandbox.environment) == ("sandbox", "sandbox")
+    assert sandbox.refunds_enabled and sandbox.uses_simulator
+    assert (sandbox.vesicash, sandbox.novasend, sandbox.is_live) == (None, None, False)
+    assert loaded.flag_after == timedelta(hours=24)
+    assert (loaded.tracking_concurrency, loaded.tracking_interval, loaded.keys) == (8, 2, {})
+
+
+def test_default_path_comes_from_paths(monkeypatch, tmp_path):
+    monkeypatch.setenv("REFUND_TUI_HOME", str(tmp_path))
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.toml").write_text("[tracking]\nconcurrency = 3\n")
+    assert load_config().tracking_concurrency == 3
+
+
+def test_live_profile_and_settings(tmp_path):
+    loaded = load_config(write(tmp_path, LIVE))
+    assert list(loaded.profiles) == ["sandbox", "prod", "staging"]
+    prod = loaded.profile(None)
+    assert (prod.name, prod.is_live, prod.refunds_enabled, prod.uses_simulator) == (
+        "prod", True, False, False,
+    )  # fmt: skip
+    assert prod.vesicash.base_url == "https://api.mor.vesicash.com"
+    assert prod.vesicash.timeout_seconds == 20
+    assert prod.vesicash.refund_window is None
+    assert prod.novasend.timeout_seconds == 30
+    assert prod.novasend.refund_window == timedelta(days=7)
+    staging = loaded.profile("staging")
+    assert (staging.is_live, staging.refunds_enabled, staging.novasend) == (False, False, None)
+    assert loaded.flag_after == timedelta(hours=12)
+    assert (loaded.tracking_concurrency, loaded.tracking_interval) == (4, 5)
+    assert loaded.keys == {"refund": "ctrl+r"}
+
+
+def test_documented_example_is_valid(tmp_path):
+    example = config.__doc__.split("Example ``config.toml``::", 1)[1]
+    loaded = load_config(write(tmp_path, textwrap.dedent(example)))
+    assert list(loaded.profiles) == ["sandbox", "prod"]
+    assert loaded.profile("prod").novasend.refund_window == timedelta(days=7)
+
+
+def test_unknown_profile_lists_the_known_ones(tmp_path):
+    loaded = load_config(write(tmp_path, LIVE))
+    known = r"\(known: sandbox, prod, staging\)"
+    with pytest.raises(ConfigError, match=rf"no profile named 'qa' {known}"):
+        loaded.profile("qa")
+
+
+LIVE_NOVASEND = '[profiles.prod]\nenvironment = "live"\n[profiles.prod.novasend]\n'
+LIVE_VESICASH = '[profiles.prod]\nenvironment = "live"\n[profiles.prod.vesicash]\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "[tracking]\ninterval_seconds = 1\n",
+            "tracking.interval_seconds: Input should be greater than or equal to 2 (got 1)",
+        ),
+        ("[tracking]\nconcurency = 3\n", "tracking.concurency: unknown setting"),
+        (
+            '[recovery]\nflag_after_hours = "soon"\n',
+            "recovery.flag_after_hours: Input should be a valid number",
+        ),
+        ('default_profile = "prod"\n', "default_profile 'prod' is not a profile (known: sandbox)"),
+        (
+            LIVE_NOVASEND + 'base_url = "http://novasend.example"\n',
+            "profiles.prod: novasend.base_url must use https in a live profile",
+        ),
+        (
+            '[profiles.prod]\nenvironment = "live"\nrefunds_enabled = "yes"\n',
+            "profiles.prod.refunds_enabled: Input should be a valid boolean",
+        ),
+        (
+            '[profiles.prod]\nenvironment = "production"\n',
+            "profiles.prod.environment: Input should be 'sandbox' or 'live'",
+        ),
+        ('[profiles.prod]\nenvironment = "live"\n', "profiles.prod: configure at least one provider"),
+        (
+            LIVE_VESICASH + 'base_url = "https://v.example"\nrefund_window_days = 3\n',
+            "profiles.prod.vesicash.refund_window_days: unknown setting",
+        ),
+        (
+            LIVE_VESICASH + 'base_url = "api.vesicash.com"\n',
+            "profiles.prod.vesicash.base_url: must be an http(s) URL",
+        ),
+        ('[profiles.sandbox]\nenvironment = "sandbox"\n', "'sandbox' is built in"),
+        ('[profiles."Prod EU"]\nenvironment = "live"\n', "profile name 'Prod EU'"),
+        ('[keys]\nrefund = ""\n', "keys.refund: String should have at least 1 character"),
+        ("default_profile = \n", "not valid TOML"),
+    ],
+)
+def test_errors_name_the_file_and_the_key(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(f"{path}: ")
+    assert message in str(caught.value)
+
+
+def test_unreadable_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read the config file"):
+        load_config(tmp_path)  # a directory
+
+
+def test_sandbox_url(monkeypatch):
+    monkeypatch.delenv(config.SANDBOX_URL_VARIABLE, raising=False)
+    assert sandbox_url() is None
+    monkeypatch.setenv(config.SANDBOX_URL_VARIABLE, " http://127.0.0.1:8765/ ")
+    assert sandbox_url() == "http://127.0.0.1:8765"
+    bad_urls = ("127.0.0.1:8765", "http://127.0.0.1", "http://host:port", "http://h:1/x", "ftp://h:1")
+    for bad in bad_urls:
+        monkeypatch.setenv(config.SANDBOX_URL_VARIABLE, bad)
+        with pytest.raises(ConfigError, match="must look like http://HOST:PORT"):
+            sandbox_url()

@@ -1,0 +1,219 @@
+"""Credentials: keyring + environment, unusable and hanging backends, plain text refused."""
+
+from __future__ import annotations
+
+import time
+
+import keyring
+import pytest
+from keyring.backends import chainer, fail, null
+from secretstorage.exceptions import SecretServiceNotAvailableException
+
+from refund_tui.core.credentials import (
+    FIELDS,
+    CredentialsError,
+    CredentialStore,
+    env_variable,
+    service_name,
+)
+from refund_tui.core.models import ProviderName
+from tests.memory_keyring import (
+    BrokenKeyring,
+    EchoingKeyring,
+    FailingKeyring,
+    HangingKeyring,
+    MemoryKeyring,
+    PlaintextKeyring,
+)
+
+VESICASH = ProviderName.VESICASH
+NOVASEND = ProviderName.NOVASEND
+PUBLIC = "pk_live_1234567890abcdef"
+SECRET = "sk_live_feedfacecafe9f3a"
+
+
+class EmptyChainer(chainer.ChainerBackend):
+    """A chainer that found nothing to chain (kept out of keyring's own detection)."""
+
+    backends = []
+    viable = False
+
+
+@pytest.fixture
+def use_backend():
+    """Install a keyring backend for one test, restoring the previous one afterwards."""
+    previous = keyring.get_keyring()
+    yield keyring.set_keyring
+    keyring.set_keyring(previous)
+
+
+@pytest.fixture
+def memory(use_backend) -> MemoryKeyring:
+    backend = MemoryKeyring()
+    use_backend(backend)
+    return backend
+
+
+def test_set_get_delete_round_trip(memory):
+    store = CredentialStore(environ={})
+    store.set("prod", VESICASH, {"public_key": f" {PUBLIC}\n", "secret_key": SECRET}, live=True)
+
+    assert memory.entries == {
+        ("refund-tui/prod/vesicash", "public_key"): PUBLIC,
+        ("refund-tui/prod/vesicash", "secret_key"): SECRET,
+    }
+    values = store.get("prod", VESICASH, live=True)
+    assert {field: secret.reveal() for field, secret in values.items()} == {
+        "public_key": PUBLIC,
+        "secret_key": SECRET,
+    }
+
+    store.delete("prod", VESICASH)
+    store.delete("prod", VESICASH)  # absent fields are fine
+    assert memory.entries == {}
+
+
+def test_environment_wins_over_keyring_and_is_reported(memory):
+    memory.set_password(service_name("prod", VESICASH), "public_key", PUBLIC)
+    memory.set_password(service_name("prod", VESICASH), "secret_key", "sk_from_keyring_0000")
+    store = CredentialStore(environ={"REFUND_TUI_PROD_VESICASH_SECRET_KEY": SECRET})
+
+    assert store.get("prod", VESICASH, live=True)["secret_key"].reveal() == SECRET
+    statuses = {status.field: status for status in store.status("prod", VESICASH)}
+    assert statuses["secret_key"].source == "env"
+    assert statuses["public_key"].source == "keyring"
+    assert statuses["secret_key"].masked == "sk_l…9f3a"
+    assert statuses["public_key"].masked == "pk_l…cdef"
+
+
+def test_environment_alone_needs_no_keyring(use_backend):
+    use_backend(fail.Keyring())
+    environ = {
+        env_variable("prod", NOVASEND, field): f"{field}-value-123456" for field in FIELDS[NOVASEND]
+    }
+    values = CredentialStore(environ=environ).get("prod", NOVASEND, live=True)
+    assert values["api_client"].reveal() == "api_client-value-123456"
+
+
+def test_env_variable_names():
+    assert env_variable("prod", VESICASH, "secret_key") == "REFUND_TUI_PROD_VESICASH_SECRET_KEY"
+    assert env_variable("prod-eu", NOVASEND, "api_key") == "REFUND_TUI_PROD_EU_NOVASEND_API_KEY"
+
+
+def test_missing_fields_say_how_to_fix(memory):
+    memory.set_password(service_name("prod", NOVASEND), "api_key", "key-1234567890")
+    with pytest.raises(CredentialsError) as caught:
+        CredentialStore(environ={}).get("prod", NOVASEND, live=True)
+    message = str(caught.value)
+    assert "api_client" in message and "api_key," not in message
+    assert "refund-tui credentials set --profile prod --provider novasend" in message
+    assert "REFUND_TUI_PROD_NOVASEND_API_CLIENT" in message
+    assert [status.source for status in CredentialStore(environ={}).status("prod", NOVASEND)] == [
+        "keyring",
+        None,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("backend", "problem"),
+    [
+        (fail.Keyring(), "no keyring backend is available"),
+        (null.Keyring(), "keyring is disabled"),
+        (EmptyChainer(), "nothing to chain"),
+        (FailingKeyring(), "locked"),
+        (BrokenKeyring(), "RuntimeError: argon2_cffi package required"),
+        (
+            FailingKeyring(SecretServiceNotAvailableException("Unable to autolaunch dbus")),
+            "D-Bus",
+        ),
+    ],
+)
+def test_unusable_backend_is_explained_not_raised(use_backend, backend, problem):
+    use_backend(backend)
+    store = CredentialStore(environ={})
+
+    status = store.backend_status()
+    assert not status.usable
+    assert problem in status.problem
+    fixes = ("dbus-run-session", "gnome-keyring-daemon --unlock", "keyrings.cryptfile", "REFUND_TUI_")
+    assert all(fix in status.guidance for fix in fixes)
+    assert [field.source for field in store.status("prod", VESICASH)] == [None, None]
+
+    with pytest.raises(CredentialsError) as caught:
+        store.get("prod", VESICASH, live=False)
+    assert problem in str(caught.value)
+    assert "REFUND_TUI_PROD_VESICASH_SECRET_KEY" in str(caught.value)
+    with pytest.raises(CredentialsError):
+        store.set("prod", VESICASH, {"secret_key": SECRET}, live=False)
+
+
+def test_hanging_keyring_times_out_readably(use_backend):
+    backend = HangingKeyring()
+    use_backend(backend)
+    store = CredentialStore(timeout=0.2, environ={})
+    try:
+        started = time.monotonic()
+        status = store.backend_status()
+        with pytest.raises(CredentialsError) as caught:
+            store.get("prod", VESICASH, live=True)
+        elapsed = time.monotonic() - started
+    finally:
+        backend.release.set()
+    assert not status.usable
+    assert "did not answer within 0.2 s" in status.problem
+    assert "did not answer within 0.2 s" in str(caught.value)
+    assert elapsed < 2
+
+
+def test_plaintext_backend_refused_for_live_only(use_backend):
+    backend = PlaintextKeyring()
+    use_backend(backend)
+    store = CredentialStore(environ={})
+
+    status = store.backend_status()
+    assert status.usable and not status.secure
+    with pytest.raises(CredentialsError) as caught:
+        store.set("prod", VESICASH, {"secret_key": SECRET}, live=True)
+    assert "plain text" in str(caught.value) and "'prod'" in str(caught.value)
+    assert backend.entries == {}
+    with pytest.raises(CredentialsError, match="plain text"):
+        store.get("prod", VESICASH, live=True)
+
+    store.set("staging", VESICASH, {"public_key": PUBLIC, "secret_key": SECRET}, live=False)
+    assert store.get("staging", VESICASH, live=False)["secret_key"].reveal() == SECRET
+
+
+def test_memory_backend_counts_as_secure(memory):
+    status = CredentialStore(environ={}).backend_status()
+    assert (status.usable, status.secure, status.problem) == (True, True, None)
+    assert status.name.endswith("MemoryKeyring")
+
+
+def test_set_refuses_unknown_and_empty_fields(memory):
+    store = CredentialStore(environ={})
+    with pytest.raises(CredentialsError, match="no field api_key"):
+        store.set("prod", VESICASH, {"api_key": "x"}, live=True)
+    with pytest.raises(CredentialsError, match="secret_key cannot be empty"):
+        store.set("prod", VESICASH, {"secret_key": "  "}, live=True)
+    assert memory.entries == {}
+
+
+def test_no_secret_in_any_text(use_backend):
+    texts = []
+    memory = MemoryKeyring()
+    use_backend(memory)
+    store = CredentialStore(environ={"REFUND_TUI_PROD_VESICASH_PUBLIC_KEY": PUBLIC})
+    store.set("prod", VESICASH, {"secret_key": SECRET}, live=True)
+    values = store.get("prod", VESICASH, live=True)
+    texts += [str(values), repr(values), f"{values['secret_key']}"]
+    texts.append(str(store.status("prod", VESICASH)))
+
+    use_backend(EchoingKeyring())
+    with pytest.raises(CredentialsError) as caught:
+        store.set("prod", VESICASH, {"secret_key": SECRET}, live=True)
+    texts += [str(caught.value), repr(caught.value)]
+    assert "cannot store" in str(caught.value)
+
+    for text in texts:
+        assert SECRET not in text and PUBLIC not in text
+    assert "sk_l…9f3a" in " ".join(texts)

@@ -1,0 +1,144 @@
+"""Shared fixtures. ``sandbox``: the built-in simulator over real HTTP, reset for every test."""
+
+from __future__ import annotations
+
+import os
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from refund_tui.sandbox.server import EmbeddedSandbox
+
+#: Settlement unit in tests: pending 0.05 s, processing until 0.15 s, final after.
+SANDBOX_SETTLE_SECONDS = 0.05
+
+
+class SandboxControl:
+    """A running simulator plus its control endpoints, as the tests use them."""
+
+    def __init__(self, url: str, settle_seconds: float) -> None:
+        self.url = url
+        self.settle_seconds = settle_seconds
+        self._http = httpx.Client(base_url=f"{url}/_sandbox", timeout=10)
+
+    @property
+    def vesicash_url(self) -> str:
+        return f"{self.url}/vesicash"
+
+    @property
+    def novasend_url(self) -> str:
+        return f"{self.url}/novasend"
+
+    def create_payment(
+        self,
+        provider: str,
+        amount: int | float,
+        currency: str,
+        phone: str,
+        *,
+        status: str | None = None,
+        age_days: float | None = None,
+        customer_name: str | None = None,
+        merchant_balance: int | float | None = None,
+    ) -> str:
+        """A new payment (amounts in major units); returns its reference."""
+        body = {
+            "provider": provider,
+            "amount": amount,
+            "currency": currency,
+            "phone": phone,
+            "status": status,
+            "age_days": age_days,
+            "customer_name": customer_name,
+            "merchant_balance": merchant_balance,
+        }
+        return self._post("/payments", body)["reference"]
+
+    def refunds(self) -> list[dict[str, Any]]:
+        """Every refund the simulator holds (seeded ones included), oldest first."""
+        return self._checked(self._http.get("/refunds"))
+
+    def faults(
+        self,
+        *,
+        latency_ms: int | None = None,
+        fail_next: int | None = None,
+        fail_refunds_next: int | None = None,
+        drop_next: int | None = None,
+    ) -> dict[str, int]:
+        """Set the given faults (others unchanged); returns all current faults."""
+        body = {
+            "latency_ms": latency_ms, "fail_next": fail_next,
+            "fail_refunds_next": fail_refunds_next, "drop_next": drop_next,
+        }
+        return self._post("/faults", body)
+
+    def advance(self, seconds: float) -> str:
+        """Move the simulator clock forward; returns the new now (ISO 8601)."""
+        return self._post("/clock", {"advance_seconds": seconds})["now"]
+
+    def reset(self) -> None:
+        """Back to the seeded world: payments, clock, faults and idempotency keys."""
+        self._post("/reset", {})
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _post(self, path: str, body: dict[str, Any]) -> Any:
+        given = {name: value for name, value in body.items() if value is not None}
+        return self._checked(self._http.post(path, json=given))
+
+    @staticmethod
+    def _checked(response: httpx.Response) -> Any:
+        if response.is_error:
+            raise AssertionError(f"sandbox {response.url.path}: {response.status_code} {response.text}")
+        return response.json()
+
+
+@contextmanager
+def _running_sandbox(
+    settle_seconds: float = SANDBOX_SETTLE_SECONDS, state_path: Path | None = None
+) -> Iterator[SandboxControl]:
+    with EmbeddedSandbox(state_path, settle_seconds) as server:
+        control = SandboxControl(server.url, settle_seconds)
+        try:
+            yield control
+        finally:
+            control.close()
+
+
+@pytest.fixture(scope="session")
+def run_sandbox() -> Callable[..., AbstractContextManager[SandboxControl]]:
+    """Starts an extra simulator: ``with run_sandbox(settle_seconds=1.0, state_path=p) as s:``."""
+    return _running_sandbox
+
+
+@pytest.fixture(scope="session")
+def sandbox_session(run_sandbox) -> Iterator[SandboxControl]:
+    """One in-memory simulator (and control client) for the whole run, started once."""
+    with run_sandbox() as control:
+        yield control
+
+
+@pytest.fixture
+def sandbox(sandbox_session: SandboxControl) -> SandboxControl:
+    """The shared simulator, freshly reset: ``.url``, ``.vesicash_url``, ``.novasend_url`` and
+    ``create_payment(...)``, ``refunds()``, ``faults(...)``, ``advance(seconds)``, ``reset()``."""
+    sandbox_session.reset()
+    return sandbox_session
+
+
+@pytest.fixture
+def sandbox_env(sandbox: SandboxControl, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh REFUND_TUI_HOME whose sandbox profile talks to the ``sandbox`` simulator."""
+    home = tmp_path / "home"
+    for name in [name for name in os.environ if name.startswith("REFUND_TUI_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("REFUND_TUI_HOME", str(home))
+    monkeypatch.setenv("REFUND_TUI_SANDBOX_URL", sandbox.url)
+    return home

@@ -1,0 +1,170 @@
+"""The ``refund-tui`` command: the console by default, plus scriptable subcommands.
+
+Exit codes: 0 done, 1 refused (validation or provider), 2 usage error,
+3 outcome unknown and needing ``refund-tui recover``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC
+from pathlib import Path
+from typing import TypeVar
+
+import click
+
+from refund_tui import __version__
+
+T = TypeVar("T")
+
+profile_option = click.option(
+    "--profile", "profile_name", default=None, help="Profile to use (default: the config's default, else sandbox)."
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+
+@click.group(invoke_without_command=True)
+@profile_option
+@click.version_option(__version__, prog_name="refund-tui")
+@click.pass_context
+def main(ctx: click.Context, profile_name: str | None) -> None:
+    """Mobile-money refund console. With no command, opens the console."""
+    if ctx.invoked_subcommand is None:
+        from refund_tui.tui.app import RefundApp
+
+        RefundApp(profile_name=profile_name).run()
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8765, show_default=True, type=int)
+@click.option("--state", "state_path", type=click.Path(path_type=Path), help="Keep the world in this JSON file.")
+@click.option("--settle-seconds", default=1.0, show_default=True, type=float, help="Settlement speed unit.")
+def sandbox(host: str, port: int, state_path: Path | None, settle_seconds: float) -> None:
+    """Run the built-in simulator of both providers (demo credentials are fake)."""
+    from refund_tui.sandbox.server import SandboxStartError, serve
+
+    try:
+        serve(host, port, state_path=state_path, settle_seconds=settle_seconds)
+    except SandboxStartError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _run(profile_name: str | None, work: Callable[[object], Awaitable[T]]) -> T:
+    """Open the profile's session, run ``work(session)``, always close it."""
+    from refund_tui.config import ConfigError
+    from refund_tui.core.credentials import CredentialsError
+    from refund_tui.core.ledger import LedgerError
+    from refund_tui.commands.output import Refused
+    from refund_tui.session import Session, SessionError
+
+    try:
+        session = Session.open(profile_name)
+    except (ConfigError, CredentialsError, LedgerError, SessionError) as error:
+        raise Refused(str(error)) from None
+
+    async def runner() -> T:
+        try:
+            return await work(session)
+        finally:
+            await session.aclose()
+
+    return asyncio.run(runner())
+
+
+@main.command()
+@profile_option
+@click.option("--provider", required=True, type=click.Choice(["vesicash", "novasend"]))
+@click.option("--payment", "payment_reference", required=True, help="The payment reference.")
+@click.option("--amount", required=True, help='Amount in major units, e.g. "1,500" or "12.50".')
+@click.option("--reason", required=True, help="Why the customer is refunded.")
+@click.option("--phone", default=None, help="Destination wallet (Vesicash; default: the payment's).")
+@click.option("--country", default=None, help="Country ISO code or Vesicash country id (default: the payment's).")
+@click.option("--webhook-url", default="", help="HTTPS URL for the provider's notification.")
+@click.option("--retry-of", default=None, help="Attempt id of the failed refund this one retries.")
+@click.option("--dry-run", is_flag=True, help="Validate and show the request without sending.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+def refund(profile_name, provider, payment_reference, amount, reason, phone, country, webhook_url,
+           retry_of, dry_run, yes, as_json) -> None:
+    """Refund part or all of a payment, exactly once."""
+    from refund_tui.commands.refund import RefundCommand
+
+    command = RefundCommand(provider, payment_reference, amount, reason, phone, country,
+                            webhook_url, retry_of, dry_run, yes, as_json)
+    sys.exit(_run(profile_name, command.run))
+
+
+@main.command()
+@profile_option
+@click.argument("reference", required=False)
+@click.option("--watch", is_flag=True, help="Keep polling until every refund shown is final.")
+@click.option("--limit", default=50, show_default=True, help="How many refunds to show.")
+@json_option
+def status(profile_name, reference, watch, limit, as_json) -> None:
+    """Refunds from the ledger with their live status (REF: attempt id, refund or payment reference)."""
+    from refund_tui.commands.status import show_status
+
+    sys.exit(_run(profile_name, lambda session: show_status(session, reference, watch, limit, as_json)))
+
+
+@main.command()
+@profile_option
+@json_option
+def recover(profile_name, as_json) -> None:
+    """Resolve every pending or unknown refund attempt (runs at console start-up too)."""
+    from refund_tui.commands.status import run_recovery
+
+    sys.exit(_run(profile_name, lambda session: run_recovery(session, as_json)))
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None)
+@click.option("--output", "-o", type=click.File("w"), default="-", help="File to write (default: stdout).")
+def export(fmt, since, output) -> None:
+    """Write the audit trail (every attempt and status change) as CSV or JSON."""
+    from refund_tui.commands.status import write_export
+
+    since_utc = since.replace(tzinfo=UTC) if since else None
+    write_export(fmt, since_utc, output)
+
+
+@main.group()
+def credentials() -> None:
+    """Provider credentials kept in the OS keyring (never printed)."""
+
+
+def _credential_target(func):
+    func = click.option("--provider", required=True, type=click.Choice(["vesicash", "novasend"]))(func)
+    return click.option("--profile", "profile_name", required=True)(func)
+
+
+@credentials.command("set")
+@_credential_target
+def credentials_set(profile_name, provider) -> None:
+    """Store credentials, read without echo."""
+    from refund_tui.commands.credentials import set_credentials
+
+    set_credentials(profile_name, provider)
+
+
+@credentials.command("status")
+@_credential_target
+def credentials_status(profile_name, provider) -> None:
+    """Which credentials exist and where (never their values); the keyring backend in use."""
+    from refund_tui.commands.credentials import show_credentials
+
+    sys.exit(show_credentials(profile_name, provider))
+
+
+@credentials.command("delete")
+@_credential_target
+def credentials_delete(profile_name, provider) -> None:
+    """Remove stored credentials."""
+    from refund_tui.commands.credentials import delete_credentials
+
+    delete_credentials(profile_name, provider)
+

@@ -1,0 +1,136 @@
+"""``refund-tui refund``: summary, confirmation, exactly-once submission, exit code."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import click
+
+from refund_tui.commands.output import Refused, attempt_line, attempt_record, print_json
+from refund_tui.core.ledger import Attempt, CapExceeded
+from refund_tui.core.models import Country, ProviderError, ProviderName, RefundStatus
+from refund_tui.core.service import PaymentView, PreparedRefund, RefundNotAllowed, RefundService
+from refund_tui.core.validation import RefundInvalid
+
+EXIT_CODES = {RefundStatus.FAILED: 1, RefundStatus.UNKNOWN: 3}
+
+
+@dataclass(frozen=True)
+class RefundCommand:
+    provider: str
+    payment_reference: str
+    amount: str
+    reason: str
+    phone: str | None
+    country: str | None
+    webhook_url: str
+    retry_of: str | None
+    dry_run: bool
+    yes: bool
+    as_json: bool
+
+    async def run(self, session) -> int:
+        service: RefundService = session.service
+        name = ProviderName(self.provider)
+        try:
+            view = await service.lookup(name, self.payment_reference)
+            country = await self._country(service, view)
+            prepared = service.prepare(
+                view,
+                amount=self.amount,
+                reason=self.reason,
+                phone=self.phone,
+                country=country,
+                webhook_url=self.webhook_url,
+                retry_of=self.retry_of,
+            )
+        except RefundInvalid as error:
+            raise Refused("; ".join(f"{field}: {text}" for field, text in error.problems.items()))
+        except (ProviderError, RefundNotAllowed, KeyError) as error:
+            raise Refused(_message(error)) from None
+        if self.dry_run:
+            self._show(prepared, session, request=True)
+            return 0
+        if not self.as_json:
+            self._show(prepared, session)
+        if not self.yes:
+            _confirm(prepared, live=session.profile.is_live)
+        try:
+            attempt = await service.submit(prepared)
+        except (CapExceeded, RefundNotAllowed, ProviderError) as error:
+            raise Refused(_message(error)) from None
+        self._report(attempt)
+        return EXIT_CODES.get(attempt.status, 0)
+
+    async def _country(self, service: RefundService, view: PaymentView) -> Country | None:
+        """The Vesicash country for the refund: --country as ISO code or id, else the payment's."""
+        if not service.provider(view.payment.provider).sends_phone:
+            return None
+        wanted = (self.country or view.country or "").upper()
+        for country in await service.countries(view.payment.provider):
+            if wanted in (country.iso_code.upper(), str(country.id)):
+                return country
+        raise Refused(f"country {wanted or '?'} is not one Vesicash refunds to")
+
+    def _show(self, prepared: PreparedRefund, session, *, request: bool = False) -> None:
+        payment = prepared.view.payment
+        summary = {
+            "profile": f"{session.profile.name} ({session.profile.environment.upper()})",
+            "provider": payment.provider.value,
+            "payment": f"{payment.reference}  {payment.amount.format()}  {payment.status.value}",
+            "customer": payment.customer_name,
+            "refund to": f"{prepared.phone.display}" + (f"  ({prepared.phone.carrier})" if prepared.phone.carrier else ""),
+            "amount": prepared.draft.amount.format(),
+            "balance after": prepared.balance_after.format(),
+            "reason": prepared.draft.reason,
+        }
+        if request:
+            built = session.service.provider(payment.provider).build_refund(prepared.draft)
+            summary["request"] = f"{built.method} {built.path}"
+            summary["idempotency key"] = built.idempotency_key or "(none: this API has no key)"
+            summary["body"] = built.body
+            summary["credentials"] = "sent as headers, never shown"
+        if self.as_json:
+            print_json({"dry_run": request, **summary, **({"body": json.loads(summary["body"])} if request else {})})
+            return
+        width = max(map(len, summary))
+        for label, value in summary.items():
+            click.echo(f"{label:>{width}}: {value}")
+        if request:
+            click.echo("dry run: nothing was sent")
+
+    def _report(self, attempt: Attempt) -> None:
+        if self.as_json:
+            print_json(attempt_record(attempt))
+            return
+        click.echo(attempt_line(attempt))
+        if attempt.status is RefundStatus.UNKNOWN:
+            click.echo(
+                "outcome unknown: the provider may have executed it. Run `refund-tui recover`; "
+                "it will never be resent with a new key.",
+                err=True,
+            )
+        elif attempt.status is RefundStatus.FAILED:
+            click.echo(f"refused by the provider: {attempt.failure_reason}", err=True)
+        else:
+            click.echo(f"submitted: {attempt.provider_reference} ({attempt.status.value})")
+
+
+def _confirm(prepared: PreparedRefund, *, live: bool) -> None:
+    """Ask before sending; a live profile makes the operator type the amount."""
+    if not live:
+        if not click.confirm("Send this refund?", default=False):
+            raise Refused("not confirmed: nothing was sent")
+        return
+    typed = click.prompt(f"LIVE: type the amount ({prepared.draft.amount.plain()}) to send it", default="")
+    if typed.strip().replace(",", "") != prepared.draft.amount.plain():
+        raise Refused("the amount typed does not match: nothing was sent")
+
+
+def _message(error: Exception) -> str:
+    if isinstance(error, ProviderError):
+        return error.message
+    if isinstance(error, KeyError):
+        return f"no refund attempt {error.args[0]} in the ledger"
+    return str(error)

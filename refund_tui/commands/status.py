@@ -1,0 +1,85 @@
+"""``status``, ``recover`` and ``export``: the ledger seen from a script or a runbook."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+from datetime import datetime
+from typing import TextIO
+
+import click
+
+from refund_tui.commands.output import Refused, attempt_line, attempt_record, print_json
+from refund_tui.core.ledger import Attempt, Ledger
+from refund_tui.core.models import RefundStatus
+
+WATCH_INTERVAL = 2.0
+
+
+def _select(session, reference: str | None, limit: int) -> list[Attempt]:
+    ledger = session.ledger
+    if reference is None:
+        return ledger.attempts(limit=limit)
+    try:
+        return [ledger.get(reference)]
+    except KeyError:
+        pass
+    attempts = ledger.attempts(payment_reference=reference, limit=limit)
+    if not attempts:
+        raise Refused(f"no refund in the ledger matches {reference!r}")
+    return attempts
+
+
+async def show_status(session, reference: str | None, watch: bool, limit: int, as_json: bool) -> int:
+    """Poll the in-flight refunds, then print; with ``watch``, until all shown are final."""
+    while True:
+        await session.service.track(force=True)
+        attempts = _select(session, reference, limit)
+        if not watch or all(attempt.status.is_terminal for attempt in attempts):
+            break
+        if not as_json:
+            click.echo(f"-- {len(attempts)} refunds, {sum(not a.status.is_terminal for a in attempts)} in flight")
+            for attempt in attempts:
+                click.echo(attempt_line(attempt))
+        await asyncio.sleep(WATCH_INTERVAL)
+    if as_json:
+        print_json([attempt_record(attempt) for attempt in attempts])
+    elif not attempts:
+        click.echo("no refunds in the ledger yet")
+    else:
+        for attempt in attempts:
+            click.echo(attempt_line(attempt))
+    return 0
+
+
+async def run_recovery(session, as_json: bool) -> int:
+    """Resolve pending/unknown attempts; exit 3 while any stays unknown."""
+    results = await session.service.recover()
+    if as_json:
+        print_json([{**attempt_record(r.attempt), "outcome": r.outcome} for r in results])
+    elif not results:
+        click.echo("nothing to recover: no pending or unknown refund attempts")
+    for result in results if not as_json else ():
+        click.echo(f"{attempt_line(result.attempt)}\n    -> {result.outcome}")
+    unknown = [r for r in results if r.attempt.status is RefundStatus.UNKNOWN]
+    return 3 if unknown else 0
+
+
+def write_export(fmt: str, since: datetime | None, output: TextIO) -> None:
+    """The audit trail: one row per status change, joined with its attempt."""
+    from refund_tui.config import paths
+
+    ledger_file = paths().ledger_file
+    if not ledger_file.exists():
+        raise Refused(f"no ledger yet at {ledger_file}")
+    with Ledger(ledger_file) as ledger:
+        rows = list(ledger.audit_rows(since))
+    if fmt == "json":
+        output.write(json.dumps(rows, indent=2, default=str) + "\n")
+        return
+    if not rows:
+        return
+    writer = csv.DictWriter(output, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)

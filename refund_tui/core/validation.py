@@ -1,0 +1,57 @@
+"""Checks of what an operator types into a refund, each failure one precise message."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from refund_tui.core.money import Money, MoneyError, parse_amount
+
+REASON_MAX_LENGTH = 200
+
+#: Reasons offered as quick picks in the console and accepted anywhere.
+COMMON_REASONS = (
+    "Customer cancellation",
+    "Duplicate charge",
+    "Order not delivered",
+    "Service not rendered",
+    "Overcharged",
+)
+
+
+class RefundInvalid(ValueError):
+    """One or more fields are wrong; ``problems`` maps field name -> message."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{field}: {message}" for field, message in problems.items()))
+
+
+def check_amount(text: str, remaining: Money) -> Money:
+    """Parse the amount against the currency's decimals and the refundable balance."""
+    if remaining.minor <= 0:
+        raise MoneyError("nothing left to refund on this payment")
+    return parse_amount(text, remaining.currency, maximum=remaining)
+
+
+def check_reason(text: str) -> str:
+    reason = " ".join(text.split())
+    if not reason:
+        raise ValueError("a reason is required")
+    if len(reason) > REASON_MAX_LENGTH:
+        raise ValueError(f"keep the reason under {REASON_MAX_LENGTH} characters")
+    return reason
+
+
+def check_webhook_url(text: str) -> str | None:
+    """An optional HTTPS URL with a host; empty means none."""
+    url = text.strip()
+    if not url:
+        return None
+    if any(char.isspace() for char in url):
+        raise ValueError("a URL cannot contain spaces")
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        raise ValueError("the webhook URL must start with https://")
+    if not parts.hostname or "." not in parts.hostname:
+        raise ValueError("the webhook URL needs a public host name, e.g. https://example.com/hook")
+    return url

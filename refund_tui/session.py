@@ -1,0 +1,123 @@
+"""Wiring for one profile: its ledger, provider clients, credentials and refund service.
+
+The built-in ``sandbox`` profile talks to the simulator: the one at
+``REFUND_TUI_SANDBOX_URL`` when set, otherwise an embedded one started on a loopback port
+whose world is kept in the data directory, so every command sees the same payments and
+refunds. Other profiles read credentials from the environment or the keyring.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+
+from refund_tui.config import Config, Profile, load_config, paths, sandbox_url
+from refund_tui.core.credentials import CredentialStore
+from refund_tui.core.ledger import Ledger
+from refund_tui.core.models import ProviderName
+from refund_tui.core.secret import Secret
+from refund_tui.core.service import RefundService
+from refund_tui.providers import make_provider
+from refund_tui.providers.base import ProviderSettings
+
+NOVASEND_WINDOW = timedelta(days=7)
+SANDBOX_TIMEOUT = 10.0
+
+
+class SessionError(Exception):
+    """The profile cannot be opened; the message says why and what to do."""
+
+
+@dataclass
+class Session:
+    config: Config
+    profile: Profile
+    ledger: Ledger
+    service: RefundService
+    sandbox: object | None = None
+
+    @classmethod
+    def open(cls, profile_name: str | None = None, *, config: Config | None = None) -> Session:
+        """Open a profile. Blocking (starts the embedded simulator, reads the keyring)."""
+        config = config or load_config()
+        profile = config.profile(profile_name)
+        sandbox = None
+        if profile.uses_simulator:
+            url = sandbox_url()
+            if url is None:
+                sandbox = _start_embedded_sandbox()
+                url = sandbox.url
+            providers = _sandbox_providers(url)
+        else:
+            providers = _live_providers(profile)
+        data_dir = paths().data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        ledger = Ledger(paths().ledger_file)
+        service = RefundService(
+            ledger,
+            providers,
+            profile=profile.name,
+            environment=profile.environment,
+            refunds_enabled=profile.refunds_enabled,
+            flag_after=config.flag_after,
+            concurrency=config.tracking_concurrency,
+        )
+        return cls(config, profile, ledger, service, sandbox)
+
+    async def aclose(self) -> None:
+        for provider in self.service.providers.values():
+            await provider.aclose()
+        self.ledger.close()
+        if self.sandbox is not None:
+            self.sandbox.stop()
+
+
+def _start_embedded_sandbox():
+    from refund_tui.sandbox.server import EmbeddedSandbox
+
+    state_file = paths().sandbox_state_file
+    state_file.parent.mkdir(parents=True, exist_ok=True)
+    sandbox = EmbeddedSandbox(state_path=state_file)
+    sandbox.start()
+    return sandbox
+
+
+def _sandbox_providers(url: str) -> dict:
+    """Clients for the simulator at ``url``, with the demo credentials it publishes."""
+    try:
+        answer = httpx.get(f"{url.rstrip('/')}/_sandbox/", timeout=SANDBOX_TIMEOUT)
+        answer.raise_for_status()
+        published = answer.json()
+    except (httpx.HTTPError, ValueError) as error:
+        raise SessionError(
+            f"the simulator at {url} did not answer ({type(error).__name__}); "
+            "start it with `refund-tui sandbox` or unset REFUND_TUI_SANDBOX_URL"
+        ) from None
+    providers = {}
+    for name in ProviderName:
+        entry = dict(published[name.value])
+        settings = ProviderSettings(
+            base_url=entry.pop("base_url"),
+            timeout_seconds=SANDBOX_TIMEOUT,
+            refund_window=NOVASEND_WINDOW if name is ProviderName.NOVASEND else None,
+        )
+        credentials = {key: Secret(value) for key, value in entry.items()}
+        providers[name] = make_provider(name, settings, credentials)
+    return providers
+
+
+def _live_providers(profile: Profile) -> dict:
+    store = CredentialStore()
+    providers = {}
+    for name in ProviderName:
+        settings: ProviderSettings | None = getattr(profile, name.value)
+        if settings is None:
+            continue
+        credentials = store.get(profile.name, name, live=profile.is_live)
+        providers[name] = make_provider(name, settings, credentials)
+    if not providers:
+        raise SessionError(f"profile '{profile.name}' configures no provider")
+    return providers
+

@@ -1,0 +1,195 @@
+"""The refund engine against the simulator over real HTTP: exactly-once under faults."""
+
+from __future__ import annotations
+
+import pytest
+
+from refund_tui.core.ledger import CapExceeded
+from refund_tui.core.models import ProviderName, RefundStatus
+from refund_tui.core.money import Money
+from refund_tui.core.service import RefundNotAllowed
+from refund_tui.core.validation import RefundInvalid
+from refund_tui.session import Session
+
+PAYMENTS = {
+    ProviderName.VESICASH: dict(provider="vesicash", amount=500, currency="GHS", phone="+233241234567"),
+    ProviderName.NOVASEND: dict(provider="novasend", amount=20000, currency="XOF", phone="+2250701234567"),
+}
+REFUND_AMOUNT = {ProviderName.VESICASH: "120.50", ProviderName.NOVASEND: "5000"}
+
+
+@pytest.fixture
+def session(sandbox, sandbox_env):
+    opened = Session.open("sandbox")
+    opened.service.retry_delays = ()
+    yield opened
+    opened.ledger.close()
+
+
+async def _prepare(service, provider, reference, amount):
+    view = await service.lookup(provider, reference)
+    country = None
+    if service.provider(provider).sends_phone:
+        country = next(c for c in await service.countries(provider) if c.iso_code == view.country)
+    return service.prepare(view, amount=amount, reason="Customer cancellation", country=country)
+
+
+def executed(sandbox, reference):
+    return [refund for refund in sandbox.refunds() if refund["payment_reference"] == reference]
+
+
+@pytest.mark.parametrize("provider", list(ProviderName))
+async def test_refund_is_recorded_before_sending_and_settles(sandbox, session, provider):
+    reference = sandbox.create_payment(**PAYMENTS[provider])
+    prepared = await _prepare(session.service, provider, reference, REFUND_AMOUNT[provider])
+
+    attempt = await session.service.submit(prepared)
+
+    assert attempt.status in (RefundStatus.PENDING, RefundStatus.PROCESSING)
+    assert attempt.provider_reference == executed(sandbox, reference)[0]["refund_reference"]
+    events = session.ledger.events(attempt.attempt_id)
+    assert [event.source for event in events][:2] == ["intent", "provider"]
+    sandbox.advance(60)
+    await session.service.track(force=True)
+    assert session.ledger.get(attempt.attempt_id).status is RefundStatus.COMPLETED
+
+
+@pytest.mark.parametrize("provider", list(ProviderName))
+async def test_dropped_connection_is_unknown_then_recovered_once(sandbox, session, provider):
+    reference = sandbox.create_payment(**PAYMENTS[provider])
+    prepared = await _prepare(session.service, provider, reference, REFUND_AMOUNT[provider])
+    sandbox.faults(drop_next=1)
+
+    attempt = await session.service.submit(prepared)
+    assert attempt.status is RefundStatus.UNKNOWN
+    assert attempt.provider_reference is None
+
+    results = await session.service.recover()
+
+    assert [result.attempt.attempt_id for result in results] == [attempt.attempt_id]
+    recovered = session.ledger.get(attempt.attempt_id)
+    refunds = executed(sandbox, reference)
+    assert len(refunds) == 1
+    assert recovered.provider_reference == refunds[0]["refund_reference"]
+    assert recovered.status is not RefundStatus.UNKNOWN
+
+
+@pytest.mark.parametrize("provider", list(ProviderName))
+async def test_server_errors_then_success_make_one_refund(sandbox, session, provider):
+    session.service.retry_delays = (0.01, 0.01, 0.01)
+    reference = sandbox.create_payment(**PAYMENTS[provider])
+    prepared = await _prepare(session.service, provider, reference, REFUND_AMOUNT[provider])
+    sandbox.faults(fail_next=2)
+
+    attempt = await session.service.submit(prepared)
+
+    assert attempt.status in (RefundStatus.PENDING, RefundStatus.PROCESSING)
+    assert len(executed(sandbox, reference)) == 1
+    sources = [event.status for event in session.ledger.events(attempt.attempt_id)]
+    assert RefundStatus.UNKNOWN in sources
+
+
+@pytest.mark.parametrize("provider", list(ProviderName))
+async def test_in_flight_attempts_hold_the_balance(sandbox, session, provider):
+    reference = sandbox.create_payment(**PAYMENTS[provider])
+    full = PAYMENTS[provider]["amount"]
+    first = await _prepare(session.service, provider, reference, str(full))
+    second = await _prepare(session.service, provider, reference, str(full))
+    sandbox.faults(drop_next=1)
+    await session.service.submit(first)  # unknown outcome: still holds the whole balance
+
+    view = await session.service.lookup(provider, reference)
+    assert view.refundable.minor == 0
+    assert view.blockers
+    with pytest.raises(CapExceeded):
+        await session.service.submit(second)
+    assert len(executed(sandbox, reference)) == 1
+
+
+async def test_ledger_cap_refuses_before_sending(sandbox, session):
+    reference = sandbox.create_payment(**PAYMENTS[ProviderName.NOVASEND])
+    prepared = await _prepare(session.service, ProviderName.NOVASEND, reference, "15000")
+    again = await _prepare(session.service, ProviderName.NOVASEND, reference, "15000")
+    await session.service.submit(prepared)
+    with pytest.raises(CapExceeded):
+        await session.service.submit(again)
+    assert len(executed(sandbox, reference)) == 1
+
+
+async def test_documented_rejection_fails_for_good(sandbox, session):
+    reference = sandbox.create_payment(**PAYMENTS[ProviderName.NOVASEND], merchant_balance=100)
+    prepared = await _prepare(session.service, ProviderName.NOVASEND, reference, "5000")
+
+    attempt = await session.service.submit(prepared)
+
+    assert attempt.status is RefundStatus.FAILED
+    assert attempt.failure_reason
+    assert attempt.raw_code == "insufficient_balance"
+    assert executed(sandbox, reference) == []
+
+
+async def test_failed_refund_retry_is_a_new_linked_attempt(sandbox, session):
+    payment = dict(PAYMENTS[ProviderName.VESICASH], phone="+233241239901")
+    reference = sandbox.create_payment(**payment)
+    attempt = await session.service.submit(
+        await _prepare(session.service, ProviderName.VESICASH, reference, "100")
+    )
+    sandbox.advance(60)
+    await session.service.track(force=True)
+    failed = session.ledger.get(attempt.attempt_id)
+    assert failed.status is RefundStatus.FAILED
+    assert failed.failure_reason == "Recipient wallet not found"
+
+    view = await session.service.lookup(ProviderName.VESICASH, reference)
+    assert view.refundable == Money.from_major(500, "GHS")
+    countries = await session.service.countries(ProviderName.VESICASH)
+    retry = session.service.prepare(
+        view, amount="100", reason="Customer cancellation", phone="0241234567",
+        country=next(c for c in countries if c.iso_code == "GH"), retry_of=failed.attempt_id,
+    )
+    assert retry.draft.idempotency_key != failed.request.idempotency_key
+    second = await session.service.submit(retry)
+    assert second.retry_of == failed.attempt_id
+    assert second.attempt_id != failed.attempt_id
+
+
+async def test_validation_names_each_problem(sandbox, session):
+    reference = sandbox.create_payment(**PAYMENTS[ProviderName.VESICASH])
+    view = await session.service.lookup(ProviderName.VESICASH, reference)
+    countries = await session.service.countries(ProviderName.VESICASH)
+    with pytest.raises(RefundInvalid) as raised:
+        session.service.prepare(
+            view, amount="600", reason=" ", phone="02412", webhook_url="http://x.example",
+            country=next(c for c in countries if c.iso_code == "GH"),
+        )
+    problems = raised.value.problems
+    assert problems["amount"] == "over the refundable balance: max 500.00 GHS"
+    assert "too short" in problems["phone"]
+    assert problems["reason"] == "a reason is required"
+    assert "https" in problems["webhook_url"]
+
+
+async def test_read_only_profile_refuses(sandbox, session):
+    session.service.refunds_enabled = False
+    reference = sandbox.create_payment(**PAYMENTS[ProviderName.NOVASEND])
+    view = await session.service.lookup(ProviderName.NOVASEND, reference)
+    assert any("read-only" in blocker for blocker in view.blockers)
+    with pytest.raises(RefundNotAllowed):
+        session.service.prepare(view, amount="100", reason="Duplicate charge")
+
+
+async def test_old_unknown_attempt_is_flagged_not_resent(sandbox, session):
+    from datetime import timedelta
+
+    reference = sandbox.create_payment(**PAYMENTS[ProviderName.VESICASH])
+    prepared = await _prepare(session.service, ProviderName.VESICASH, reference, "100")
+    sandbox.faults(fail_next=1)
+    attempt = await session.service.submit(prepared)
+    assert attempt.status is RefundStatus.UNKNOWN
+    session.service.flag_after = timedelta(0)
+
+    [result] = await session.service.recover()
+
+    assert result.outcome == "flagged for manual reconciliation"
+    assert session.ledger.get(attempt.attempt_id).flagged
+    assert executed(sandbox, reference) == []

@@ -121,15 +121,16 @@ def recover(profile_name, as_json) -> None:
 
 
 @main.command()
+@click.option("--profile", "profile_name", default=None, help="Only this profile's refunds (default: all).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
 @click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None)
 @click.option("--output", "-o", type=click.File("w"), default="-", help="File to write (default: stdout).")
-def export(fmt, since, output) -> None:
+def export(profile_name, fmt, since, output) -> None:
     """Write the audit trail (every attempt and status change) as CSV or JSON."""
     from refund_tui.commands.status import write_export
 
     since_utc = since.replace(tzinfo=UTC) if since else None
-    write_export(fmt, since_utc, output)
+    write_export(fmt, since_utc, output, profile_name)
 
 
 @main.group()

@@ -161,6 +161,8 @@ def test_status_json_and_export(sandbox, cli_env):
     assert sum(reference in line for line in lines) >= 3  # intent, accepted, completed
     as_json = json.loads(cli(cli_env, "export", "--format", "json").stdout)
     assert {row["status"] for row in as_json} >= {"pending", "completed"}
+    other_profile = cli(cli_env, "export", "--profile", "prod").stdout.strip().splitlines()
+    assert other_profile == [lines[0]]
     for secret in ("vsc_sec_DEMO_not_a_real_key", "nvs_DEMO_client"):
         assert secret not in exported.stdout
 

@@ -11,7 +11,7 @@ from typing import TextIO
 import click
 
 from refund_tui.commands.output import Refused, attempt_line, attempt_record, print_json
-from refund_tui.core.ledger import Attempt, Ledger
+from refund_tui.core.ledger import AUDIT_FIELDS, Attempt, Ledger
 from refund_tui.core.models import RefundStatus
 
 WATCH_INTERVAL = 2.0
@@ -66,7 +66,7 @@ async def run_recovery(session, as_json: bool) -> int:
     return 3 if unknown else 0
 
 
-def write_export(fmt: str, since: datetime | None, output: TextIO) -> None:
+def write_export(fmt: str, since: datetime | None, output: TextIO, profile: str | None) -> None:
     """The audit trail: one row per status change, joined with its attempt."""
     from refund_tui.config import paths
 
@@ -74,12 +74,10 @@ def write_export(fmt: str, since: datetime | None, output: TextIO) -> None:
     if not ledger_file.exists():
         raise Refused(f"no ledger yet at {ledger_file}")
     with Ledger(ledger_file) as ledger:
-        rows = list(ledger.audit_rows(since))
+        rows = [row for row in ledger.audit_rows(since) if profile in (None, row["profile"])]
     if fmt == "json":
         output.write(json.dumps(rows, indent=2, default=str) + "\n")
         return
-    if not rows:
-        return
-    writer = csv.DictWriter(output, fieldnames=list(rows[0]))
+    writer = csv.DictWriter(output, fieldnames=AUDIT_FIELDS)
     writer.writeheader()
     writer.writerows(rows)

@@ -20,7 +20,7 @@ Example ``config.toml``::
     interval_seconds = 2         # board refresh; at least 2
 
     [keys]                       # action id -> key, overriding the console's defaults
-    refund = "r"
+    "lookup.refund" = "r"
 
     [profiles.prod]
     environment = "live"         # "live", or "sandbox" for a provider's test system

@@ -1,0 +1,285 @@
+"""RefundApp: the console shell. Opens the session, owns navigation, the banner and the keys.
+
+The first screen paints before the session opens: the session (simulator, ledger, provider
+clients, keyring) is opened in a thread worker afterwards, so nothing heavy is imported on
+the first paint's path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from textual import events, work
+from textual.app import App
+from textual.binding import Binding
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.geometry import Size
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from refund_tui.tui import keys
+from refund_tui.tui.messages import LedgerChanged, RefundSubmitted, describe_error
+from refund_tui.tui.screens.lookup import LookupScreen
+from refund_tui.tui.screens.too_small import MIN_HEIGHT, MIN_WIDTH, TooSmallScreen
+from refund_tui.tui.widgets.banner import BannerInfo
+
+if TYPE_CHECKING:
+    from refund_tui.core.service import PaymentView, RefundService
+    from refund_tui.session import Session
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _board_screen() -> Screen:
+    from refund_tui.tui.screens.board import BoardScreen
+
+    return BoardScreen()
+
+
+class SessionNotReady(RuntimeError):
+    """The session is still opening, or could not be opened."""
+
+
+class KeyCommands(Provider):
+    """Command palette entries from the key registry: app actions plus the screen's own."""
+
+    def _commands(self) -> Iterable[tuple[str, str, Callable[[], object]]]:
+        app: RefundApp = self.app  # type: ignore[assignment]
+        scoped = [(app, b) for b in keys.bindings("app") if b.id != "app.palette"]
+        own = [b for b in type(self.screen).BINDINGS if isinstance(b, Binding) and b.id]
+        scoped += [(self.screen, b) for b in own]
+        for owner, binding in scoped:
+            title = f"{binding.description} ({app.key_for(binding)})"
+            yield title, binding.tooltip or binding.description, _runner(owner, binding.action)
+
+    async def discover(self) -> Hits:
+        for title, help_text, command in self._commands():
+            yield DiscoveryHit(title, command, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, help_text, command in self._commands():
+            if (score := matcher.match(title)) > 0:
+                yield Hit(score, matcher.highlight(title), command, help=help_text)
+
+
+def _runner(owner: App | Screen, action: str) -> Callable[[], object]:
+    async def run() -> None:
+        await owner.run_action(action)
+
+    return run
+
+
+class RefundApp(App[None]):
+    """The refund console."""
+
+    TITLE = "refund-tui"
+    CSS_PATH = "app.tcss"
+    BINDINGS = keys.bindings("app")
+    COMMANDS = App.COMMANDS | {KeyCommands}
+    MODES = {"lookup": LookupScreen, "board": _board_screen}
+    DEFAULT_MODE = "lookup"
+
+    banner_info: reactive[BannerInfo] = reactive(BannerInfo.opening(None), init=False)
+    #: Why the session could not be opened (the lookup screen shows it), else None.
+    session_problem: reactive[str | None] = reactive(None, init=False)
+
+    def __init__(
+        self,
+        profile_name: str | None = None,
+        *,
+        session: Session | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        super().__init__()
+        self.profile_name = profile_name
+        self.session: Session | None = session
+        self.clock: Callable[[], datetime] = clock or utcnow
+        self._owns_session = session is None
+        self._quit_warned: set[Worker] = set()
+        self._user_keys: dict[str, str] = {}
+        self.set_reactive(RefundApp.banner_info, BannerInfo.opening(profile_name))
+
+    # -- the session ------------------------------------------------------------------------
+
+    @property
+    def service(self) -> RefundService:
+        """The refund engine; SessionNotReady until the session is open."""
+        if self.session is None:
+            raise SessionNotReady(self.banner_info.note or "the session is not open")
+        return self.session.service
+
+    def on_mount(self) -> None:
+        self._guard_size()
+        if self.session is not None:
+            self._session_ready()
+        else:
+            self.call_after_refresh(self._open_session)
+
+    @work(thread=True, exit_on_error=False, group="session", name="open-session")
+    def _open_session(self) -> Session | None:
+        from refund_tui.session import Session
+
+        session = Session.open(self.profile_name)
+        if get_current_worker().is_cancelled:
+            asyncio.run(session.aclose())
+            return None
+        return session
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.name == "open-session":
+            if event.state is WorkerState.SUCCESS and worker.result is not None:
+                self.session = worker.result
+                self._session_ready()
+            elif event.state is WorkerState.ERROR:
+                profile = self.banner_info.profile
+                self.banner_info = BannerInfo(profile=profile, note="could not open")
+                self.session_problem = describe_error(worker.error)
+        elif worker.name == "ledger-counts" and event.state is WorkerState.SUCCESS:
+            failed, unknown = worker.result
+            self.banner_info = self.banner_info.with_counts(failed, unknown)
+
+    def _session_ready(self) -> None:
+        session = self.session
+        profile = session.profile
+        operator = session.service.operator
+        self.banner_info = BannerInfo(
+            profile=profile.name,
+            environment=profile.environment,
+            refunds_enabled=profile.refunds_enabled,
+            operator=f"{operator.name}@{operator.hostname}",
+        )
+        self._apply_keymap(session.config.keys)
+        interval = session.config.tracking_interval
+        self.set_interval(interval, self.refresh_counts, name="banner-counts")
+        self.refresh_counts()
+
+    def _apply_keymap(self, keymap: dict[str, str]) -> None:
+        unknown = sorted(set(keymap) - keys.binding_ids())
+        if unknown:
+            self.notify(
+                f"unknown key ids in config [keys]: {', '.join(unknown)} "
+                "(see ? for the ids, e.g. lookup.refund)",
+                severity="warning",
+                timeout=15,
+                markup=False,
+            )
+        self._user_keys = dict(keymap)
+        self.set_keymap(keymap)
+
+    def key_for(self, binding: Binding) -> str:
+        """The key shown for a binding, after the user's keymap."""
+        override = self._user_keys.get(binding.id or "")
+        if override:
+            return self.get_key_display(binding.with_key(override, key_display=None))
+        return self.get_key_display(binding)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="counts", name="ledger-counts")
+    def refresh_counts(self) -> tuple[int, int]:
+        """Re-read the failed and unknown counts for the banner."""
+        from refund_tui.core.models import RefundStatus
+
+        counts = self.session.ledger.counts()
+        return counts[RefundStatus.FAILED], counts[RefundStatus.UNKNOWN]
+
+    async def on_unmount(self) -> None:
+        if self._owns_session and self.session is not None:
+            await self.session.aclose()
+
+    # -- navigation -----------------------------------------------------------------------
+
+    async def action_quit(self) -> None:
+        """Quit; while a refund is being sent, only on a second ctrl+q."""
+        sending = {w for w in self.workers if w.group == "submit" and not w.is_finished}
+        if sending - self._quit_warned:
+            self._quit_warned |= sending
+            self.notify(
+                "A refund is being sent: wait for its outcome. Press ctrl+q again to quit "
+                "anyway; the attempt stays in the ledger and is resolved later, never resent "
+                "with a new key.",
+                severity="warning",
+                timeout=10,
+            )
+            return
+        self.exit()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if self._too_small() and action not in ("quit", "help_quit", "command_palette"):
+            return False
+        return True
+
+    def _needs_session(self) -> bool:
+        if self.session is None:
+            problem = self.banner_info.note or "the session is not open"
+            self.notify(problem, severity="warning", markup=False)
+            return False
+        return True
+
+    def action_show_lookup(self) -> None:
+        self.switch_mode("lookup")
+
+    def action_show_board(self) -> None:
+        if self._needs_session():
+            self.switch_mode("board")
+
+    def action_show_help(self) -> None:
+        from refund_tui.tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_show_credentials(self) -> None:
+        from refund_tui.tui.screens.credentials import CredentialsScreen
+
+        if not isinstance(self.screen, CredentialsScreen):
+            self.push_screen(CredentialsScreen())
+
+    def open_refund(self, view: PaymentView, retry_of: str | None = None) -> None:
+        """Open the refund form for ``view`` (prefilled; a new key and confirmation).
+
+        ``retry_of`` is the id of the failed attempt this refund retries.
+        """
+        from refund_tui.tui.screens.refund_form import RefundFormScreen
+
+        if self._needs_session():
+            self.push_screen(RefundFormScreen(view, retry_of=retry_of))
+
+    def on_refund_submitted(self, message: RefundSubmitted) -> None:
+        """A refund went out: close the form, show the board with that attempt."""
+        self._pop_to_base()
+        self.switch_mode("board")
+        self._pop_to_base()
+        self.screen.post_message(LedgerChanged(message.attempt_id))
+        self.refresh_counts()
+        self._guard_size()
+
+    def on_ledger_changed(self) -> None:
+        self.refresh_counts()
+
+    def _pop_to_base(self) -> None:
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+
+    # -- terminal size --------------------------------------------------------------------
+
+    def _too_small(self, size: Size | None = None) -> bool:
+        width, height = size or self.size
+        return width < MIN_WIDTH or height < MIN_HEIGHT
+
+    def _guard_size(self, size: Size | None = None) -> None:
+        """Cover the screen with the size message while the terminal is too small."""
+        showing = isinstance(self.screen, TooSmallScreen)
+        if self._too_small(size) and not showing:
+            self.push_screen(TooSmallScreen())
+        elif showing and not self._too_small(size):
+            self.pop_screen()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._guard_size(event.size)

@@ -1,0 +1,108 @@
+"""The one registry of key bindings.
+
+The footer, the help screen, the command palette and user keymaps all read it: every
+action is a `Binding` with a stable `id` ("scope.name") and a description. Screens take
+their bindings with `bindings(scope)`; a user keymap (`config.keys`) maps those ids to other
+keys. Nothing destructive sits on a bare `esc`, an `alt+` key or a ctrl-letter: sending a
+refund always needs a typed confirmation, so no key here sends money by itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from textual.binding import Binding
+
+SCOPE_TITLES: Mapping[str, str] = MappingProxyType(
+    {
+        "app": "Everywhere",
+        "lookup": "Payment lookup",
+        "refund": "Refund form",
+        "confirm": "Confirmation",
+        "board": "Status board",
+        "details": "Refund details",
+        "credentials": "Credentials",
+        "help": "Help",
+    }
+)
+
+
+def _key(binding_id: str, key: str, action: str, description: str, tooltip: str, **options) -> Binding:
+    """A registry entry: the description is the footer label, the tooltip the help text."""
+    return Binding(key, action, description, tooltip=tooltip, id=binding_id, **options)
+
+
+_REGISTRY: Mapping[str, tuple[Binding, ...]] = MappingProxyType(
+    {
+        "app": (
+            _key("app.lookup", "l", "show_lookup", "Lookup", "Look up a payment (the home screen)"),
+            _key("app.board", "b", "show_board", "Board", "Live status board of every refund"),
+            _key("app.credentials", "k", "show_credentials", "Credentials", "Credential sources and the keyring in use"),
+            _key("app.help", "question_mark", "show_help", "Help", "Every key, by screen", key_display="?"),
+            _key("app.palette", "ctrl+p", "command_palette", "Commands", "Command palette", show=False),
+            _key("app.quit", "ctrl+q", "quit", "Quit", "Quit refund-tui", priority=True),
+        ),
+        "lookup": (
+            _key("lookup.refund", "r", "refund", "Refund", "Refund the payment on screen"),
+            _key("lookup.reference", "slash", "focus_reference", "Reference", "Type another payment reference", key_display="/", show=False),
+        ),
+        "refund": (
+            _key("refund.submit", "ctrl+s", "submit", "Review", "Review and confirm the refund (nothing is sent yet)"),
+            _key("refund.back", "escape", "back", "Cancel", "Leave the form without refunding"),
+        ),
+        "confirm": (
+            _key("confirm.cancel", "escape", "cancel", "Cancel", "Back to the form; nothing is sent"),
+        ),
+        "board": (
+            _key("board.open", "enter", "open_details", "Details", "Details of the selected refund"),
+            _key("board.filter", "slash", "filter", "Filter", "Filter by reference, phone or reason", key_display="/"),
+            _key("board.failed", "f", "quick_filter('failed')", "Failed", "Show failed refunds only"),
+            _key("board.in_flight", "i", "quick_filter('in_flight')", "In flight", "Show refunds still in flight"),
+            _key("board.all", "a", "quick_filter('all')", "All", "Show every refund"),
+            _key("board.sort", "s", "cycle_sort", "Sort", "Next sort order: time, amount, status"),
+            _key("board.pause", "p", "toggle_pause", "Pause", "Pause or resume live updates"),
+            _key("board.refresh", "ctrl+r", "refresh_now", "Refresh", "Poll the providers now"),
+        ),
+        "details": (
+            _key("details.copy", "c", "copy_reference", "Copy ref", "Copy the provider reference to your clipboard"),
+            _key("details.retry", "t", "retry", "Retry", "Retry a failed refund (new key, new confirmation)"),
+            _key("details.resolve", "v", "resolve", "Resolve", "Resolve an unknown outcome with the provider"),
+            _key("details.back", "escape", "back", "Back", "Back to the board"),
+        ),
+        "credentials": (
+            _key("credentials.refresh", "ctrl+r", "refresh_now", "Refresh", "Read the credentials again"),
+            _key("credentials.back", "escape", "back", "Back", "Close this screen"),
+        ),
+        "help": (
+            _key("help.back", "escape", "back", "Back", "Close this screen"),
+        ),
+    }
+)  # fmt: skip
+
+
+def bindings(scope: str) -> list[Binding]:
+    """The bindings of one scope, ready for a screen's `BINDINGS`."""
+    try:
+        return list(_REGISTRY[scope])
+    except KeyError:
+        raise KeyError(f"no key scope {scope!r}; scopes are {', '.join(_REGISTRY)}") from None
+
+
+def registry() -> Mapping[str, tuple[Binding, ...]]:
+    """Every scope with its bindings, in display order (read-only)."""
+    return _REGISTRY
+
+
+def binding(binding_id: str) -> Binding:
+    """The binding with this id, e.g. "board.filter"."""
+    for scoped in _REGISTRY.values():
+        for candidate in scoped:
+            if candidate.id == binding_id:
+                return candidate
+    raise KeyError(f"no binding with id {binding_id!r}")
+
+
+def binding_ids() -> set[str]:
+    """Every id a user keymap may name."""
+    return {each.id for scoped in _REGISTRY.values() for each in scoped if each.id}

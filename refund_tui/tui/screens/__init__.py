@@ -1,0 +1,1 @@
+"""The console's screens; each composes a ``Banner`` first and a ``Footer`` last."""

@@ -1,0 +1,506 @@
+"""The live status board: every refund in the ledger, newest first, updated in place.
+
+A timer (``refresh_interval``: never under 2 s) starts an exclusive worker that polls the
+refunds in flight (``RefundService.track``), reads the ledger and posts what it read; the
+handler diffs the rows into the table by attempt id inside ``batch_update()`` (update changed
+cells, add new rows, remove stale ones), so the cursor and the scroll position stay put.
+
+At most ``ROW_LIMIT`` rows are shown: the newest ones of the current view. A text filter
+searches the whole ledger and shows the newest matches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets.data_table import ColumnKey
+from textual.worker import Worker, WorkerState
+
+from refund_tui.core.ledger import Attempt, Ledger
+from refund_tui.core.models import RefundStatus
+from refund_tui.tui.keys import bindings
+from refund_tui.tui.messages import LedgerChanged, describe_error
+from refund_tui.tui.screens.details import DetailsScreen, refresh_interval, still_running
+from refund_tui.tui.widgets.banner import Banner
+from refund_tui.tui.widgets.status import IN_FLIGHT, counts_text, row_style, status_text
+
+#: Most rows on the board at once (the newest of the current view or filter).
+ROW_LIMIT = 2_000
+#: Rows of the very first paint; the rest follow straight after, below them.
+FIRST_PAINT_ROWS = 100
+#: Quiet time after a keystroke in the filter before the board is searched.
+FILTER_DELAY = 0.25
+
+
+class View(StrEnum):
+    ALL = "all"
+    FAILED = "failed"
+    IN_FLIGHT = "in_flight"
+
+
+VIEW_STATUSES: dict[View, Collection[RefundStatus] | None] = {
+    View.ALL: None,
+    View.FAILED: (RefundStatus.FAILED,),
+    View.IN_FLIGHT: tuple(IN_FLIGHT),
+}
+VIEW_TITLES = {View.ALL: "All refunds", View.FAILED: "Failed", View.IN_FLIGHT: "In flight"}
+
+
+class SortOrder(StrEnum):
+    TIME = "time"
+    AMOUNT = "amount"
+    STATUS = "status"
+
+    def next(self) -> SortOrder:
+        members = list(SortOrder)
+        return members[(members.index(self) + 1) % len(members)]
+
+
+SORT_TITLES = {
+    SortOrder.TIME: "newest first",
+    SortOrder.AMOUNT: "largest amount first",
+    SortOrder.STATUS: "needs attention first",
+}
+#: Status sort: what an operator must act on comes first.
+STATUS_RANK = {
+    status: rank
+    for rank, status in enumerate(
+        (
+            RefundStatus.UNKNOWN,
+            RefundStatus.FAILED,
+            RefundStatus.REVERSED,
+            RefundStatus.PENDING,
+            RefundStatus.PROCESSING,
+            RefundStatus.COMPLETED,
+        )
+    )
+}
+
+#: Longest reason or failure text in a cell; the details screen has all of it.
+REASON_WIDTH = 40
+#: (column key, title); status, amount and failure come early so they show at 80 columns.
+COLUMNS = (
+    ("time", "Time UTC"),
+    ("status", "Status"),
+    ("provider", "Provider"),
+    ("payment", "Payment"),
+    ("amount", "Amount"),
+    ("reason", "Reason / failure"),
+    ("reference", "Refund ref"),
+)
+COLUMN_KEYS = tuple(key for key, _ in COLUMNS)
+
+
+@dataclass(frozen=True, slots=True)
+class BoardQuery:
+    """What the operator asked the board to show."""
+
+    view: View = View.ALL
+    text: str = ""
+    sort: SortOrder = SortOrder.TIME
+
+    @property
+    def terms(self) -> list[str]:
+        return self.text.lower().split()
+
+
+@dataclass(frozen=True, slots=True)
+class BoardData:
+    """One read of the ledger for a query."""
+
+    query: BoardQuery
+    attempts: list[Attempt]
+    matched: int
+    counts: dict[RefundStatus, int]
+    at: datetime
+    limit: int
+
+
+def matches(attempt: Attempt, terms: Sequence[str]) -> bool:
+    """True when every term is in the payment, references, phone, reason, status or provider."""
+    haystack = " ".join(
+        (
+            attempt.attempt_id,
+            attempt.payment_reference,
+            attempt.provider_reference or "",
+            attempt.phone,
+            attempt.reason,
+            attempt.failure_reason or "",
+            attempt.status.value,
+            attempt.provider.value,
+        )
+    ).lower()
+    return all(term in haystack for term in terms)
+
+
+def sort_attempts(attempts: list[Attempt], order: SortOrder) -> list[Attempt]:
+    """Order rows that arrive newest first; ties stay newest first."""
+    if order is SortOrder.AMOUNT:
+        return sorted(attempts, key=lambda a: (a.amount.currency, -a.amount.minor))
+    if order is SortOrder.STATUS:
+        return sorted(attempts, key=lambda a: STATUS_RANK[a.status])
+    return attempts
+
+
+def read_board(
+    ledger: Ledger, query: BoardQuery, at: datetime, limit: int = ROW_LIMIT
+) -> BoardData:
+    """Read the newest ``limit`` rows for ``query`` (blocking: run it in a thread)."""
+    statuses = VIEW_STATUSES[query.view]
+    counts = ledger.counts()
+    if query.terms:
+        found = [a for a in ledger.attempts(statuses=statuses) if matches(a, query.terms)]
+        matched, attempts = len(found), found[:limit]
+    else:
+        attempts = ledger.attempts(statuses=statuses, limit=limit)
+        matched = sum(n for status, n in counts.items() if statuses is None or status in statuses)
+    return BoardData(query, sort_attempts(attempts, query.sort), matched, counts, at, limit)
+
+
+def scope_line(data: BoardData) -> str:
+    """What the table holds: view, filter, order and how many rows of how many."""
+    query = data.query
+    parts = [VIEW_TITLES[query.view]]
+    if query.text.strip():
+        parts.append(f'matching "{query.text.strip()}"')
+    parts.append(SORT_TITLES[query.sort])
+    shown = len(data.attempts)
+    if data.matched > shown:
+        parts.append(f"{shown:,} of {data.matched:,} (/ searches all)")
+    else:
+        parts.append(f"{shown:,} shown")
+    return " | ".join(parts)
+
+
+class RowText(Text):
+    """A row's first cell; it carries the row key so ``DataTable.sort`` can order rows by key."""
+
+    def __init__(self, text: str, *, style: str, row_key: str) -> None:
+        super().__init__(text, style=style)
+        self.row_key = row_key
+
+
+def row_cells(attempt: Attempt) -> tuple[Text, ...]:
+    """The board's cells for one attempt; failed, unknown and reversed rows are painted whole."""
+    style = row_style(attempt.status)
+    failed = attempt.status in (RefundStatus.FAILED, RefundStatus.REVERSED)
+    reason = attempt.failure_reason if failed and attempt.failure_reason else attempt.reason
+    return (
+        RowText(
+            f"{attempt.created_at.astimezone(UTC):%m-%d %H:%M}",
+            style=style,
+            row_key=attempt.attempt_id,
+        ),
+        status_text(attempt.status, flagged=attempt.flagged),
+        Text(attempt.provider.value, style=style),
+        Text(attempt.payment_reference, style=style),
+        Text(attempt.amount.format(), style=style, justify="right"),
+        Text(_clip(reason, REASON_WIDTH), style=style),
+        Text(attempt.provider_reference or "-", style=style),
+    )
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _same(one: Text, other: Text) -> bool:
+    return one.plain == other.plain and one.style == other.style
+
+
+def _state(attempt: Attempt) -> tuple:
+    """What can change on an attempt once recorded (the rest of it never changes)."""
+    return (attempt.status, attempt.flagged, attempt.provider_reference, attempt.failure_reason)
+
+
+class BoardTable(DataTable):
+    """The board's table: rows keyed by attempt id, updated in place."""
+
+    def __init__(self) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=False, id="board-table")
+        #: attempt id -> (state shown, cells shown)
+        self.shown: dict[str, tuple[tuple, tuple[Text, ...]]] = {}
+        self.order: list[str] = []
+
+    def on_mount(self) -> None:
+        for key, title in COLUMNS:
+            self.add_column(title, key=key)
+
+    @property
+    def highlighted_key(self) -> str | None:
+        if not self.row_count:
+            return None
+        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+
+    def show(self, attempts: Sequence[Attempt]) -> int:
+        """Make the table show ``attempts`` in this order; returns how many cells changed.
+
+        Rows are built only for new attempts or attempts whose state changed. Call it inside
+        ``App.batch_update()``.
+        """
+        wanted = [attempt.attempt_id for attempt in attempts]
+        keep = self.highlighted_key
+        stale = self.shown.keys() - set(wanted)
+        if len(stale) > len(self.shown) // 2:
+            self.clear()
+            self.shown, self.order = {}, []
+        else:
+            for key in stale:
+                self.remove_row(key)
+                del self.shown[key]
+            self.order = [key for key in self.order if key not in stale]
+        changed = 0
+        for attempt in attempts:
+            key, state = attempt.attempt_id, _state(attempt)
+            before = self.shown.get(key)
+            if before is not None and before[0] == state:
+                continue
+            cells = row_cells(attempt)
+            if before is None:
+                self.add_row(*cells, key=key)
+                self.order.append(key)
+                changed += len(cells)
+            else:
+                changed += self._update_row(key, cells, before[1])
+            self.shown[key] = (state, cells)
+        if self.order != wanted:
+            rank = {key: index for index, key in enumerate(wanted)}
+            self.sort("time", key=lambda cell: rank[cell.row_key])
+            self.order = wanted
+        if keep in self.shown:
+            self.move_cursor(row=self.get_row_index(keep), scroll=False)
+        return changed
+
+    def _update_row(self, key: str, cells: tuple[Text, ...], before: tuple[Text, ...]) -> int:
+        """Update the cells that differ; widen a column only when a cell outgrows it."""
+        changed = 0
+        for column, new, old in zip(COLUMN_KEYS, cells, before, strict=True):
+            if not _same(new, old):
+                grows = new.cell_len > self.columns[ColumnKey(column)].content_width
+                self.update_cell(key, column, new, update_width=grows)
+                changed += 1
+        return changed
+
+
+class FilterInput(Input):
+    """The board's filter field; esc clears and closes it."""
+
+    def key_escape(self) -> None:
+        self.screen.action_close_filter()
+
+
+class BoardScreen(Screen):
+    """Every refund in the ledger, live."""
+
+    BINDINGS = bindings("board")
+    DEFAULT_CSS = """
+    BoardScreen #board-counts { height: 1; padding: 0 1; }
+    BoardScreen #board-bar { height: 1; padding: 0 1; }
+    BoardScreen #board-scope {
+        width: 1fr; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis;
+    }
+    BoardScreen #board-clock { width: auto; }
+    BoardScreen #board-clock.-alert { text-style: bold reverse; }
+    BoardScreen #board-filter { display: none; }
+    BoardScreen #board-filter.-open { display: block; }
+    BoardScreen BoardTable { height: 1fr; }
+    """
+
+    class Loaded(Message):
+        """A worker read the ledger for the board."""
+
+        def __init__(self, data: BoardData) -> None:
+            super().__init__()
+            self.data = data
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.query_state = BoardQuery()
+        self.paused = False
+        self.last_data: BoardData | None = None
+        self._timer: Timer
+        self._filter_timer: Timer | None = None
+        self._error: str | None = None
+        self._select: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Banner()
+        yield Static(id="board-counts")
+        with Horizontal(id="board-bar"):
+            yield Static(id="board-scope", markup=False)
+            yield Static("loading...", id="board-clock", markup=False)
+        yield FilterInput(
+            placeholder="filter: payment, reference, phone, reason, status, provider (esc clears)",
+            compact=True,
+            id="board-filter",
+        )
+        yield BoardTable()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._timer = self.set_interval(refresh_interval(self.app), self._tick, pause=True)
+        self.query_one(BoardTable).focus()
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        if not still_running(self, "board-refresh"):
+            self.refresh_board()
+
+    @work(exclusive=True, exit_on_error=False, group="board-refresh", description="refresh board")
+    async def refresh_board(self, track: bool = True, limit: int = ROW_LIMIT) -> None:
+        """Poll refunds in flight (unless ``track`` is False), then read the ledger."""
+        service = self.app.service
+        if track:
+            await service.track()
+        data = await asyncio.to_thread(
+            read_board, service.ledger, self.query_state, self.app.clock(), limit
+        )
+        self.post_message(self.Loaded(data))
+
+    @on(Loaded)
+    def _show(self, message: Loaded) -> None:
+        data = message.data
+        if data.query != self.query_state:
+            return
+        self.apply(data)
+        if data.limit < ROW_LIMIT and data.matched > len(data.attempts):
+            self.refresh_board(track=False)
+
+    def apply(self, data: BoardData) -> int:
+        """Diff ``data`` into the table and the status lines; returns how many cells changed."""
+        self.last_data = data
+        self._error = None
+        table = self.query_one(BoardTable)
+        with self.app.batch_update():
+            changed = table.show(data.attempts)
+            if self._select in table.shown:
+                table.move_cursor(row=table.get_row_index(self._select))
+                self._select = None
+            self.query_one("#board-counts", Static).update(counts_text(data.counts))
+            self.query_one("#board-scope", Static).update(scope_line(data))
+            self._show_clock()
+        return changed
+
+    def _show_clock(self) -> None:
+        """The last-refreshed time, PAUSED when paused, and the last refresh error if any."""
+        updated = f"updated {self.last_data.at:%H:%M:%S}" if self.last_data else "loading..."
+        if self._error:
+            updated = f"REFRESH FAILED ({updated})"
+        clock = self.query_one("#board-clock", Static)
+        clock.set_class(self.paused or bool(self._error), "-alert")
+        clock.update(f"PAUSED ({updated})" if self.paused else updated)
+
+    @on(Worker.StateChanged)
+    def _refresh_failed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "board-refresh" or event.state is not WorkerState.ERROR:
+            return
+        message = describe_error(event.worker.error)
+        if message != self._error:
+            self.notify(
+                f"Board refresh failed: {message}", severity="error", timeout=8, markup=False
+            )
+        self._error = message
+        self._show_clock()
+
+    @on(LedgerChanged)
+    def _ledger_changed(self, message: LedgerChanged) -> None:
+        """A refund was just made (or resolved): show it now, with the cursor on it."""
+        self._select = message.attempt_id
+        self.refresh_board(track=False)
+
+    # -- keeping the board live while it is not on top --------------------------------------
+
+    def on_screen_suspend(self) -> None:
+        self._timer.pause()
+
+    def on_screen_resume(self) -> None:
+        """Show the ledger at once (polling only once the board has painted), then go live."""
+        if self.paused:
+            return
+        self._timer.resume()
+        if self.last_data is None:
+            self.refresh_board(track=False, limit=FIRST_PAINT_ROWS)
+        else:
+            self.refresh_board()
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def _requery(self, query: BoardQuery) -> None:
+        self.query_state = query
+        self.refresh_board(track=False)
+
+    def action_quick_filter(self, view: str) -> None:
+        self._requery(replace(self.query_state, view=View(view)))
+
+    def action_cycle_sort(self) -> None:
+        self._requery(replace(self.query_state, sort=self.query_state.sort.next()))
+
+    def action_toggle_pause(self) -> None:
+        self.paused = not self.paused
+        if self.paused:
+            self._timer.pause()
+            self.workers.cancel_group(self, "board-refresh")
+        else:
+            self._timer.resume()
+            self.refresh_board()
+        self._show_clock()
+
+    def action_refresh_now(self) -> None:
+        self.refresh_board()
+
+    def action_filter(self) -> None:
+        field = self.query_one("#board-filter", Input)
+        field.add_class("-open")
+        field.focus()
+
+    def action_open_details(self) -> None:
+        key = self.query_one(BoardTable).highlighted_key
+        if key is not None:
+            self.app.push_screen(DetailsScreen(key))
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self) -> None:
+        self.action_open_details()
+
+    # -- the filter field ---------------------------------------------------------------------
+
+    @on(Input.Changed, "#board-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        text = event.value
+        if text == self.query_state.text:
+            return
+        self._filter_timer = self.set_timer(
+            FILTER_DELAY, lambda: self._requery(replace(self.query_state, text=text))
+        )
+
+    @on(Input.Submitted, "#board-filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        self._requery(replace(self.query_state, text=event.value))
+        if not event.value.strip():
+            event.input.remove_class("-open")
+        self.query_one(BoardTable).focus()
+
+    def action_close_filter(self) -> None:
+        """Clear the filter text and hide the field."""
+        field = self.query_one("#board-filter", Input)
+        field.value = ""
+        field.remove_class("-open")
+        self._requery(replace(self.query_state, text=""))
+        self.query_one(BoardTable).focus()

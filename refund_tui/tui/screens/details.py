@@ -1,0 +1,412 @@
+"""Everything about one refund attempt: its timeline, the request as sent, the provider's raw
+error, who sent it from where, and the actions that follow (copy, retry, resolve).
+
+The request shown is the one stored in the ledger; it never holds credentials, and nothing
+here reads them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.dom import DOMNode
+from textual.message import Message
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Static
+from textual.worker import Worker, WorkerState
+
+from refund_tui.core.ledger import Attempt, Event, Ledger
+from refund_tui.core.models import RefundStatus
+from refund_tui.core.service import PaymentView
+from refund_tui.tui.keys import bindings
+from refund_tui.tui.messages import LedgerChanged, describe_error
+from refund_tui.tui.widgets.banner import Banner
+from refund_tui.tui.widgets.status import status_label, status_text
+
+#: Refreshing faster than this only loads the providers and the terminal.
+MIN_INTERVAL = 2.0
+
+#: What an operator reads when a worker of this screen fails, by worker group.
+FAILURES = {
+    "details-load": "Could not read the refund",
+    "details-resolve": "Could not resolve the refund",
+    "details-retry": "Could not look up the payment to retry",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Details:
+    """One read of an attempt with its history and the attempts linked to it."""
+
+    attempt: Attempt
+    events: list[Event]
+    retry_of: Attempt | None
+    retries: list[Attempt]
+
+
+def read_details(ledger: Ledger, attempt_id: str) -> Details:
+    """Read an attempt and its links from the ledger (blocking: run it in a thread)."""
+    attempt = ledger.get(attempt_id)
+    siblings = ledger.attempts(
+        provider=attempt.provider, payment_reference=attempt.payment_reference
+    )
+    return Details(
+        attempt=attempt,
+        events=ledger.events(attempt.attempt_id),
+        retry_of=ledger.get(attempt.retry_of) if attempt.retry_of else None,
+        retries=[other for other in siblings if other.retry_of == attempt.attempt_id],
+    )
+
+
+def refresh_interval(app) -> float:
+    """Seconds between live refreshes: the configured tracking interval, never under 2 s."""
+    return max(MIN_INTERVAL, app.session.config.tracking_interval)
+
+
+def still_running(node: DOMNode, group: str) -> bool:
+    """True while ``node`` has a worker of ``group`` running.
+
+    A timer tick skips its refresh then: an exclusive worker would cancel a slow poll of
+    many refunds over and over, and the screen would never refresh.
+    """
+    return any(w.node is node and w.group == group and not w.is_finished for w in node.workers)
+
+
+def _when(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _fields(title: str, rows: list[tuple[str, RenderableType | str | None]]) -> Table:
+    """A titled two-column block of label/value pairs; empty values are left out."""
+    table = Table.grid(padding=(0, 2))
+    table.title = title
+    table.title_justify = "left"
+    table.title_style = "bold"
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column(overflow="fold")
+    for label, value in rows:
+        if value not in (None, ""):
+            table.add_row(label, Text(value) if isinstance(value, str) else value)
+    return table
+
+
+def summary(details: Details) -> Table:
+    attempt = details.attempt
+    failure = Text(attempt.failure_reason, style="bold red") if attempt.failure_reason else None
+    return _fields(
+        "Summary",
+        [
+            ("Status", status_text(attempt.status, flagged=attempt.flagged)),
+            ("Failure", failure),
+            ("Provider", attempt.provider.value),
+            ("Payment", attempt.payment_reference),
+            ("Amount", attempt.amount.format()),
+            ("Phone", attempt.phone),
+            ("Reason", attempt.reason),
+            ("Provider ref", attempt.provider_reference or "none yet"),
+            ("Attempt id", attempt.attempt_id),
+            ("Created", _when(attempt.created_at)),
+            ("Updated", _when(attempt.updated_at)),
+            ("Webhook", attempt.webhook_url),
+        ],
+    )
+
+
+def provider_error(details: Details) -> Table | None:
+    """The provider's own words for the latest error, if it gave any."""
+    raw = next(
+        (
+            event
+            for event in reversed(details.events)
+            if event.raw_code or event.raw_message or event.http_status
+        ),
+        None,
+    )
+    if raw is None:
+        return None
+    return _fields(
+        "Last provider error (raw)",
+        [
+            ("Code", raw.raw_code),
+            ("Message", raw.raw_message),
+            ("HTTP status", str(raw.http_status) if raw.http_status else None),
+            ("At", _when(raw.at)),
+        ],
+    )
+
+
+def _event_note(event: Event) -> str:
+    parts = [event.note or ""]
+    if event.failure_reason and event.failure_reason not in parts[0]:
+        parts.append(event.failure_reason)
+    if event.http_status or event.raw_code:
+        parts.append(f"[{' '.join(str(x) for x in (event.http_status, event.raw_code) if x)}]")
+    return " - ".join(part for part in parts if part)
+
+
+def timeline(events: list[Event]) -> Table:
+    table = Table(
+        title="Timeline",
+        title_justify="left",
+        title_style="bold",
+        box=box.SIMPLE_HEAD,
+        expand=True,
+        pad_edge=False,
+    )
+    table.add_column("Time (UTC)", no_wrap=True)
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Source", no_wrap=True)
+    table.add_column("Note", overflow="fold", ratio=1)
+    for event in events:
+        table.add_row(
+            Text(f"{event.at.astimezone(UTC):%Y-%m-%d %H:%M:%S}"),
+            status_text(event.status),
+            Text(event.source),
+            Text(_event_note(event)),
+        )
+    return table
+
+
+def pretty_body(body: str) -> str:
+    """The stored JSON body, indented; as stored when it is not JSON."""
+    try:
+        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+    except ValueError:
+        return body
+
+
+def request_block(attempt: Attempt) -> Group:
+    request = attempt.request
+    fields = _fields(
+        "Request as sent",
+        [
+            ("Call", f"{request.method} {request.path}"),
+            ("Idempotency key", request.idempotency_key or "none (the provider takes no key)"),
+            ("External ref", request.external_reference),
+        ],
+    )
+    return Group(fields, Text(pretty_body(request.body)))
+
+
+def _link(attempt: Attempt) -> Text:
+    return Text.assemble(f"{attempt.attempt_id}  ", status_text(attempt.status))
+
+
+def origin(details: Details) -> Table:
+    attempt = details.attempt
+    operator = attempt.operator
+    return _fields(
+        "Sent by",
+        [
+            ("Operator", f"{operator.name} (uid {operator.uid})"),
+            ("Host", operator.hostname),
+            ("SSH client", operator.ssh_client or "local session"),
+            ("Profile", f"{attempt.profile} ({attempt.environment})"),
+            ("App version", f"refund-tui {attempt.app_version} (pid {attempt.pid})"),
+            ("Retry of", _link(details.retry_of) if details.retry_of else None),
+            *(("Retried as", _link(retry)) for retry in details.retries),
+        ],
+    )
+
+
+def resolve_outcome(before: RefundStatus, after: Attempt) -> tuple[str, str]:
+    """A toast (text, severity) saying what resolving the attempt did."""
+    label = status_label(after.status, flagged=after.flagged)
+    if after.status is RefundStatus.FAILED:
+        reason = after.failure_reason or "no reason given"
+        return f"Resolved: the refund {label} - {reason}", "error"
+    if after.status.is_terminal:
+        return f"Resolved: the refund is {label}", "information"
+    if after.flagged:
+        return f"Not resolved: {label}; reconcile it with the provider by hand", "warning"
+    if after.status == before:
+        return f"Still {label}: the provider has no final answer yet; try again later", "warning"
+    return f"Now {label}: the provider has the refund and it is settling", "information"
+
+
+class DetailsScreen(Screen):
+    """One refund attempt in full."""
+
+    BINDINGS = bindings("details")
+    DEFAULT_CSS = """
+    DetailsScreen #details-title { height: 1; text-style: bold; padding: 0 1; }
+    DetailsScreen #details-body { height: 1fr; padding: 0 1; }
+    DetailsScreen #details-body > Static { margin-bottom: 1; }
+    """
+
+    class Loaded(Message):
+        def __init__(self, details: Details) -> None:
+            super().__init__()
+            self.details = details
+
+    class Resolved(Message):
+        def __init__(self, before: RefundStatus, attempt: Attempt) -> None:
+            super().__init__()
+            self.before = before
+            self.attempt = attempt
+
+    class RetryReady(Message):
+        def __init__(self, view: PaymentView) -> None:
+            super().__init__()
+            self.view = view
+
+    def __init__(self, attempt_id: str) -> None:
+        super().__init__()
+        self.attempt_id = attempt_id
+        self.details: Details | None = None
+        self._timer: Timer
+
+    def compose(self) -> ComposeResult:
+        yield Banner()
+        yield Static(Text(f"Refund {self.attempt_id}: loading..."), id="details-title")
+        with VerticalScroll(id="details-body"):
+            for part in ("summary", "error", "timeline", "request", "origin"):
+                yield Static(id=f"details-{part}")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._timer = self.set_interval(refresh_interval(self.app), self._tick, pause=True)
+        self.query_one("#details-body").focus()
+        self.reload(track=False)
+
+    def _tick(self) -> None:
+        if not still_running(self, "details-load"):
+            self.reload()
+
+    @property
+    def attempt(self) -> Attempt | None:
+        return self.details.attempt if self.details else None
+
+    # -- reading ------------------------------------------------------------------------------
+
+    @work(exclusive=True, exit_on_error=False, group="details-load", description="read refund")
+    async def reload(self, track: bool = True) -> None:
+        """Poll refunds in flight (unless ``track`` is False), then read this attempt."""
+        service = self.app.service
+        if track:
+            await service.track()
+        details = await asyncio.to_thread(read_details, service.ledger, self.attempt_id)
+        self.post_message(self.Loaded(details))
+
+    @on(Loaded)
+    def _show(self, message: Loaded) -> None:
+        details = self.details = message.details
+        attempt = details.attempt
+        self.attempt_id = attempt.attempt_id
+        title = Text.assemble(
+            f"Refund {attempt.attempt_id}  ", status_text(attempt.status, flagged=attempt.flagged)
+        )
+        if not attempt.status.is_terminal:
+            title.append("  (refreshing)", style="dim")
+        self.query_one("#details-title", Static).update(title)
+        self.query_one("#details-summary", Static).update(summary(details))
+        error = self.query_one("#details-error", Static)
+        raw = provider_error(details)
+        error.display = raw is not None
+        error.update(raw or "")
+        self.query_one("#details-timeline", Static).update(timeline(details.events))
+        self.query_one("#details-request", Static).update(request_block(attempt))
+        self.query_one("#details-origin", Static).update(origin(details))
+        self._follow()
+        self.refresh_bindings()
+
+    def _follow(self) -> None:
+        """Keep refreshing while the refund can still change and the screen is on top."""
+        if self.attempt and not self.attempt.status.is_terminal and self.is_current:
+            self._timer.resume()
+        else:
+            self._timer.pause()
+
+    def on_screen_suspend(self) -> None:
+        self._timer.pause()
+
+    def on_screen_resume(self) -> None:
+        if self.details is not None:
+            self.reload(track=False)
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        if event.state is not WorkerState.ERROR or event.worker.group not in FAILURES:
+            return
+        problem = describe_error(event.worker.error)
+        self.notify(
+            f"{FAILURES[event.worker.group]}: {problem}", severity="error", timeout=8, markup=False
+        )
+        if self.details is None:
+            self.query_one("#details-title", Static).update(
+                Text(f"Refund {self.attempt_id}: {problem}", style="bold red")
+            )
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        attempt = self.attempt
+        if action == "retry":
+            return attempt is not None and attempt.status is RefundStatus.FAILED
+        if action == "resolve":
+            return attempt is not None and not attempt.status.is_terminal
+        if action == "copy_reference":
+            return attempt is not None
+        return True
+
+    def action_copy_reference(self) -> None:
+        attempt = self.attempt
+        if attempt.provider_reference:
+            what, text = "provider reference", attempt.provider_reference
+        else:
+            what, text = "attempt id (no provider reference yet)", attempt.attempt_id
+        self.app.copy_to_clipboard(text)
+        self.notify(f"Copied the {what} {text} to your clipboard", timeout=4, markup=False)
+
+    def action_retry(self) -> None:
+        self.notify(
+            f"Looking up {self.attempt.payment_reference} to retry the refund...",
+            timeout=3,
+            markup=False,
+        )
+        self.look_up_for_retry()
+
+    @work(exclusive=True, exit_on_error=False, group="details-retry", description="look up payment")
+    async def look_up_for_retry(self) -> None:
+        attempt = self.attempt
+        view = await self.app.service.lookup(attempt.provider, attempt.payment_reference)
+        self.post_message(self.RetryReady(view))
+
+    @on(RetryReady)
+    def _open_retry(self, message: RetryReady) -> None:
+        self.app.open_refund(message.view, retry_of=self.attempt_id)
+
+    def action_resolve(self) -> None:
+        provider = self.attempt.provider.value.title()
+        if still_running(self, "details-resolve"):
+            self.notify(f"Still waiting for {provider}'s answer...", timeout=3)
+            return
+        self.notify(f"Asking {provider} about the refund...", timeout=3)
+        self.resolve()
+
+    @work(exclusive=True, exit_on_error=False, group="details-resolve", description="resolve")
+    async def resolve(self) -> None:
+        before = self.attempt.status
+        attempt = await self.app.service.refresh(self.attempt_id)
+        self.post_message(self.Resolved(before, attempt))
+
+    @on(Resolved)
+    def _resolved(self, message: Resolved) -> None:
+        text, severity = resolve_outcome(message.before, message.attempt)
+        self.notify(text, severity=severity, timeout=8, markup=False)
+        self.app.post_message(LedgerChanged())
+        self.reload(track=False)
+
+    def action_back(self) -> None:
+        self.dismiss()

@@ -1,0 +1,279 @@
+"""The live status board, driven with keys against the simulator over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+
+from refund_tui.core.ledger import Attempt
+from refund_tui.core.models import ProviderName, RefundStatus
+from refund_tui.core.money import Money
+from refund_tui.core.operator import Operator
+from refund_tui.providers.base import RefundRequest
+from refund_tui.session import Session
+from refund_tui.tui.app import RefundApp
+from refund_tui.tui.screens import board as board_module
+from refund_tui.tui.screens import details as details_module
+from refund_tui.tui.screens.board import BoardScreen, BoardTable
+from refund_tui.tui.screens.details import DetailsScreen
+
+FROZEN = datetime(2025, 5, 14, 14, 2, 11, tzinfo=UTC)
+#: Refresh interval for tests that wait on several ticks (the product floor is 2 s).
+FAST_INTERVAL = 0.2
+
+PAYMENTS = {
+    ProviderName.VESICASH: dict(provider="vesicash", amount=500, currency="GHS"),
+    ProviderName.NOVASEND: dict(provider="novasend", amount=20000, currency="XOF"),
+}
+PHONES = {ProviderName.VESICASH: "+23324123{}", ProviderName.NOVASEND: "+225070123{}"}
+#: Last four digits that make the simulator settle a refund a given way.
+COMPLETES, FAILS, STUCK = "4567", "9901", "9904"
+
+
+@pytest.fixture
+async def session(sandbox, tmp_path, monkeypatch):
+    """A sandbox session on the test simulator; no immediate resends of unknown refunds."""
+    monkeypatch.setenv("REFUND_TUI_HOME", str(tmp_path))
+    monkeypatch.setenv("REFUND_TUI_SANDBOX_URL", sandbox.url)
+    opened = Session.open("sandbox")
+    opened.service.retry_delays = ()
+    yield opened
+    await opened.aclose()
+
+
+@pytest.fixture
+def fast_refresh(session, monkeypatch):
+    """Refresh the board and details every FAST_INTERVAL seconds."""
+    monkeypatch.setattr(details_module, "MIN_INTERVAL", FAST_INTERVAL)
+    session.config = dataclasses.replace(session.config, tracking_interval=FAST_INTERVAL)
+
+
+@pytest.fixture
+def app(session):
+    return RefundApp(session=session, clock=lambda: FROZEN)
+
+
+async def make_refund(
+    sandbox,
+    service,
+    *,
+    provider: ProviderName = ProviderName.VESICASH,
+    ending: str = COMPLETES,
+    amount: str = "10",
+    reason: str = "Customer cancellation",
+) -> Attempt:
+    """A refund made through the service, settling as the phone's last digits say."""
+    reference = sandbox.create_payment(**PAYMENTS[provider], phone=PHONES[provider].format(ending))
+    view = await service.lookup(provider, reference)
+    country = None
+    if service.provider(provider).sends_phone:
+        country = next(c for c in await service.countries(provider) if c.iso_code == view.country)
+    prepared = service.prepare(view, amount=amount, reason=reason, country=country)
+    return await service.submit(prepared)
+
+
+async def wait_for(pilot, condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Let the app run until ``condition()`` holds; fail after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "timed out waiting for the console"
+        await pilot.pause(0.05)
+
+
+def table(app) -> BoardTable:
+    return app.screen.query_one(BoardTable)
+
+
+def shown(app) -> list[str]:
+    """Attempt ids in the board's display order."""
+    board = table(app)
+    return [board.coordinate_to_cell_key((row, 0)).row_key.value for row in range(board.row_count)]
+
+
+def status_cell(app, attempt_id: str) -> str:
+    return table(app).get_cell(attempt_id, "status").plain
+
+
+async def open_board(app, pilot, expected_rows: int) -> BoardScreen:
+    await app.run_action("show_board")
+
+    def ready() -> bool:
+        tables = app.screen.query(BoardTable)
+        on_board = isinstance(app.screen, BoardScreen) and bool(tables)
+        return on_board and tables.first().row_count == expected_rows
+
+    await wait_for(pilot, ready)
+    return app.screen
+
+
+async def test_board_shows_a_refund_and_it_settles_live(sandbox, session, app):
+    attempt = await make_refund(sandbox, session.service)
+    async with app.run_test(size=(80, 24)) as pilot:
+        board = await open_board(app, pilot, 1)
+        assert status_cell(app, attempt.attempt_id) in (".. pending", ".. processing")
+        assert "updated 14:02:11" in str(board.query_one("#board-clock").content)
+
+        await wait_for(pilot, lambda: status_cell(app, attempt.attempt_id) == "ok completed")
+
+    assert session.ledger.get(attempt.attempt_id).status is RefundStatus.COMPLETED
+
+
+async def test_new_refunds_arrive_on_top_and_the_cursor_stays_on_its_row(sandbox, session, app):
+    older = [await make_refund(sandbox, session.service) for _ in range(3)]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_board(app, pilot, 3)
+        await pilot.press("down")
+        chosen = table(app).highlighted_key
+        assert chosen == older[1].attempt_id
+
+        newest = await make_refund(sandbox, session.service, ending=FAILS)
+        sandbox.advance(60)
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: table(app).row_count == 4)
+
+        assert shown(app)[0] == newest.attempt_id
+        assert table(app).highlighted_key == chosen
+        assert status_cell(app, newest.attempt_id) == "!! FAILED"
+        failed_row = table(app).get_row(newest.attempt_id)
+        assert all(cell.style == "bold red" for cell in failed_row)
+
+
+async def test_filter_matches_text_and_esc_clears_it(sandbox, session, app):
+    plain = await make_refund(sandbox, session.service)
+    late = await make_refund(sandbox, session.service, reason="Order not delivered")
+    async with app.run_test(size=(80, 24)) as pilot:
+        board = await open_board(app, pilot, 2)
+
+        await pilot.press("slash", *"deliv")
+        await wait_for(pilot, lambda: shown(app) == [late.attempt_id])
+        assert 'matching "deliv"' in str(board.query_one("#board-scope").content)
+
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: len(shown(app)) == 2)
+        assert not board.query_one("#board-filter").display
+
+        await pilot.press("slash", *plain.payment_reference.lower(), "enter")
+        await wait_for(pilot, lambda: shown(app) == [plain.attempt_id])
+        assert table(app).has_focus
+
+
+async def test_filter_text_is_shown_literally(sandbox, session, app):
+    await make_refund(sandbox, session.service)
+    async with app.run_test(size=(80, 24)) as pilot:
+        board = await open_board(app, pilot, 1)
+        await pilot.press("slash", *"[/b", "enter")
+        await wait_for(pilot, lambda: table(app).row_count == 0)
+        assert 'matching "[/b"' in str(board.query_one("#board-scope").content)
+
+
+async def test_quick_filters_show_failed_in_flight_or_all(sandbox, session, app):
+    done = await make_refund(sandbox, session.service)
+    failed = await make_refund(sandbox, session.service, ending=FAILS)
+    stuck = await make_refund(sandbox, session.service, ending=STUCK)
+    sandbox.advance(60)
+    await session.service.track(force=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_board(app, pilot, 3)
+
+        await pilot.press("f")
+        await wait_for(pilot, lambda: shown(app) == [failed.attempt_id])
+        await pilot.press("i")
+        await wait_for(pilot, lambda: shown(app) == [stuck.attempt_id])
+        await pilot.press("a")
+        everything = {done.attempt_id, failed.attempt_id, stuck.attempt_id}
+        await wait_for(pilot, lambda: set(shown(app)) == everything)
+
+
+async def test_sort_cycles_time_amount_status(sandbox, session, app):
+    small = await make_refund(sandbox, session.service, amount="5", ending=FAILS)
+    large = await make_refund(sandbox, session.service, amount="50")
+    medium = await make_refund(sandbox, session.service, amount="20")
+    sandbox.advance(60)
+    await session.service.track(force=True)
+    by_time = [medium.attempt_id, large.attempt_id, small.attempt_id]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_board(app, pilot, 3)
+        assert shown(app) == by_time
+
+        await pilot.press("s")
+        by_amount = [large.attempt_id, medium.attempt_id, small.attempt_id]
+        await wait_for(pilot, lambda: shown(app) == by_amount)
+        await pilot.press("s")
+        by_status = [small.attempt_id, medium.attempt_id, large.attempt_id]  # failed first
+        await wait_for(pilot, lambda: shown(app) == by_status)
+        assert "needs attention first" in str(app.screen.query_one("#board-scope").content)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: shown(app) == by_time)
+
+
+async def test_pause_stops_live_updates_until_resumed(sandbox, session, fast_refresh, app):
+    await make_refund(sandbox, session.service)
+    async with app.run_test(size=(80, 24)) as pilot:
+        board = await open_board(app, pilot, 1)
+
+        await pilot.press("p")
+        assert str(board.query_one("#board-clock").content).startswith("PAUSED")
+        await make_refund(sandbox, session.service)
+        await pilot.pause(FAST_INTERVAL * 4)
+        assert table(app).row_count == 1
+
+        await pilot.press("p")
+        await wait_for(pilot, lambda: table(app).row_count == 2)
+        assert "PAUSED" not in str(board.query_one("#board-clock").content)
+
+
+async def test_enter_opens_the_highlighted_refund(sandbox, session, app):
+    first = await make_refund(sandbox, session.service)
+    await make_refund(sandbox, session.service)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_board(app, pilot, 2)
+        await pilot.press("down", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailsScreen))
+        assert app.screen.attempt_id == first.attempt_id
+
+
+async def test_in_place_update_touches_only_changed_cells(sandbox, session, app):
+    attempts = [await make_refund(sandbox, session.service) for _ in range(3)]
+    async with app.run_test(size=(80, 24)) as pilot:
+        board = await open_board(app, pilot, 3)
+        data = board_module.read_board(session.ledger, board.query_state, FROZEN)
+        assert board.apply(data) == 0
+
+        changed = dataclasses.replace(
+            attempts[0], status=RefundStatus.FAILED, failure_reason="Nope"
+        )
+        others = [a for a in data.attempts if a.attempt_id != changed.attempt_id]
+        changes = board.apply(dataclasses.replace(data, attempts=[*others, changed]))
+
+        assert changes == len(board_module.COLUMN_KEYS)  # one row repainted whole: it failed
+        assert shown(app)[-1] == changed.attempt_id
+
+
+def test_text_filter_searches_every_field():
+    attempt_fields = dict(
+        payment_reference="VSC-ABC", provider_reference="VRF-123", phone="+233241234567",
+        reason="Duplicate charge", failure_reason="Recipient wallet not found",
+    )  # fmt: skip
+    fake = _attempt(**attempt_fields)
+    for text in ("vsc-abc", "vrf-1", "24123", "duplicate", "wallet not", "failed", "vesicash"):
+        assert board_module.matches(fake, text.split()), text
+    assert not board_module.matches(fake, ["novasend"])
+    assert not board_module.matches(fake, ["duplicate", "novasend"])
+
+
+def _attempt(**fields) -> Attempt:
+    base = dict(
+        attempt_id="a1", created_at=FROZEN, profile="sandbox", environment="sandbox",
+        provider=ProviderName.VESICASH, payment_reference="P", amount=Money(1000, "GHS"),
+        phone="+233", country_id="83", reason="r", webhook_url=None,
+        request=RefundRequest(ProviderName.VESICASH, "P", "POST", "/x", "{}", None, "ext"),
+        operator=Operator("op", 1, "host", None), pid=1, app_version="0", retry_of=None,
+        status=RefundStatus.FAILED, provider_reference=None, failure_reason=None, raw_code=None,
+        raw_message=None, updated_at=FROZEN, flagged=False,
+    )  # fmt: skip
+    return Attempt(**(base | fields))

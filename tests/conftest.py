@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from refund_tui.sandbox.server import EmbeddedSandbox
+from refund_tui.session import Session
 
 #: Settlement unit in tests: pending 0.05 s, processing until 0.15 s, final after.
 SANDBOX_SETTLE_SECONDS = 0.05
@@ -142,3 +143,15 @@ def sandbox_env(sandbox: SandboxControl, tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("REFUND_TUI_HOME", str(home))
     monkeypatch.setenv("REFUND_TUI_SANDBOX_URL", sandbox.url)
     return home
+
+
+@pytest.fixture
+async def session(sandbox_env: Path) -> AsyncIterator[Session]:
+    """The sandbox profile opened on the test simulator, with its own ledger.
+
+    Unknown outcomes are not resolved at once (``retry_delays=()``), so tests see them.
+    """
+    opened = Session.open("sandbox")
+    opened.service.retry_delays = ()
+    yield opened
+    await opened.aclose()

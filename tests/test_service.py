@@ -9,21 +9,12 @@ from refund_tui.core.models import ProviderName, RefundStatus
 from refund_tui.core.money import Money
 from refund_tui.core.service import RefundNotAllowed
 from refund_tui.core.validation import RefundInvalid
-from refund_tui.session import Session
 
 PAYMENTS = {
     ProviderName.VESICASH: dict(provider="vesicash", amount=500, currency="GHS", phone="+233241234567"),
     ProviderName.NOVASEND: dict(provider="novasend", amount=20000, currency="XOF", phone="+2250701234567"),
 }
 REFUND_AMOUNT = {ProviderName.VESICASH: "120.50", ProviderName.NOVASEND: "5000"}
-
-
-@pytest.fixture
-def session(sandbox, sandbox_env):
-    opened = Session.open("sandbox")
-    opened.service.retry_delays = ()
-    yield opened
-    opened.ledger.close()
 
 
 async def _prepare(service, provider, reference, amount):

@@ -14,10 +14,9 @@ from refund_tui.core.models import ProviderName, RefundStatus
 from refund_tui.core.money import Money
 from refund_tui.core.operator import Operator
 from refund_tui.providers.base import RefundRequest
-from refund_tui.session import Session
+from refund_tui.tui import app as app_module
 from refund_tui.tui.app import RefundApp
 from refund_tui.tui.screens import board as board_module
-from refund_tui.tui.screens import details as details_module
 from refund_tui.tui.screens.board import BoardScreen, BoardTable
 from refund_tui.tui.screens.details import DetailsScreen
 
@@ -35,20 +34,9 @@ COMPLETES, FAILS, STUCK = "4567", "9901", "9904"
 
 
 @pytest.fixture
-async def session(sandbox, tmp_path, monkeypatch):
-    """A sandbox session on the test simulator; no immediate resends of unknown refunds."""
-    monkeypatch.setenv("REFUND_TUI_HOME", str(tmp_path))
-    monkeypatch.setenv("REFUND_TUI_SANDBOX_URL", sandbox.url)
-    opened = Session.open("sandbox")
-    opened.service.retry_delays = ()
-    yield opened
-    await opened.aclose()
-
-
-@pytest.fixture
 def fast_refresh(session, monkeypatch):
     """Refresh the board and details every FAST_INTERVAL seconds."""
-    monkeypatch.setattr(details_module, "MIN_INTERVAL", FAST_INTERVAL)
+    monkeypatch.setattr(app_module, "MIN_INTERVAL", FAST_INTERVAL)
     session.config = dataclasses.replace(session.config, tracking_interval=FAST_INTERVAL)
 
 

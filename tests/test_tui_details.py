@@ -14,7 +14,6 @@ from test_tui_board import (  # the console fixtures and helpers are shared
     app,  # noqa: F401
     fast_refresh,  # noqa: F401
     make_refund,
-    session,  # noqa: F401
     wait_for,
 )
 from textual.widgets import Static

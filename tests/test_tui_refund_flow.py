@@ -10,7 +10,6 @@ import pytest
 from textual.widgets import Button, Input, Select
 
 from refund_tui.core.models import ProviderName
-from refund_tui.session import Session
 from refund_tui.tui.app import RefundApp
 from refund_tui.tui.screens.confirm import ConfirmScreen
 from refund_tui.tui.screens.lookup import LookupScreen
@@ -18,16 +17,6 @@ from refund_tui.tui.screens.refund_form import RefundFormScreen
 
 GHANA_MOBILE = "+233241234567"
 IVORIAN_MOBILE = "+2250701234567"
-
-
-@pytest.fixture
-async def session(sandbox, tmp_path, monkeypatch):
-    """A sandbox session on the test simulator, with its own ledger."""
-    monkeypatch.setenv("REFUND_TUI_HOME", str(tmp_path))
-    monkeypatch.setenv("REFUND_TUI_SANDBOX_URL", sandbox.url)
-    opened = Session.open("sandbox")
-    yield opened
-    await opened.aclose()
 
 
 @pytest.fixture

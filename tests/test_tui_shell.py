@@ -30,7 +30,6 @@ from tests.test_tui_refund_flow import (  # noqa: F401 (fixtures)
     flat,
     look_up,
     screen_text,
-    session,
     settle,
     wait_for,
 )
@@ -245,3 +244,21 @@ async def test_credentials_screen_opens_even_when_the_profile_cannot(home, monke
         report = flat(full_text(app.screen.query_one("#credentials-report", Static)))
     assert "prod vesicash public_key MISSING" in report
     assert "Keyring backend:" in report
+
+
+async def test_start_up_recovery_resolves_an_attempt_left_unknown(sandbox, session):
+    reference = sandbox.create_payment("novasend", 20000, "XOF", "+2250701234567")
+    view = await session.service.lookup(ProviderName.NOVASEND, reference)
+    prepared = session.service.prepare(view, amount="5000", reason="Duplicate charge")
+    sandbox.faults(drop_next=1)
+    left = await session.service.submit(prepared)  # as if the last run died here
+    assert left.status is RefundStatus.UNKNOWN
+    app = RefundApp(session=session)
+
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await wait_for(pilot, lambda: session.ledger.get(left.attempt_id).status is not RefundStatus.UNKNOWN)
+        await wait_for(pilot, lambda: any("recovery" in (n.title or "") for n in app._notifications))
+
+    executed = [r for r in sandbox.refunds() if r["payment_reference"] == reference]
+    assert len(executed) == 1
+    assert session.ledger.get(left.attempt_id).provider_reference == executed[0]["refund_reference"]

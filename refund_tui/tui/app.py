@@ -32,6 +32,10 @@ if TYPE_CHECKING:
     from refund_tui.session import Session
 
 
+#: Never refresh faster than this (k9s's floor): operators over slow SSH links pay for redraws.
+MIN_INTERVAL = 2.0
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -142,6 +146,8 @@ class RefundApp(App[None]):
                 profile = self.banner_info.profile
                 self.banner_info = BannerInfo(profile=profile, note="could not open")
                 self.session_problem = describe_error(worker.error)
+        elif worker.group == "tracking" and event.state is WorkerState.ERROR:
+            self.notify(f"Status tracking: {describe_error(worker.error)}", severity="warning", markup=False)
         elif worker.name == "ledger-counts" and event.state is WorkerState.SUCCESS:
             failed, unknown = worker.result
             self.banner_info = self.banner_info.with_counts(failed, unknown)
@@ -157,9 +163,45 @@ class RefundApp(App[None]):
             operator=f"{operator.name}@{operator.hostname}",
         )
         self._apply_keymap(session.config.keys)
-        interval = session.config.tracking_interval
-        self.set_interval(interval, self.refresh_counts, name="banner-counts")
+        self.set_interval(self.refresh_interval, self._tick_tracking, name="tracking")
         self.refresh_counts()
+        self.recover_at_start()
+
+    # -- keeping refunds up to date ---------------------------------------------------------
+
+    @property
+    def refresh_interval(self) -> float:
+        """Seconds between live refreshes: the configured interval, never under 2 s."""
+        return max(MIN_INTERVAL, self.session.config.tracking_interval)
+
+    def _tick_tracking(self, force: bool = False) -> None:
+        if not any(w.group == "tracking" and not w.is_finished for w in self.workers):
+            self.track_refunds(force)
+
+    def track_now(self) -> None:
+        """Poll every refund in flight now, whatever its backoff."""
+        self._tick_tracking(force=True)
+
+    @work(exit_on_error=False, group="tracking", name="recover")
+    async def recover_at_start(self) -> None:
+        """The recovery sweep: resolve every pending or unknown attempt left by earlier runs."""
+        results = await self.service.recover()
+        if results:
+            outcomes = "; ".join(f"{r.attempt.payment_reference}: {r.outcome}" for r in results[:3])
+            more = f" (+{len(results) - 3} more)" if len(results) > 3 else ""
+            self.notify(f"Recovery: {outcomes}{more}", title="Start-up recovery", timeout=10, markup=False)
+            self.tracked_changes()
+
+    @work(exit_on_error=False, group="tracking", name="track")
+    async def track_refunds(self, force: bool = False) -> None:
+        """Poll the refunds in flight (on their backoff schedule) in the background."""
+        if await self.service.track(force=force):
+            self.tracked_changes()
+
+    def tracked_changes(self) -> None:
+        """Statuses changed: refresh the banner counts and whatever screen shows refunds."""
+        self.refresh_counts()
+        self.screen.post_message(LedgerChanged())
 
     def _apply_keymap(self, keymap: dict[str, str]) -> None:
         unknown = sorted(set(keymap) - keys.binding_ids())

@@ -46,6 +46,7 @@ _REGISTRY: Mapping[str, tuple[Binding, ...]] = MappingProxyType(
         "lookup": (
             _key("lookup.refund", "r", "refund", "Refund", "Refund the payment on screen"),
             _key("lookup.reference", "slash", "focus_reference", "Reference", "Type another payment reference", key_display="/", show=False),
+            _key("lookup.leave", "escape", "leave_reference", "Keys", "Leave the reference field so single-letter keys work", show=False),
         ),
         "refund": (
             _key("refund.submit", "ctrl+s", "submit", "Review", "Review and confirm the refund (nothing is sent yet)"),
@@ -57,6 +58,7 @@ _REGISTRY: Mapping[str, tuple[Binding, ...]] = MappingProxyType(
         "board": (
             _key("board.open", "enter", "open_details", "Details", "Details of the selected refund"),
             _key("board.filter", "slash", "filter", "Filter", "Filter by reference, phone or reason", key_display="/"),
+            _key("board.clear_filter", "escape", "close_filter", "Clear filter", "Clear and close the filter", show=False),
             _key("board.failed", "f", "quick_filter('failed')", "Failed", "Show failed refunds only"),
             _key("board.in_flight", "i", "quick_filter('in_flight')", "In flight", "Show refunds still in flight"),
             _key("board.all", "a", "quick_filter('all')", "All", "Show every refund"),

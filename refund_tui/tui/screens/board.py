@@ -1,8 +1,8 @@
 """The live status board: every refund in the ledger, newest first, updated in place.
 
-A timer (``refresh_interval``: never under 2 s) starts an exclusive worker that polls the
-refunds in flight (``RefundService.track``), reads the ledger and posts what it read; the
-handler diffs the rows into the table by attempt id inside ``batch_update()`` (update changed
+The app polls the refunds in flight in the background; a timer (the app's
+``refresh_interval``, never under 2 s) starts an exclusive worker that reads the ledger and
+posts what it read; the handler diffs the rows into the table by attempt id inside ``batch_update()`` (update changed
 cells, add new rows, remove stale ones), so the cursor and the scroll position stay put.
 
 At most ``ROW_LIMIT`` rows are shown: the newest ones of the current view. A text filter
@@ -32,7 +32,7 @@ from refund_tui.core.ledger import Attempt, Ledger
 from refund_tui.core.models import RefundStatus
 from refund_tui.tui.keys import bindings
 from refund_tui.tui.messages import LedgerChanged, describe_error
-from refund_tui.tui.screens.details import DetailsScreen, refresh_interval, still_running
+from refund_tui.tui.screens.details import DetailsScreen, still_running
 from refund_tui.tui.widgets.banner import Banner
 from refund_tui.tui.widgets.status import IN_FLIGHT, counts_text, row_style, status_text
 
@@ -294,13 +294,6 @@ class BoardTable(DataTable):
         return changed
 
 
-class FilterInput(Input):
-    """The board's filter field; esc clears and closes it."""
-
-    def key_escape(self) -> None:
-        self.screen.action_close_filter()
-
-
 class BoardScreen(Screen):
     """Every refund in the ledger, live."""
 
@@ -341,7 +334,7 @@ class BoardScreen(Screen):
         with Horizontal(id="board-bar"):
             yield Static(id="board-scope", markup=False)
             yield Static("loading...", id="board-clock", markup=False)
-        yield FilterInput(
+        yield Input(
             placeholder="filter: payment, reference, phone, reason, status, provider (esc clears)",
             compact=True,
             id="board-filter",
@@ -350,7 +343,7 @@ class BoardScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self._timer = self.set_interval(refresh_interval(self.app), self._tick, pause=True)
+        self._timer = self.set_interval(self.app.refresh_interval, self._tick, pause=True)
         self.query_one(BoardTable).focus()
 
     # -- reading --------------------------------------------------------------------------
@@ -360,11 +353,9 @@ class BoardScreen(Screen):
             self.refresh_board()
 
     @work(exclusive=True, exit_on_error=False, group="board-refresh", description="refresh board")
-    async def refresh_board(self, track: bool = True, limit: int = ROW_LIMIT) -> None:
-        """Poll refunds in flight (unless ``track`` is False), then read the ledger."""
+    async def refresh_board(self, limit: int = ROW_LIMIT) -> None:
+        """Read the ledger (the app polls the providers in the background)."""
         service = self.app.service
-        if track:
-            await service.track()
         data = await asyncio.to_thread(
             read_board, service.ledger, self.query_state, self.app.clock(), limit
         )
@@ -377,7 +368,7 @@ class BoardScreen(Screen):
             return
         self.apply(data)
         if data.limit < ROW_LIMIT and data.matched > len(data.attempts):
-            self.refresh_board(track=False)
+            self.refresh_board()
 
     def apply(self, data: BoardData) -> int:
         """Diff ``data`` into the table and the status lines; returns how many cells changed."""
@@ -417,9 +408,10 @@ class BoardScreen(Screen):
 
     @on(LedgerChanged)
     def _ledger_changed(self, message: LedgerChanged) -> None:
-        """A refund was just made (or resolved): show it now, with the cursor on it."""
+        """A refund was made or statuses changed: show it now (unless paused)."""
         self._select = message.attempt_id
-        self.refresh_board(track=False)
+        if not self.paused:
+            self.refresh_board()
 
     # -- keeping the board live while it is not on top --------------------------------------
 
@@ -432,7 +424,7 @@ class BoardScreen(Screen):
             return
         self._timer.resume()
         if self.last_data is None:
-            self.refresh_board(track=False, limit=FIRST_PAINT_ROWS)
+            self.refresh_board(limit=FIRST_PAINT_ROWS)
         else:
             self.refresh_board()
 
@@ -440,7 +432,7 @@ class BoardScreen(Screen):
 
     def _requery(self, query: BoardQuery) -> None:
         self.query_state = query
-        self.refresh_board(track=False)
+        self.refresh_board()
 
     def action_quick_filter(self, view: str) -> None:
         self._requery(replace(self.query_state, view=View(view)))
@@ -459,6 +451,7 @@ class BoardScreen(Screen):
         self._show_clock()
 
     def action_refresh_now(self) -> None:
+        self.app.track_now()
         self.refresh_board()
 
     def action_filter(self) -> None:

@@ -34,9 +34,6 @@ from refund_tui.tui.messages import LedgerChanged, describe_error
 from refund_tui.tui.widgets.banner import Banner
 from refund_tui.tui.widgets.status import status_label, status_text
 
-#: Refreshing faster than this only loads the providers and the terminal.
-MIN_INTERVAL = 2.0
-
 #: What an operator reads when a worker of this screen fails, by worker group.
 FAILURES = {
     "details-load": "Could not read the refund",
@@ -67,11 +64,6 @@ def read_details(ledger: Ledger, attempt_id: str) -> Details:
         retry_of=ledger.get(attempt.retry_of) if attempt.retry_of else None,
         retries=[other for other in siblings if other.retry_of == attempt.attempt_id],
     )
-
-
-def refresh_interval(app) -> float:
-    """Seconds between live refreshes: the configured tracking interval, never under 2 s."""
-    return max(MIN_INTERVAL, app.session.config.tracking_interval)
 
 
 def still_running(node: DOMNode, group: str) -> bool:
@@ -276,9 +268,9 @@ class DetailsScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self._timer = self.set_interval(refresh_interval(self.app), self._tick, pause=True)
+        self._timer = self.set_interval(self.app.refresh_interval, self._tick, pause=True)
         self.query_one("#details-body").focus()
-        self.reload(track=False)
+        self.reload()
 
     def _tick(self) -> None:
         if not still_running(self, "details-load"):
@@ -291,11 +283,9 @@ class DetailsScreen(Screen):
     # -- reading ------------------------------------------------------------------------------
 
     @work(exclusive=True, exit_on_error=False, group="details-load", description="read refund")
-    async def reload(self, track: bool = True) -> None:
-        """Poll refunds in flight (unless ``track`` is False), then read this attempt."""
+    async def reload(self) -> None:
+        """Read this attempt (the app polls the providers in the background)."""
         service = self.app.service
-        if track:
-            await service.track()
         details = await asyncio.to_thread(read_details, service.ledger, self.attempt_id)
         self.post_message(self.Loaded(details))
 
@@ -333,7 +323,7 @@ class DetailsScreen(Screen):
 
     def on_screen_resume(self) -> None:
         if self.details is not None:
-            self.reload(track=False)
+            self.reload()
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
@@ -406,7 +396,7 @@ class DetailsScreen(Screen):
         text, severity = resolve_outcome(message.before, message.attempt)
         self.notify(text, severity=severity, timeout=8, markup=False)
         self.app.post_message(LedgerChanged())
-        self.reload(track=False)
+        self.reload()
 
     def action_back(self) -> None:
         self.dismiss()

@@ -118,7 +118,11 @@ class LookupScreen(Screen[None]):
             )
             yield Label("Reference", classes="field-label")
             yield Input(placeholder="payment reference, then enter", compact=True, id="reference")
-        yield Static("Type a payment reference and press enter.", markup=False, id="lookup-message")
+        yield Static(
+            "Type a payment reference, then enter. esc leaves the field; / returns to it.",
+            markup=False,
+            id="lookup-message",
+        )
         with VerticalScroll(id="payment", can_focus=True):
             yield Static(id="payment-panel")
         yield Footer()
@@ -199,3 +203,6 @@ class LookupScreen(Screen[None]):
 
     def action_focus_reference(self) -> None:
         self.query_one("#reference", Input).focus()
+
+    def action_leave_reference(self) -> None:
+        self.query_one("#payment", VerticalScroll).focus()

@@ -37,6 +37,7 @@ class RefundFormScreen(Screen[None]):
         super().__init__()
         self.view = view
         self.retry_of = retry_of
+        self.failed = None
         self.countries: list[Country] = []
         self.countries_problem: str | None = None
         self.problems: dict[str, str] = {}
@@ -49,6 +50,9 @@ class RefundFormScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         payment = self.view.payment
+        if self.retry_of:
+            self.failed = self.app.service.ledger.get(self.retry_of)
+        amount = min(self.failed.amount, self.view.refundable) if self.failed else self.view.refundable
         yield Banner()
         title = (
             f"Refund {payment.reference} ({payment.provider.value.title()}) to "
@@ -60,13 +64,14 @@ class RefundFormScreen(Screen[None]):
         with Vertical(id="form"):
             with Horizontal(classes="form-row"):
                 yield Label("Amount", classes="field-label")
-                yield Input(self.view.refundable.plain(), compact=True, id="amount")
+                yield Input(amount.plain(), compact=True, id="amount")
                 yield Label(payment.currency, classes="unit")
             yield Static(markup=False, classes="note", id="amount-note")
             with Horizontal(classes="form-row"):
                 yield Label("Phone", classes="field-label")
                 if self._routed:
-                    yield Input(payment.customer_phone, compact=True, id="phone")
+                    phone = self.failed.phone if self.failed else payment.customer_phone
+                    yield Input(phone, compact=True, id="phone")
                 else:
                     yield Static(payment.customer_phone, markup=False, id="phone-fixed")
             yield Static(markup=False, classes="note", id="phone-note")
@@ -78,7 +83,7 @@ class RefundFormScreen(Screen[None]):
             with Horizontal(classes="form-row"):
                 yield Label("Reason", classes="field-label")
                 yield Input(
-                    self._retried_reason(),
+                    self.failed.reason if self.failed else "",
                     placeholder="why the customer is refunded",
                     compact=True,
                     id="reason",
@@ -101,9 +106,6 @@ class RefundFormScreen(Screen[None]):
                 yield Button("Review", variant="primary", compact=True, id="review")
                 yield Static(markup=False, id="form-status")
         yield Footer()
-
-    def _retried_reason(self) -> str:
-        return self.app.service.ledger.get(self.retry_of).reason if self.retry_of else ""
 
     def on_mount(self) -> None:
         self.query_one("#amount", Input).focus()

@@ -42,6 +42,7 @@ def new_attempt(payment: str) -> NewAttempt:
         body='{"amount":1500,"reason":"Duplicate charge","externalReference":"x"}',
         idempotency_key=str(uuid.uuid4()),
         external_reference=f"rtui-{uuid.uuid4().hex[:20]}",
+        amount=Money(1500, "XOF"),
     )
     return NewAttempt(
         profile="sandbox", environment="sandbox", provider=ProviderName.NOVASEND,

@@ -180,6 +180,7 @@ def fill_ledger(home: Path) -> float:
                 path=f"/v1/payin/{payment}/refund",
                 body='{"amount":1500,"reason":"Duplicate charge","externalReference":"x"}',
                 idempotency_key=str(uuid.uuid4()), external_reference=f"rtui-{number}",
+                amount=Money(1500 + number, "XOF"),
             )  # fmt: skip
             attempt = ledger.record_attempt(
                 NewAttempt(

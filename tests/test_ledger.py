@@ -61,6 +61,7 @@ def new_attempt(
             body=body,
             idempotency_key=str(uuid.uuid4()),
             external_reference=external,
+            amount=amount,
         ),
         operator=OPERATOR,
         retry_of=retry_of,

@@ -204,6 +204,7 @@ def _to_attempt(row: tuple) -> Attempt:
             body=body,
             idempotency_key=idempotency_key,
             external_reference=external_reference,
+            amount=Money(amount_minor, currency),
         ),
         operator=Operator(operator_name, operator_uid, hostname, ssh_client),
         pid=pid,
@@ -233,6 +234,8 @@ def _check_new(new: NewAttempt, limit: Money) -> None:
         new.payment_reference,
     ):
         raise ValueError("the request is for a different provider or payment than the attempt")
+    if new.request.amount != new.amount:
+        raise ValueError("the request sends a different amount than the attempt records")
     if new.amount.minor <= 0:
         raise ValueError("a refund amount must be more than zero")
     if new.amount.currency != limit.currency:

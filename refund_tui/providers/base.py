@@ -34,6 +34,7 @@ class RefundRequest:
     body: str
     idempotency_key: str | None
     external_reference: str
+    amount: Money
 
 
 @dataclass(frozen=True, slots=True)

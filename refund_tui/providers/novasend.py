@@ -191,6 +191,7 @@ class NovasendClient:
             body=compact_json(body),
             idempotency_key=draft.idempotency_key,
             external_reference=draft.external_reference,
+            amount=draft.amount,
         )
 
     async def send_refund(self, request: RefundRequest) -> Refund:

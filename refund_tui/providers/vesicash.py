@@ -22,8 +22,8 @@ from refund_tui.core.models import (
     ProviderName,
     Refund,
 )
-from refund_tui.core.money import Money
 from refund_tui.core.secret import Secret
+from refund_tui.core.phone import vesicash_wire
 from refund_tui.providers.base import ProviderSettings, RefundDraft, RefundRequest
 from refund_tui.providers.http import (
     NO_BALANCE,
@@ -132,8 +132,6 @@ class VesicashClient:
         self._http = ProviderHttp(
             self.name, settings, error_key="message", known_errors=KNOWN_ERRORS
         )
-        #: Payment reference -> currency, learnt from lookups (a refund answer has none).
-        self._currencies: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"VesicashClient(base_url={self.settings.base_url!r})"
@@ -151,9 +149,7 @@ class VesicashClient:
             headers=self._headers(),
             reference=reference,
         )
-        payment = self._payment(parse_wire(self.name, Envelope[PaymentRecord], data).data)
-        self._currencies[payment.reference] = payment.currency
-        return payment
+        return self._payment(parse_wire(self.name, Envelope[PaymentRecord], data).data)
 
     def build_refund(self, draft: RefundDraft) -> RefundRequest:
         if not draft.country_id:
@@ -167,7 +163,7 @@ class VesicashClient:
             "payment_reference": draft.payment.reference,
             "country_id": _country_id(draft.country_id),
             "transfer_to": "mobile_number",
-            "momo_phone_number": "".join(char for char in draft.phone_e164 if char.isdigit()),
+            "momo_phone_number": vesicash_wire(draft.phone_e164),
         }
         if draft.webhook_url:
             body["webhook_url"] = draft.webhook_url
@@ -180,10 +176,10 @@ class VesicashClient:
             body=compact_json(body),
             idempotency_key=None,
             external_reference=draft.external_reference,
+            amount=draft.amount,
         )
 
     async def send_refund(self, request: RefundRequest) -> Refund:
-        currency = await self._currency(request.payment_reference)
         data = await self._http.call(
             request.method,
             request.path,
@@ -192,13 +188,12 @@ class VesicashClient:
             reference=request.payment_reference,
         )
         accepted = parse_wire(self.name, Envelope[RefundAccepted], data).data
-        amount, reason = _requested(request, currency)
         return Refund(
             reference=accepted.reference,
             payment_reference=request.payment_reference,
-            amount=amount,
+            amount=request.amount,
             status=refund_status(accepted.status),
-            reason=reason,
+            reason=_reason(request),
         )
 
     async def refund_status(self, payment_reference: str, refund_reference: str) -> Refund:
@@ -209,13 +204,13 @@ class VesicashClient:
     ) -> Refund | None:
         """The earliest unclaimed refund with the request's amount and reason, made since
         ``sent_after`` (less CLOCK_SKEW)."""
-        amount, reason = _requested(request, payment.currency)
+        reason = _reason(request)
         earliest = as_utc(sent_after) - CLOCK_SKEW
         candidates = [
             refund
             for refund in payment.refunds
             if refund.reference not in claimed
-            and refund.amount == amount
+            and refund.amount == request.amount
             and refund.reason == reason
             and refund.created_at is not None
             and refund.created_at >= earliest
@@ -239,11 +234,6 @@ class VesicashClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
-
-    async def _currency(self, payment_reference: str) -> str:
-        """The payment's currency: neither a refund answer nor a RefundRequest carries one."""
-        known = self._currencies.get(payment_reference)
-        return known or (await self.get_payment(payment_reference)).currency
 
     def _payment(self, record: PaymentRecord) -> Payment:
         currency = record.currency.upper()
@@ -278,7 +268,6 @@ def _country_id(value: str) -> int | str:
     return int(value) if value.isascii() and value.isdigit() else value
 
 
-def _requested(request: RefundRequest, currency: str) -> tuple[Money, str]:
-    """The amount and reason of a refund body this client built."""
-    body = json.loads(request.body, parse_float=Decimal)
-    return Money.from_major(body["amount"], currency), body["reason"]
+def _reason(request: RefundRequest) -> str:
+    """The reason as sent in a refund body this client built."""
+    return json.loads(request.body)["reason"]

@@ -172,7 +172,7 @@ def fill_ledger(home: Path) -> float:
     operator = Operator(name="bench", uid=1000, hostname="bench-host", ssh_client=None)
     os.environ["REFUND_TUI_HOME"] = str(home)
     started = time.perf_counter()
-    with Ledger(paths().ledger_file) as ledger:
+    with Ledger(paths().ledger_file("sandbox")) as ledger:
         for number in range(LEDGER_SIZE):
             payment = f"tr_bench_{number}"
             request = RefundRequest(

@@ -58,11 +58,12 @@ def _run(profile_name: str | None, work: Callable[[object], Awaitable[T]]) -> T:
     from refund_tui.core.credentials import CredentialsError
     from refund_tui.core.ledger import LedgerError
     from refund_tui.commands.output import Refused
+    from refund_tui.sandbox.server import SandboxStartError
     from refund_tui.session import Session, SessionError
 
     try:
         session = Session.open(profile_name)
-    except (ConfigError, CredentialsError, LedgerError, SessionError) as error:
+    except (ConfigError, CredentialsError, LedgerError, SessionError, SandboxStartError) as error:
         raise Refused(str(error)) from None
 
     async def runner() -> T:
@@ -121,7 +122,7 @@ def recover(profile_name, as_json) -> None:
 
 
 @main.command()
-@click.option("--profile", "profile_name", default=None, help="Only this profile's refunds (default: all).")
+@profile_option
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
 @click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None)
 @click.option("--output", "-o", type=click.File("w"), default="-", help="File to write (default: stdout).")

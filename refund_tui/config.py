@@ -13,7 +13,7 @@ Example ``config.toml``::
     default_profile = "sandbox"
 
     [recovery]
-    flag_after_hours = 24        # unresolved refunds older than this go to manual reconciliation
+    flag_after_hours = 24        # unresolved refunds older than this (at most 24) go to manual reconciliation
 
     [tracking]
     concurrency = 8              # status polls in flight at once
@@ -79,9 +79,9 @@ class Paths:
     def config_file(self) -> Path:
         return self.config_dir / "config.toml"
 
-    @property
-    def ledger_file(self) -> Path:
-        return self.data_dir / "ledger.sqlite3"
+    def ledger_file(self, profile: str) -> Path:
+        """Each profile keeps its own ledger: recovery and the board never mix accounts."""
+        return self.data_dir / f"ledger-{profile}.sqlite3"
 
     @property
     def sandbox_state_file(self) -> Path:
@@ -201,7 +201,8 @@ class _Profile(_Strict):
 
 
 class _Recovery(_Strict):
-    flag_after_hours: Annotated[float, Field(gt=0)] = 24
+    #: At most a day: providers may forget idempotency keys after that, so a resend could execute.
+    flag_after_hours: Annotated[float, Field(gt=0, le=24)] = 24
 
 
 class _Tracking(_Strict):

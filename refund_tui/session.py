@@ -43,18 +43,22 @@ class Session:
         """Open a profile. Blocking (starts the embedded simulator, reads the keyring)."""
         config = config or load_config()
         profile = config.profile(profile_name)
+        ledger = Ledger(paths().ledger_file(profile.name))
         sandbox = None
-        if profile.uses_simulator:
-            url = sandbox_url()
-            if url is None:
-                sandbox = _start_embedded_sandbox()
-                url = sandbox.url
-            providers = _sandbox_providers(url)
-        else:
-            providers = _live_providers(profile)
-        data_dir = paths().data_dir
-        data_dir.mkdir(parents=True, exist_ok=True)
-        ledger = Ledger(paths().ledger_file)
+        try:
+            if profile.uses_simulator:
+                url = sandbox_url()
+                if url is None:
+                    sandbox = _start_embedded_sandbox()
+                    url = sandbox.url
+                providers = _sandbox_providers(url)
+            else:
+                providers = _live_providers(profile)
+        except BaseException:
+            ledger.close()
+            if sandbox is not None:
+                sandbox.stop()
+            raise
         service = RefundService(
             ledger,
             providers,

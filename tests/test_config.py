@@ -52,7 +52,7 @@ def test_home_variable_moves_config_and_data(monkeypatch, tmp_path):
     monkeypatch.setenv("REFUND_TUI_HOME", str(tmp_path))
     found = paths()
     assert found.config_file == tmp_path / "config" / "config.toml"
-    assert found.ledger_file.parent == tmp_path / "data"
+    assert found.ledger_file("prod") == tmp_path / "data" / "ledger-prod.sqlite3"
     assert found.sandbox_state_file.parent == tmp_path / "data"
 
 

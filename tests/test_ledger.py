@@ -384,3 +384,40 @@ def test_operator_comes_from_the_password_database(monkeypatch):
         "[2001:db8::1]:50022"
     )
     assert Operator.current(environ={}).ssh_client is None
+
+
+# -- contradictions, resend claims, retries -------------------------------------------------
+
+
+def test_statuses_never_go_backwards_and_references_never_change(ledger):
+    first, second = record(ledger, 100), record(ledger, 200)
+    assert ledger.add_event(first, RefundStatus.PROCESSING, "poll", provider_reference="rf_1")
+    assert not ledger.add_event(first, RefundStatus.PENDING, "recovery", note="replayed answer")
+    assert not ledger.add_event(first, RefundStatus.PROCESSING, "poll", provider_reference="rf_9")
+    assert not ledger.add_event(second, RefundStatus.PENDING, "poll", provider_reference="rf_1")
+    assert ledger.add_event(first, RefundStatus.COMPLETED, "poll")
+    assert not ledger.add_event(first, RefundStatus.FAILED, "poll", failure_reason="late")
+    assert ledger.add_event(first, RefundStatus.REVERSED, "poll")
+    assert [e.status for e in ledger.events(first)] == [
+        RefundStatus.PENDING, RefundStatus.PROCESSING, RefundStatus.COMPLETED, RefundStatus.REVERSED,
+    ]  # fmt: skip
+    assert ledger.get(first).provider_reference == "rf_1"
+
+
+def test_a_resend_is_claimed_once_and_only_after_an_answer_or_the_lease(ledger):
+    attempt_id = record(ledger, 100)
+    lease = timedelta(minutes=5)
+    assert not ledger.claim_send(attempt_id, lease)  # the first send has no answer yet
+    ledger.add_event(attempt_id, RefundStatus.UNKNOWN, "provider", http_status=500, note="500")
+    assert ledger.claim_send(attempt_id, lease)  # answered: it is over
+    assert not ledger.claim_send(attempt_id, lease)  # another task's resend is now in flight
+    assert ledger.claim_send(attempt_id, timedelta(0))  # an expired lease
+    assert [e.source for e in ledger.events(attempt_id)] == ["intent", "provider", "send", "send"]
+
+
+def test_a_failed_attempt_is_retried_at_most_once(ledger):
+    failed = record(ledger, 100)
+    record(ledger, 100, retry_of=failed)
+    with pytest.raises(LedgerError, match="refused"):
+        record(ledger, 100, retry_of=failed)
+    assert [a.retry_of for a in ledger.attempts(retry_of=failed)] == [failed]

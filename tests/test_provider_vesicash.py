@@ -100,7 +100,7 @@ async def test_refund_body_is_exactly_the_seed_json(sandbox, client):
     assert plain.body == (
         f'{{"amount":120.5,"payment_reference":"{payment.reference}","country_id":83,'
         f'"transfer_to":"mobile_number","momo_phone_number":"233241234567",'
-        f'"reason":"{REASON}"}}'
+        f'"reason":"{REASON} [{plain.external_reference}]"}}'
     )
     assert list(json.loads(hooked.body)) == [
         "amount",
@@ -122,10 +122,12 @@ async def test_refund_body_is_exactly_the_seed_json(sandbox, client):
 async def test_refund_is_queued_then_settles(sandbox, client):
     payment = await new_payment(sandbox, client)
 
-    sent = await refund(client, payment, webhook_url="https://example.com/hook")
+    request = client.build_refund(draft(payment, webhook_url="https://example.com/hook"))
+    sent = await client.send_refund(request)
 
     assert sent.status is RefundStatus.PROCESSING
-    assert (sent.amount, sent.reason) == (Money(12050, "GHS"), REASON)
+    tagged = f"{REASON} [{request.external_reference}]"  # the tag that makes matching exact
+    assert (sent.amount, sent.reason) == (Money(12050, "GHS"), tagged)
     assert [r["refund_reference"] for r in executed(sandbox, payment)] == [sent.reference]
     sandbox.advance(sandbox.settle_seconds * 5)
     settled = await client.refund_status(payment.reference, sent.reference)
@@ -308,7 +310,7 @@ async def test_match_refund_takes_the_earliest_unclaimed_twin_since_the_attempt(
     sent_after = datetime.now(UTC)
     first = await client.send_refund(request)
     second = await client.send_refund(request)
-    await refund(client, payment, "50", reason="Duplicate charge")
+    await refund(client, payment, "50")  # same amount and reason, another attempt's tag
     await refund(client, payment, "60")
     record = await client.get_payment(payment.reference)
 

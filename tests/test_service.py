@@ -184,3 +184,111 @@ async def test_old_unknown_attempt_is_flagged_not_resent(sandbox, session):
     assert result.outcome == "flagged for manual reconciliation"
     assert session.ledger.get(attempt.attempt_id).flagged
     assert executed(sandbox, reference) == []
+
+
+def _swap_provider(session, name, *, timeout=None, credentials=None):
+    """Replace a client: a shorter timeout, or credentials rotated since the refund was sent."""
+    import dataclasses
+
+    from refund_tui.core.secret import Secret
+    from refund_tui.providers import make_provider
+
+    current = session.service.providers[name]
+    settings = dataclasses.replace(current.settings, timeout_seconds=timeout or current.settings.timeout_seconds)
+    published = {
+        ProviderName.VESICASH: {"public_key": "vsc_pub_DEMO_not_a_real_key", "secret_key": "vsc_sec_DEMO_not_a_real_key"},
+        ProviderName.NOVASEND: {"api_key": "nvs_DEMO_api_key", "api_client": "nvs_DEMO_client"},
+    }[name]
+    secrets = {key: Secret(value) for key, value in (credentials or published).items()}
+    session.service.providers[name] = make_provider(name, settings, secrets)
+
+
+async def test_vesicash_timeout_is_never_resent_while_the_request_may_run(sandbox, session):
+    import asyncio
+
+    _swap_provider(session, ProviderName.VESICASH, timeout=0.3)
+    session.service.retry_delays = (0.05, 0.05)
+    reference = sandbox.create_payment(**PAYMENTS[ProviderName.VESICASH])
+    prepared = await _prepare(session.service, ProviderName.VESICASH, reference, "100")
+    sandbox.faults(latency_ms=1000)
+
+    attempt = await session.service.submit(prepared)  # times out; the provider is still working
+
+    assert attempt.status is RefundStatus.UNKNOWN
+    await session.service.recover()  # still inside the lease: looks, never resends
+    await asyncio.sleep(1.0)
+    sandbox.faults(latency_ms=0)
+    [result] = await session.service.recover()
+    assert len(executed(sandbox, reference)) == 1
+    assert result.attempt.provider_reference == executed(sandbox, reference)[0]["refund_reference"]
+
+
+@pytest.mark.parametrize("provider", list(ProviderName))
+async def test_concurrent_resolutions_resend_once(sandbox, session, provider):
+    import asyncio
+
+    reference = sandbox.create_payment(**PAYMENTS[provider])
+    prepared = await _prepare(session.service, provider, reference, REFUND_AMOUNT[provider])
+    sandbox.faults(fail_refunds_next=1)
+    attempt = await session.service.submit(prepared)  # answered 500: nothing executed
+    assert attempt.status is RefundStatus.UNKNOWN
+    sandbox.faults(latency_ms=200)
+
+    await asyncio.gather(session.service.recover(), session.service.refresh(attempt.attempt_id))
+
+    assert len(executed(sandbox, reference)) == 1
+
+
+async def test_a_rejected_resend_does_not_fail_a_refund_that_may_have_executed(sandbox, session):
+    reference = sandbox.create_payment(**PAYMENTS[ProviderName.NOVASEND])
+    prepared = await _prepare(session.service, ProviderName.NOVASEND, reference, "5000")
+    sandbox.faults(drop_next=1)
+    attempt = await session.service.submit(prepared)
+    assert attempt.status is RefundStatus.UNKNOWN
+    _swap_provider(session, ProviderName.NOVASEND, credentials={"api_key": "rotated", "api_client": "x"})
+
+    await session.service.recover()  # 401 on the resend and on the lookup
+
+    assert session.ledger.get(attempt.attempt_id).status is RefundStatus.UNKNOWN
+    assert len(executed(sandbox, reference)) == 1
+
+
+async def test_a_failed_refund_is_retried_once(sandbox, session):
+    payment = dict(PAYMENTS[ProviderName.VESICASH], phone="+233241239901")
+    reference = sandbox.create_payment(**payment)
+    failed = await session.service.submit(
+        await _prepare(session.service, ProviderName.VESICASH, reference, "100")
+    )
+    sandbox.advance(60)
+    await session.service.track(force=True)
+    view = await session.service.lookup(ProviderName.VESICASH, reference)
+    countries = await session.service.countries(ProviderName.VESICASH)
+    ghana = next(c for c in countries if c.iso_code == "GH")
+
+    def retry():
+        return session.service.prepare(
+            view, amount="100", reason="Customer cancellation", phone="0241234567",
+            country=ghana, retry_of=failed.attempt_id,
+        )
+
+    await session.service.submit(retry())
+    with pytest.raises(RefundNotAllowed, match="already retried"):
+        retry()
+
+
+async def test_a_reversal_after_completion_is_seen(sandbox, session):
+    payment = dict(PAYMENTS[ProviderName.VESICASH], phone="+233241239905")
+    reference = sandbox.create_payment(**payment)
+    attempt = await session.service.submit(
+        await _prepare(session.service, ProviderName.VESICASH, reference, "100")
+    )
+    sandbox.advance(sandbox.settle_seconds * 4)
+    await session.service.track(force=True)
+    assert session.ledger.get(attempt.attempt_id).status is RefundStatus.COMPLETED
+
+    sandbox.advance(60)
+    await session.service.track(force=True)
+
+    assert session.ledger.get(attempt.attempt_id).status is RefundStatus.REVERSED
+    view = await session.service.lookup(ProviderName.VESICASH, reference)
+    assert view.refundable == Money.from_major(500, "GHS")

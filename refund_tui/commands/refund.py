@@ -8,9 +8,15 @@ from dataclasses import dataclass
 import click
 
 from refund_tui.commands.output import Refused, attempt_line, attempt_record, print_json
-from refund_tui.core.ledger import Attempt, CapExceeded
+from refund_tui.core.ledger import Attempt, AttemptNotFound, CapExceeded, LedgerError
 from refund_tui.core.models import Country, ProviderError, ProviderName, RefundStatus
-from refund_tui.core.service import PaymentView, PreparedRefund, RefundNotAllowed, RefundService
+from refund_tui.core.service import (
+    OutcomeUnknown,
+    PaymentView,
+    PreparedRefund,
+    RefundNotAllowed,
+    RefundService,
+)
 from refund_tui.core.validation import RefundInvalid
 
 EXIT_CODES = {RefundStatus.FAILED: 1, RefundStatus.UNKNOWN: 3}
@@ -47,7 +53,7 @@ class RefundCommand:
             )
         except RefundInvalid as error:
             raise Refused("; ".join(f"{field}: {text}" for field, text in error.problems.items()))
-        except (ProviderError, RefundNotAllowed, KeyError) as error:
+        except (ProviderError, RefundNotAllowed, AttemptNotFound, LedgerError) as error:
             raise Refused(_message(error)) from None
         if self.dry_run:
             self._show(prepared, session, request=True)
@@ -58,8 +64,11 @@ class RefundCommand:
             _confirm(prepared, live=session.profile.is_live)
         try:
             attempt = await service.submit(prepared)
-        except (CapExceeded, RefundNotAllowed, ProviderError) as error:
-            raise Refused(_message(error)) from None
+        except (CapExceeded, RefundNotAllowed, ProviderError, LedgerError) as error:
+            raise Refused(_message(error) + ": nothing was sent") from None
+        except OutcomeUnknown as error:
+            click.echo(f"outcome unknown: {error}", err=True)
+            return 3
         self._report(attempt)
         return EXIT_CODES.get(attempt.status, 0)
 
@@ -129,8 +138,4 @@ def _confirm(prepared: PreparedRefund, *, live: bool) -> None:
 
 
 def _message(error: Exception) -> str:
-    if isinstance(error, ProviderError):
-        return error.message
-    if isinstance(error, KeyError):
-        return f"no refund attempt {error.args[0]} in the ledger"
-    return str(error)
+    return error.message if isinstance(error, ProviderError) else str(error)

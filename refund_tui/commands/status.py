@@ -11,7 +11,7 @@ from typing import TextIO
 import click
 
 from refund_tui.commands.output import Refused, attempt_line, attempt_record, print_json
-from refund_tui.core.ledger import AUDIT_FIELDS, Attempt, Ledger
+from refund_tui.core.ledger import AUDIT_FIELDS, Attempt, Ledger, LedgerError
 from refund_tui.core.models import RefundStatus
 
 WATCH_INTERVAL = 2.0
@@ -54,7 +54,7 @@ async def show_status(session, reference: str | None, watch: bool, limit: int, a
 
 
 async def run_recovery(session, as_json: bool) -> int:
-    """Resolve pending/unknown attempts; exit 3 while any stays unknown."""
+    """Resolve pending/unknown attempts; exit 3 while any outcome is still not known."""
     results = await session.service.recover()
     if as_json:
         print_json([{**attempt_record(r.attempt), "outcome": r.outcome} for r in results])
@@ -62,19 +62,27 @@ async def run_recovery(session, as_json: bool) -> int:
         click.echo("nothing to recover: no pending or unknown refund attempts")
     for result in results if not as_json else ():
         click.echo(f"{attempt_line(result.attempt)}\n    -> {result.outcome}")
-    unknown = [r for r in results if r.attempt.status is RefundStatus.UNKNOWN]
-    return 3 if unknown else 0
+    open_ended = [
+        r for r in results
+        if r.attempt.status is RefundStatus.UNKNOWN
+        or (not r.attempt.status.is_terminal and r.attempt.provider_reference is None)
+    ]  # fmt: skip
+    return 3 if open_ended else 0
 
 
 def write_export(fmt: str, since: datetime | None, output: TextIO, profile: str | None) -> None:
-    """The audit trail: one row per status change, joined with its attempt."""
-    from refund_tui.config import paths
+    """The audit trail of one profile: one row per status change, joined with its attempt."""
+    from refund_tui.config import ConfigError, load_config, paths
 
-    ledger_file = paths().ledger_file
-    if not ledger_file.exists():
-        raise Refused(f"no ledger yet at {ledger_file}")
-    with Ledger(ledger_file) as ledger:
-        rows = [row for row in ledger.audit_rows(since) if profile in (None, row["profile"])]
+    try:
+        name = load_config().profile(profile).name
+        ledger_file = paths().ledger_file(name)
+        if not ledger_file.exists():
+            raise Refused(f"no refunds recorded for profile '{name}' yet ({ledger_file})")
+        with Ledger(ledger_file) as ledger:
+            rows = list(ledger.audit_rows(since))
+    except (ConfigError, LedgerError) as error:
+        raise Refused(str(error)) from None
     if fmt == "json":
         output.write(json.dumps(rows, indent=2, default=str) + "\n")
         return

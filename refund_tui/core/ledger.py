@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from refund_tui import __version__
@@ -225,6 +225,13 @@ def _to_event(row: tuple) -> Event:
     return Event(datetime.fromisoformat(at), _STATUS_BY_VALUE[status], *rest)
 
 
+def _may_follow(current: RefundStatus, new: RefundStatus) -> bool:
+    """Whether a refund may move from ``current`` to ``new``."""
+    if current.is_terminal:
+        return new is current or (current, new) == (RefundStatus.COMPLETED, RefundStatus.REVERSED)
+    return (current, new) != (RefundStatus.PROCESSING, RefundStatus.PENDING)
+
+
 def _check_new(new: NewAttempt, limit: Money) -> None:
     """Refuse an attempt whose parts contradict each other (a programming error)."""
     if new.environment not in ("sandbox", "live"):
@@ -426,10 +433,14 @@ class Ledger:
         http_status: int | None = None,
         note: str | None = None,
     ) -> bool:
-        """Append a status change; False (nothing written) when it tells nothing new.
+        """Append a status change; False (nothing written) when it tells nothing new or
+        contradicts what is known.
 
-        Nothing new means the same status, and no reference or failure reason that differs
-        from what the attempt already has.
+        Nothing new: the same status, no reference or failure reason that differs from what
+        the attempt already has, and no note (an event with a note, such as the answer to a
+        resend, is always kept). Contradictions are refused: leaving a final status
+        (except completed -> reversed), processing -> pending (a replayed first answer), a
+        second, different provider reference, or a reference another attempt already holds.
         """
         status = RefundStatus(status)
         with self._write() as conn:
@@ -438,6 +449,11 @@ class Ledger:
                 status == current
                 and provider_reference in (None, reference)
                 and failure_reason in (None, failure)
+                and note is None
+            ):
+                return False
+            if not _may_follow(RefundStatus(current), status) or not self._reference_free(
+                conn, attempt_id, reference, provider_reference
             ):
                 return False
             self._insert_event(
@@ -446,6 +462,50 @@ class Ledger:
                 raw_code=raw_code, raw_message=raw_message, http_status=http_status, note=note,
             )  # fmt: skip
         return True
+
+    def claim_send(self, attempt_id: str, lease: timedelta) -> bool:
+        """Claim the right to (re)send an attempt's stored request; False if another may still
+        be in flight.
+
+        A send is in flight from its "intent"/"send" event until an answer with an HTTP status
+        is recorded, or until ``lease`` has passed. The claim is itself a "send" event, written
+        in the same transaction, so two processes (or two tasks) never both resend.
+        """
+        with self._write() as conn:
+            status, _, _ = self._current(conn, attempt_id)
+            last_id, last_at = conn.execute(
+                """SELECT id, at FROM events WHERE attempt_id = ? AND source IN ('intent', 'send')
+                ORDER BY id DESC LIMIT 1""",
+                (attempt_id,),
+            ).fetchone()
+            answered = conn.execute(
+                """SELECT 1 FROM events WHERE attempt_id = ? AND id > ?
+                AND http_status IS NOT NULL LIMIT 1""",
+                (attempt_id, last_id),
+            ).fetchone()
+            since_send = datetime.now(UTC) - datetime.fromisoformat(last_at)
+            if not answered and since_send < lease:
+                return False
+            self._insert_event(
+                conn, attempt_id, RefundStatus(status), "send", note="resending the stored request"
+            )
+        return True
+
+    @staticmethod
+    def _reference_free(
+        conn: sqlite3.Connection, attempt_id: str, current: str | None, new: str | None
+    ) -> bool:
+        """True unless ``new`` replaces this attempt's reference or belongs to another attempt."""
+        if new is None or new == current:
+            return True
+        if current is not None:
+            return False
+        taken = conn.execute(
+            """SELECT 1 FROM current_state c JOIN attempts a ON a.seq = c.attempt_seq
+            WHERE c.provider_reference = ? AND a.attempt_id != ? LIMIT 1""",
+            (new, attempt_id),
+        ).fetchone()
+        return taken is None
 
     def flag(self, attempt_id: str, note: str) -> None:
         """Mark the attempt for manual reconciliation; its status stays as it is."""
@@ -529,6 +589,7 @@ class Ledger:
         provider: ProviderName | None = None,
         payment_reference: str | None = None,
         since: datetime | None = None,
+        retry_of: str | None = None,
         limit: int | None = None,
     ) -> list[Attempt]:
         """Attempts with their current state, newest first, optionally filtered."""
@@ -546,6 +607,9 @@ class Ledger:
         if since is not None:
             clauses.append("a.created_at >= ?")
             params.append(_iso(since))
+        if retry_of is not None:
+            clauses.append("a.retry_of = ?")
+            params.append(retry_of)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         return self._select(where, params, limit=limit)
 

@@ -107,6 +107,13 @@ _V1 = (
     *_append_only("events"),
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+#: A failed refund is retried at most once: a second retry must build on the newest failure.
+_V2 = (
+    """CREATE UNIQUE INDEX attempts_one_retry ON attempts (retry_of)
+    WHERE retry_of IS NOT NULL""",
+    "CREATE INDEX events_by_attempt ON events (attempt_id, id)",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,21 +1,18 @@
 """RefundService: validate -> record intent -> send -> classify -> track -> recover.
 
-The only path by which money moves. Every rule that keeps a customer from being refunded
-twice lives here or in the ledger:
+The only path by which money moves. The rules that keep a customer from being refunded
+twice live here, in ``outcomes`` and in the ledger:
 
 - the attempt, with its key and exact body, is committed to the ledger before any byte is
   sent, inside the same transaction that checks the cap;
-- a timeout, dropped connection or 5xx makes an attempt UNKNOWN, never FAILED;
-- an UNKNOWN attempt is resent only as stored (same key, same body) for an idempotent
-  provider, and for Vesicash only once the payment record shows no matching refund;
-- a failed refund is retried as a new attempt with a new key, linked to the failed one.
+- what became of a request, and every resend, is settled by ``Outcomes`` (never a new key);
+- a failed refund is retried (once) as a new attempt with a new key, linked to it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
+import contextlib
 import uuid
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -29,10 +26,10 @@ from refund_tui.core.models import (
     PaymentStatus,
     ProviderError,
     ProviderName,
-    Refund,
     RefundStatus,
 )
 from refund_tui.core.money import Money, MoneyError
+from refund_tui.core.outcomes import Outcomes
 from refund_tui.core.phone import MobileNumber, PhoneError, region_of, validate_mobile
 from refund_tui.core.validation import RefundInvalid, check_amount, check_reason, check_webhook_url
 from refund_tui.providers.base import Provider, RefundDraft
@@ -43,10 +40,25 @@ CURRENCY_COUNTRY = {"GHS": "GH", "ZMW": "ZM", "NGN": "NG", "KES": "KE", "XOF": "
 #: Pauses before each immediate resolution of an attempt whose outcome is unknown.
 RETRY_DELAYS = (0.5, 1.5)
 MAX_POLL_DELAY = 60.0
+#: Completed refunds are re-read this long after they were made, so a reversal is seen...
+RECHECK_COMPLETED = timedelta(days=2)
+#: ...this often.
+COMPLETED_POLL_DELAY = 600.0
 
 
 class RefundNotAllowed(Exception):
     """The refund cannot be made at all (read-only profile, payment not refundable)."""
+
+
+class OutcomeUnknown(Exception):
+    """Sending was interrupted after the intent was recorded: the refund may have left."""
+
+    def __init__(self, attempt: Attempt, cause: BaseException) -> None:
+        super().__init__(
+            f"the refund {attempt.attempt_id[:8]} may have been sent ({cause}); "
+            "run `refund-tui recover`: it is resolved by status, never resent with a new key"
+        )
+        self.attempt = attempt
 
 
 def utcnow() -> datetime:
@@ -99,8 +111,17 @@ class _PollSchedule:
     def is_due(self, attempt_id: str, now: datetime) -> bool:
         return self.due.get(attempt_id, now) <= now
 
-    def after(self, attempt_id: str, now: datetime, changed: bool, retry_after: float | None) -> None:
+    def after(
+        self,
+        attempt_id: str,
+        now: datetime,
+        changed: bool,
+        retry_after: float | None,
+        status: RefundStatus,
+    ) -> None:
         delay = 2.0 if changed else min(self.delay.get(attempt_id, 1.0) * 2, MAX_POLL_DELAY)
+        if status is RefundStatus.COMPLETED:
+            delay = COMPLETED_POLL_DELAY
         if retry_after is not None:
             delay = max(delay, retry_after)
         self.delay[attempt_id] = delay
@@ -137,6 +158,7 @@ class RefundService:
         self._countries: dict[ProviderName, list[Country]] = {}
         self._in_flight: set[str] = set()
         self._schedule = _PollSchedule()
+        self.outcomes = Outcomes(ledger, self.provider)
 
     def provider(self, name: ProviderName) -> Provider:
         try:
@@ -161,12 +183,17 @@ class RefundService:
         return self.view(payment)
 
     def view(self, payment: Payment) -> PaymentView:
-        known = {refund.reference for refund in payment.refunds}
+        """Refundable balance (the stricter of the provider's and the ledger's view) and
+        blockers; the ledger learns any status the provider now reports differently."""
+        known = {refund.reference: refund for refund in payment.refunds}
         in_flight = Money.zero(payment.currency)
         for attempt in self.ledger.attempts(
             provider=payment.provider, payment_reference=payment.reference
         ):
-            if attempt.status.holds_balance and attempt.provider_reference not in known:
+            reported = known.get(attempt.provider_reference)
+            if reported is not None and reported.status is not attempt.status:
+                self.outcomes.record(attempt, reported, "lookup")
+            elif reported is None and attempt.status.holds_balance:
                 in_flight = in_flight + attempt.amount
         held = payment.refunds_holding_balance() + in_flight
         refundable = max(payment.amount - held, Money.zero(payment.currency))
@@ -275,17 +302,21 @@ class RefundService:
             raise RefundNotAllowed(f"only a failed refund can be retried; this one is {failed.status}")
         if (failed.provider, failed.payment_reference) != (payment.provider, payment.reference):
             raise RefundNotAllowed("a retry must refund the same payment as the failed refund")
+        if retries := self.ledger.attempts(retry_of=failed.attempt_id):
+            raise RefundNotAllowed(
+                f"already retried as {retries[0].attempt_id[:8]}: retry that one if it failed too"
+            )
 
     # -- sending ------------------------------------------------------------------------
 
     async def submit(self, prepared: PreparedRefund) -> Attempt:
-        """Record the intent, send once, classify; resolve an unknown outcome if it can.
+        """Record the intent, send once, classify; try to settle an unknown outcome at once.
 
         The cap is checked again inside the ledger transaction that records the intent,
-        counting every attempt of this payment still in flight, so a stale lookup or a
-        second process cannot over-refund. Raises CapExceeded or RefundNotAllowed before
-        anything is sent; afterwards every outcome is in the ledger and the attempt is
-        returned.
+        counting every attempt of this payment still in flight, so a stale lookup or a second
+        process cannot over-refund. CapExceeded, RefundNotAllowed or LedgerError mean nothing
+        was sent. Once the intent is recorded every outcome is in the ledger; if this call is
+        interrupted after that, the attempt is marked UNKNOWN and OutcomeUnknown is raised.
         """
         if not self.refunds_enabled:
             raise RefundNotAllowed(f"profile '{self.profile}' is read-only")
@@ -312,149 +343,58 @@ class RefundService:
         )
         self._in_flight.add(attempt.attempt_id)
         try:
-            await self._send(attempt)
+            await self.outcomes.send(attempt)
             for delay in self.retry_delays:
                 if self.ledger.get(attempt.attempt_id).status is not RefundStatus.UNKNOWN:
                     break
                 await asyncio.sleep(delay)
-                await self._resolve_unknown(self.ledger.get(attempt.attempt_id))
+                await self.outcomes.resolve(attempt, source="provider")
+        except BaseException as error:
+            self._mark_interrupted(attempt)
+            if isinstance(error, Exception):
+                raise OutcomeUnknown(attempt, error) from error
+            raise
         finally:
             self._in_flight.discard(attempt.attempt_id)
         return self.ledger.get(attempt.attempt_id)
 
-    async def _send(self, attempt: Attempt, source: str = "provider") -> None:
-        """Send the stored request unchanged and write what happened to the ledger."""
-        provider = self.provider(attempt.provider)
-        try:
-            refund = await provider.send_refund(attempt.request)
-        except ProviderError as error:
-            await self._classify_error(attempt, error, source)
-            return
-        self._record_refund(attempt, refund, source, note="accepted by the provider")
+    def _mark_interrupted(self, attempt: Attempt) -> None:
+        """Leave a clear UNKNOWN behind when sending was cut short (best effort)."""
+        with contextlib.suppress(Exception):
+            current = self.ledger.get(attempt.attempt_id)
+            if current.provider_reference is None and not current.status.is_terminal:
+                self.ledger.add_event(
+                    attempt.attempt_id, RefundStatus.UNKNOWN, "engine",
+                    note="interrupted before the outcome was recorded",
+                )  # fmt: skip
 
-    async def _classify_error(self, attempt: Attempt, error: ProviderError, source: str) -> None:
-        raw = {
-            "raw_code": error.raw_code or error.code.value,
-            "raw_message": error.raw_message,
-            "http_status": error.http_status,
-        }
-        if error.code is ErrorCode.DUPLICATE_REFUND and await self._adopt_quietly(attempt, source):
-            return
-        if error.code.outcome_unknown or error.code in (
-            ErrorCode.RATE_LIMITED,
-            ErrorCode.DUPLICATE_REFUND,
-        ):
-            self.ledger.add_event(
-                attempt.attempt_id,
-                RefundStatus.UNKNOWN,
-                source,
-                **raw,
-                note=f"outcome unknown ({error.message}); resolved by status, never by a new key",
-            )
-        else:
-            self.ledger.add_event(
-                attempt.attempt_id,
-                RefundStatus.FAILED,
-                source,
-                failure_reason=error.message,
-                **raw,
-                note="refused by the provider",
-            )
-
-    def _record_refund(self, attempt: Attempt, refund: Refund, source: str, note: str | None = None) -> bool:
-        return self.ledger.add_event(
-            attempt.attempt_id,
-            refund.status,
-            source,
-            provider_reference=refund.reference,
-            failure_reason=refund.failure_reason,
-            note=note,
-        )
-
-    # -- resolving unknown outcomes ---------------------------------------------------------
-
-    async def _adopt_match(self, attempt: Attempt, source: str) -> bool:
-        """Find the provider's refund this attempt created and record it; False if none."""
-        provider = self.provider(attempt.provider)
-        payment = await provider.get_payment(attempt.payment_reference)
-        claimed = {
-            other.provider_reference
-            for other in self.ledger.attempts(
-                provider=attempt.provider, payment_reference=attempt.payment_reference
-            )
-            if other.provider_reference and other.attempt_id != attempt.attempt_id
-        }
-        refund = provider.match_refund(payment, attempt.request, attempt.created_at, claimed)
-        if refund is None:
-            return False
-        self._record_refund(attempt, refund, source, note="found on the provider's payment record")
-        return True
-
-    async def _adopt_quietly(self, attempt: Attempt, source: str) -> bool:
-        try:
-            return await self._adopt_match(attempt, source)
-        except ProviderError:
-            return False
-
-    async def _resolve_unknown(self, attempt: Attempt, source: str = "recovery") -> str:
-        """Settle an attempt whose request may or may not have been executed."""
-        provider = self.provider(attempt.provider)
-        try:
-            if provider.idempotent:
-                await self._send(attempt, source)
-            elif not await self._adopt_match(attempt, source):
-                await self._send(attempt, source)
-        except ProviderError as error:
-            return f"still unknown: {error.message}"
-        return self.ledger.get(attempt.attempt_id).status.value
-
-    def _owned_elsewhere(self, attempt: Attempt) -> bool:
-        """True while another live process on this host may still have the request in flight."""
-        if attempt.attempt_id in self._in_flight:
-            return True
-        if attempt.pid == os.getpid() or attempt.operator.hostname != socket.gethostname():
-            return False
-        lease = timedelta(seconds=self._timeout(attempt.provider) * 3 + 30)
-        if self.clock() - attempt.created_at > lease:
-            return False
-        try:
-            os.kill(attempt.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-
-    def _timeout(self, name: ProviderName) -> float:
-        return self.provider(name).settings.timeout_seconds
+    # -- recovering -----------------------------------------------------------------------
 
     async def recover(self, attempt_ids: Collection[str] | None = None) -> list[RecoveryResult]:
         """Resolve every pending or unknown attempt; flag those too old to resolve safely."""
         results = []
         for attempt in self.ledger.unresolved():
-            if attempt_ids is not None and attempt.attempt_id not in attempt_ids:
-                continue
-            results.append(await self._recover_one(attempt))
+            if attempt_ids is None or attempt.attempt_id in attempt_ids:
+                results.append(await self._recover_one(attempt))
         return results
 
     async def _recover_one(self, attempt: Attempt) -> RecoveryResult:
-        if self._owned_elsewhere(attempt):
-            return RecoveryResult(attempt, "skipped: still in flight in a running process")
-        if attempt.provider_reference:
-            outcome = await self._poll(attempt)
-        elif self.clock() - attempt.created_at > self.flag_after:
-            outcome = await self._flag_or_adopt(attempt)
-        else:
-            outcome = await self._resolve_unknown(attempt)
+        if attempt.attempt_id in self._in_flight:
+            return RecoveryResult(attempt, "skipped: being sent right now")
+        self._in_flight.add(attempt.attempt_id)
+        try:
+            if attempt.provider_reference is None and self.clock() - attempt.created_at > self.flag_after:
+                outcome = await self._flag_or_adopt(attempt)
+            else:
+                outcome = await self.outcomes.resolve(attempt)
+        finally:
+            self._in_flight.discard(attempt.attempt_id)
         return RecoveryResult(self.ledger.get(attempt.attempt_id), outcome)
 
     async def _flag_or_adopt(self, attempt: Attempt) -> str:
         """Too old to resend (keys expire): adopt a matching refund or flag for a human."""
-        try:
-            if await self._adopt_match(attempt, "recovery"):
-                return self.ledger.get(attempt.attempt_id).status.value
-        except ProviderError as error:
-            return f"still unknown: {error.message}"
+        if await self.outcomes.adopt(attempt, "recovery"):
+            return self.ledger.get(attempt.attempt_id).status.value
         if not attempt.flagged:
             self.ledger.flag(
                 attempt.attempt_id,
@@ -462,49 +402,38 @@ class RefundService:
             )
         return "flagged for manual reconciliation"
 
+    async def refresh(self, attempt_id: str) -> Attempt:
+        """Bring one attempt up to date: poll it, or resolve it when its outcome is unknown."""
+        attempt = self.ledger.get(attempt_id)
+        if attempt.status.is_terminal and attempt.status is not RefundStatus.COMPLETED:
+            return attempt
+        await self._recover_one(attempt)
+        return self.ledger.get(attempt.attempt_id)
+
     # -- tracking ------------------------------------------------------------------------
 
-    async def _poll(self, attempt: Attempt, source: str = "poll") -> str:
-        provider = self.provider(attempt.provider)
-        try:
-            refund = await provider.refund_status(attempt.payment_reference, attempt.provider_reference)
-        except ProviderError as error:
-            self._schedule.after(attempt.attempt_id, self.clock(), False, error.retry_after)
-            return f"status unavailable: {error.message}"
-        changed = self._record_refund(attempt, refund, source)
-        self._schedule.after(attempt.attempt_id, self.clock(), changed, None)
-        return refund.status.value
-
     async def track(self, *, force: bool = False) -> int:
-        """Poll every in-flight refund that is due, at most ``concurrency`` at once.
+        """Poll every refund in flight that is due, at most ``concurrency`` at once.
 
-        Returns how many attempts changed status.
+        Completed refunds of the last RECHECK_COMPLETED are polled too, slowly, so that a
+        reversal is seen. Returns how many attempts changed.
         """
         now = self.clock()
+        recent = self.ledger.attempts(statuses=[RefundStatus.COMPLETED], since=now - RECHECK_COMPLETED)
         due = [
             attempt
-            for attempt in self.ledger.unresolved()
+            for attempt in [*self.ledger.unresolved(), *recent]
             if attempt.provider_reference
             and attempt.attempt_id not in self._in_flight
             and (force or self._schedule.is_due(attempt.attempt_id, now))
         ]
         gate = asyncio.Semaphore(self.concurrency)
-        before = {attempt.attempt_id: attempt.status for attempt in due}
 
-        async def poll(attempt: Attempt) -> None:
+        async def poll(attempt: Attempt) -> bool:
             async with gate:
-                await self._poll(attempt)
+                changed, retry_after = await self.outcomes.poll(attempt)
+            status = self.ledger.get(attempt.attempt_id).status
+            self._schedule.after(attempt.attempt_id, self.clock(), changed, retry_after, status)
+            return changed
 
-        await asyncio.gather(*(poll(attempt) for attempt in due))
-        return sum(
-            1 for attempt_id, status in before.items() if self.ledger.get(attempt_id).status != status
-        )
-
-    async def refresh(self, attempt_id: str) -> Attempt:
-        """Bring one attempt up to date: poll it, or resolve it when its outcome is unknown."""
-        attempt = self.ledger.get(attempt_id)
-        if attempt.status.is_terminal:
-            return attempt
-        await self._recover_one(attempt)
-        return self.ledger.get(attempt.attempt_id)
-
+        return sum(await asyncio.gather(*(poll(attempt) for attempt in due)))

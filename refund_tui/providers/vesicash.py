@@ -167,7 +167,7 @@ class VesicashClient:
         }
         if draft.webhook_url:
             body["webhook_url"] = draft.webhook_url
-        body["reason"] = draft.reason
+        body["reason"] = f"{draft.reason} [{draft.external_reference}]"
         return RefundRequest(
             provider=self.name,
             payment_reference=draft.payment.reference,
@@ -202,16 +202,16 @@ class VesicashClient:
     def match_refund(
         self, payment: Payment, request: RefundRequest, sent_after: datetime, claimed: set[str]
     ) -> Refund | None:
-        """The earliest unclaimed refund with the request's amount and reason, made since
-        ``sent_after`` (less CLOCK_SKEW)."""
-        reason = _reason(request)
+        """The unclaimed refund carrying the request's tag (its external reference, sent at
+        the end of the reason) and amount, made since ``sent_after`` less CLOCK_SKEW."""
+        tag = f"[{request.external_reference}]"
         earliest = as_utc(sent_after) - CLOCK_SKEW
         candidates = [
             refund
             for refund in payment.refunds
             if refund.reference not in claimed
             and refund.amount == request.amount
-            and refund.reason == reason
+            and refund.reason.endswith(tag)
             and refund.created_at is not None
             and refund.created_at >= earliest
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -133,8 +134,11 @@ class EmbeddedSandbox:
 
 def _config(app: object, *, embedded: bool) -> uvicorn.Config:
     """Quiet uvicorn: warnings and errors only, no access log. Embedded, leave logging setup
-    to the host application (its handlers decide where records go)."""
+    to the host application (its handlers decide where records go; by default nowhere, so
+    nothing is written over the console's screen)."""
     extra = {"log_config": None} if embedded else {}
+    if embedded:
+        logging.getLogger("uvicorn").addHandler(logging.NullHandler())
     return uvicorn.Config(
         app,
         log_level="warning",

@@ -343,7 +343,8 @@ class DetailsScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         attempt = self.attempt
         if action == "retry":
-            return attempt is not None and attempt.status is RefundStatus.FAILED
+            failed = attempt is not None and attempt.status is RefundStatus.FAILED
+            return failed and not self.details.retries
         if action == "resolve":
             return attempt is not None and not attempt.status.is_terminal
         if action == "copy_reference":

@@ -54,10 +54,10 @@ def sandbox(host: str, port: int, state_path: Path | None, settle_seconds: float
 
 def _run(profile_name: str | None, work: Callable[[object], Awaitable[T]]) -> T:
     """Open the profile's session, run ``work(session)``, always close it."""
+    from refund_tui.commands.output import Refused
     from refund_tui.config import ConfigError
     from refund_tui.core.credentials import CredentialsError
     from refund_tui.core.ledger import LedgerError
-    from refund_tui.commands.output import Refused
     from refund_tui.sandbox.server import SandboxStartError
     from refund_tui.session import Session, SessionError
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -155,3 +154,24 @@ async def session(sandbox_env: Path) -> AsyncIterator[Session]:
     opened.service.retry_delays = ()
     yield opened
     await opened.aclose()
+
+
+@pytest.fixture
+def app(session: Session):
+    """The console on the test session, its clock frozen at ``tests.console.FROZEN``."""
+    from refund_tui.tui.app import RefundApp
+    from tests.console import FROZEN
+
+    return RefundApp(session=session, clock=lambda: FROZEN)
+
+
+@pytest.fixture
+def fast_refresh(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refresh the console every FAST_INTERVAL seconds instead of the 2 s floor."""
+    import dataclasses
+
+    from refund_tui.tui import app as app_module
+    from tests.console import FAST_INTERVAL
+
+    monkeypatch.setattr(app_module, "MIN_INTERVAL", FAST_INTERVAL)
+    session.config = dataclasses.replace(session.config, tracking_interval=FAST_INTERVAL)

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-from collections.abc import Callable
-from datetime import UTC, datetime
-
-import pytest
 
 from refund_tui.core.ledger import Attempt
 from refund_tui.core.models import ProviderName, RefundStatus
 from refund_tui.core.money import Money
 from refund_tui.core.operator import Operator
 from refund_tui.providers.base import RefundRequest
-from refund_tui.tui import app as app_module
-from refund_tui.tui.app import RefundApp
 from refund_tui.tui.screens import board as board_module
 from refund_tui.tui.screens.board import BoardScreen, BoardTable
 from refund_tui.tui.screens.details import DetailsScreen
-
-FROZEN = datetime(2025, 5, 14, 14, 2, 11, tzinfo=UTC)
-#: Refresh interval for tests that wait on several ticks (the product floor is 2 s).
-FAST_INTERVAL = 0.2
+from tests.console import FAST_INTERVAL, FROZEN, wait_for
 
 PAYMENTS = {
     ProviderName.VESICASH: dict(provider="vesicash", amount=500, currency="GHS"),
@@ -31,18 +21,6 @@ PAYMENTS = {
 PHONES = {ProviderName.VESICASH: "+23324123{}", ProviderName.NOVASEND: "+225070123{}"}
 #: Last four digits that make the simulator settle a refund a given way.
 COMPLETES, FAILS, STUCK = "4567", "9901", "9904"
-
-
-@pytest.fixture
-def fast_refresh(session, monkeypatch):
-    """Refresh the board and details every FAST_INTERVAL seconds."""
-    monkeypatch.setattr(app_module, "MIN_INTERVAL", FAST_INTERVAL)
-    session.config = dataclasses.replace(session.config, tracking_interval=FAST_INTERVAL)
-
-
-@pytest.fixture
-def app(session):
-    return RefundApp(session=session, clock=lambda: FROZEN)
 
 
 async def make_refund(
@@ -62,15 +40,6 @@ async def make_refund(
         country = next(c for c in await service.countries(provider) if c.iso_code == view.country)
     prepared = service.prepare(view, amount=amount, reason=reason, country=country)
     return await service.submit(prepared)
-
-
-async def wait_for(pilot, condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Let the app run until ``condition()`` holds; fail after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "timed out waiting for the console"
-        await pilot.pause(0.05)
 
 
 def table(app) -> BoardTable:

@@ -8,20 +8,14 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from rich.console import Console
-from test_tui_board import (  # the console fixtures and helpers are shared
-    FAILS,
-    STUCK,
-    app,  # noqa: F401
-    fast_refresh,  # noqa: F401
-    make_refund,
-    wait_for,
-)
 from textual.widgets import Static
 
 from refund_tui.core.ledger import Event
 from refund_tui.core.models import ProviderName, RefundStatus
 from refund_tui.tui.screens.details import DetailsScreen, timeline
 from refund_tui.tui.screens.refund_form import RefundFormScreen
+from tests.console import wait_for
+from tests.test_tui_board import FAILS, STUCK, make_refund
 
 
 def plain(*renderables) -> str:

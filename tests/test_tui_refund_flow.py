@@ -3,50 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from datetime import UTC, datetime
 
-import pytest
 from textual.widgets import Button, Input, Select
 
 from refund_tui.core.models import ProviderName
-from refund_tui.tui.app import RefundApp
 from refund_tui.tui.screens.confirm import ConfirmScreen
 from refund_tui.tui.screens.lookup import LookupScreen
 from refund_tui.tui.screens.refund_form import RefundFormScreen
+from tests.console import flat, screen_text, settle, wait_for
 
 GHANA_MOBILE = "+233241234567"
 IVORIAN_MOBILE = "+2250701234567"
-
-
-@pytest.fixture
-def app(session):
-    return RefundApp(session=session, clock=lambda: datetime.now(UTC))
-
-
-def screen_text(app: RefundApp) -> str:
-    """What the terminal shows right now, as plain text (modal screens over their background)."""
-    update = app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
-    return "\n".join("".join(strip.text for strip in line) for line in update.strips)
-
-
-def flat(text: str) -> str:
-    """Screen text with wrapping and padding folded away, for phrase searches."""
-    return " ".join(text.split())
-
-
-async def settle(pilot) -> None:
-    """Let workers finish and the screen catch up."""
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-async def wait_for(pilot, condition: Callable[[], bool], tries: int = 100) -> None:
-    for _ in range(tries):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("condition not reached")
 
 
 async def look_up(pilot, provider: ProviderName, reference: str) -> None:

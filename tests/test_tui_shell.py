@@ -23,16 +23,9 @@ from refund_tui.tui.screens.help import HelpScreen
 from refund_tui.tui.screens.lookup import LookupScreen
 from refund_tui.tui.screens.refund_form import RefundFormScreen
 from refund_tui.tui.screens.too_small import TooSmallScreen
+from tests.console import flat, screen_text, settle, wait_for
 from tests.memory_keyring import MemoryKeyring
-from tests.test_tui_refund_flow import (  # noqa: F401 (fixtures)
-    GHANA_MOBILE,
-    app,
-    flat,
-    look_up,
-    screen_text,
-    settle,
-    wait_for,
-)
+from tests.test_tui_refund_flow import GHANA_MOBILE, look_up
 
 LIVE_CONFIG = """
 [profiles.prod]

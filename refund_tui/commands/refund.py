@@ -52,7 +52,7 @@ class RefundCommand:
                 retry_of=self.retry_of,
             )
         except RefundInvalid as error:
-            raise Refused("; ".join(f"{field}: {text}" for field, text in error.problems.items()))
+            raise Refused("; ".join(f"{field}: {text}" for field, text in error.problems.items())) from None
         except (ProviderError, RefundNotAllowed, AttemptNotFound, LedgerError) as error:
             raise Refused(_message(error)) from None
         if self.dry_run:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from refund_tui.core.ledger import Attempt, CapExceeded, Ledger, NewAttempt, Operator
+from refund_tui.core.ledger import Attempt, Ledger, NewAttempt, Operator
 from refund_tui.core.models import (
     Country,
     ErrorCode,

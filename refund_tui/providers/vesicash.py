@@ -22,8 +22,8 @@ from refund_tui.core.models import (
     ProviderName,
     Refund,
 )
-from refund_tui.core.secret import Secret
 from refund_tui.core.phone import vesicash_wire
+from refund_tui.core.secret import Secret
 from refund_tui.providers.base import ProviderSettings, RefundDraft, RefundRequest
 from refund_tui.providers.http import (
     NO_BALANCE,

@@ -230,3 +230,13 @@ def test_any_provider_value_is_money_or_a_money_error(value, currency) -> None:
         assert str(error)
     else:
         assert money.major == Decimal(str(value))
+
+
+@pytest.mark.parametrize(
+    ("typed", "confirmed"),
+    [("120", True), ("120.00", True), (" 120.0 ", True), ("120.01", False), ("12", False), ("", False), ("abc", False)],
+)
+def test_typed_confirmation_compares_amounts_not_text(typed, confirmed):
+    from refund_tui.core.validation import amount_confirmed
+
+    assert amount_confirmed(typed, Money(12000, "GHS")) is confirmed

@@ -17,7 +17,7 @@ from refund_tui.core.service import (
     RefundNotAllowed,
     RefundService,
 )
-from refund_tui.core.validation import RefundInvalid
+from refund_tui.core.validation import RefundInvalid, amount_confirmed
 
 EXIT_CODES = {RefundStatus.FAILED: 1, RefundStatus.UNKNOWN: 3}
 
@@ -133,7 +133,7 @@ def _confirm(prepared: PreparedRefund, *, live: bool) -> None:
             raise Refused("not confirmed: nothing was sent")
         return
     typed = click.prompt(f"LIVE: type the amount ({prepared.draft.amount.plain()}) to send it", default="")
-    if typed.strip().replace(",", "") != prepared.draft.amount.plain():
+    if not amount_confirmed(typed, prepared.draft.amount):
         raise Refused("the amount typed does not match: nothing was sent")
 
 

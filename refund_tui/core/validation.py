@@ -33,6 +33,14 @@ def check_amount(text: str, remaining: Money) -> Money:
     return parse_amount(text, remaining.currency, maximum=remaining)
 
 
+def amount_confirmed(typed: str, amount: Money) -> bool:
+    """True when the operator typed back exactly this amount ("120", "120.00", "1,500")."""
+    try:
+        return parse_amount(typed, amount.currency) == amount
+    except MoneyError:
+        return False
+
+
 def check_reason(text: str) -> str:
     reason = " ".join(text.split())
     if not reason:

@@ -18,6 +18,7 @@ from textual.widgets import Button, Footer, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from refund_tui.core.models import RefundStatus
+from refund_tui.core.validation import amount_confirmed
 from refund_tui.tui import keys
 from refund_tui.tui.messages import RefundSubmitted, describe_error
 
@@ -126,12 +127,12 @@ class ConfirmScreen(ModalScreen[None]):
         self.query_one("#send", Button).disabled = not self._matches() or self.sending
 
     def _matches(self) -> bool:
-        return self.query_one("#typed", Input).value.strip() == self.expected
+        return amount_confirmed(self.query_one("#typed", Input).value, self.prepared.draft.amount)
 
     @on(Input.Submitted, "#typed")
     def _entered(self) -> None:
         if not self._matches():
-            self._say(f"Type exactly {self.expected} (the amount) to confirm.", error=True)
+            self._say(f"Type the amount ({self.expected}) to confirm.", error=True)
         elif self.live:
             self.query_one("#send", Button).focus()
             self._say("LIVE: press enter on the button to send.", error=True)

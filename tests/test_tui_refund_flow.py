@@ -72,7 +72,7 @@ async def test_lookup_refund_confirm_submits_exactly_one_refund(sandbox, session
 
         await pilot.press("enter")  # nothing typed: nothing sent
         await pilot.pause()
-        assert "Type exactly 100.00" in flat(screen_text(app))
+        assert "Type the amount (100.00) to confirm." in flat(screen_text(app))
         assert all(refund["payment_reference"] != reference for refund in sandbox.refunds())
 
         await pilot.press(*"100.00", "enter")

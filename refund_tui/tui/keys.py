@@ -36,9 +36,9 @@ def _key(binding_id: str, key: str, action: str, description: str, tooltip: str,
 _REGISTRY: Mapping[str, tuple[Binding, ...]] = MappingProxyType(
     {
         "app": (
-            _key("app.lookup", "l", "show_lookup", "Lookup", "Look up a payment (the home screen)"),
-            _key("app.board", "b", "show_board", "Board", "Live status board of every refund"),
-            _key("app.credentials", "k", "show_credentials", "Credentials", "Credential sources and the keyring in use"),
+            _key("app.lookup", "l", "show_lookup", "Lookup", "Look up a payment (the home screen)", show=False),
+            _key("app.board", "b", "show_board", "Board", "Live status board of every refund", show=False),
+            _key("app.credentials", "k", "show_credentials", "Credentials", "Credential sources and the keyring in use", show=False),
             _key("app.help", "question_mark", "show_help", "Help", "Every key, by screen", key_display="?"),
             _key("app.palette", "ctrl+p", "command_palette", "Commands", "Command palette", show=False),
             _key("app.quit", "ctrl+q", "quit", "Quit", "Quit refund-tui", priority=True),
@@ -56,7 +56,7 @@ _REGISTRY: Mapping[str, tuple[Binding, ...]] = MappingProxyType(
             _key("confirm.cancel", "escape", "cancel", "Cancel", "Back to the form; nothing is sent"),
         ),
         "board": (
-            _key("board.open", "enter", "open_details", "Details", "Details of the selected refund"),
+            _key("board.open", "enter", "open_details", "Details", "Details of the selected refund", key_display="enter"),
             _key("board.filter", "slash", "filter", "Filter", "Filter by reference, phone or reason", key_display="/"),
             _key("board.clear_filter", "escape", "close_filter", "Clear filter", "Clear and close the filter", show=False),
             _key("board.failed", "f", "quick_filter('failed')", "Failed", "Show failed refunds only"),

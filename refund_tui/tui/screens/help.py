@@ -38,7 +38,7 @@ class HelpScreen(Screen[None]):
         parts: list = [Text(INTRO)]
         for scope, scoped in keys.registry().items():
             table = Table(
-                title=keys.SCOPE_TITLES[scope], title_justify="left", title_style="bold underline",
+                title=keys.SCOPE_TITLES[scope], title_justify="left", title_style="bold",
                 box=None, padding=(0, 1), show_header=False, expand=True,
             )  # fmt: skip
             table.add_column("Key", style="bold", width=7, no_wrap=True)

@@ -177,7 +177,8 @@ class LookupScreen(Screen[None]):
             panel.update("")
             return
         panel.update(payment_panel(view, self.app.clock()))
-        self._say(f"{view.payment.reference}: {len(view.payment.refunds)} refund(s) so far.")
+        count = len(view.payment.refunds)
+        self._say(f"{view.payment.reference}: {count} refund{'' if count == 1 else 's'} so far.")
         self.query_one("#payment", VerticalScroll).focus()
 
     def _say(self, text: str, *, error: bool = False) -> None:

@@ -223,3 +223,15 @@ async def test_quitting_while_a_refund_is_sent_needs_a_second_ctrl_q(sandbox, se
         await pilot.press("ctrl+q")
         await pilot.pause()
         assert app.return_code == 0
+
+
+async def test_f2_switches_the_provider_without_leaving_the_reference(app):
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        provider = app.screen.query_one("#provider", Select)
+        assert provider.value is ProviderName.VESICASH
+        await pilot.press("f2")
+        assert provider.value is ProviderName.NOVASEND
+        assert app.focused is app.screen.query_one("#reference", Input)
+        await pilot.press("f2")
+        assert provider.value is ProviderName.VESICASH

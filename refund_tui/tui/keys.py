@@ -45,6 +45,7 @@ _REGISTRY: Mapping[str, tuple[Binding, ...]] = MappingProxyType(
         ),
         "lookup": (
             _key("lookup.refund", "r", "refund", "Refund", "Refund the payment on screen"),
+            _key("lookup.provider", "f2", "next_provider", "Provider", "Switch provider (Vesicash / Novasend)"),
             _key("lookup.reference", "slash", "focus_reference", "Reference", "Type another payment reference", key_display="/", show=False),
             _key("lookup.leave", "escape", "leave_reference", "Keys", "Leave the reference field so single-letter keys work", show=False),
         ),

@@ -205,5 +205,10 @@ class LookupScreen(Screen[None]):
     def action_focus_reference(self) -> None:
         self.query_one("#reference", Input).focus()
 
+    def action_next_provider(self) -> None:
+        select = self.query_one("#provider", Select)
+        names = list(ProviderName)
+        select.value = names[(names.index(select.value) + 1) % len(names)]
+
     def action_leave_reference(self) -> None:
         self.query_one("#payment", VerticalScroll).focus()

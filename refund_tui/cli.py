@@ -95,7 +95,16 @@ def refund(profile_name, provider, payment_reference, amount, reason, phone, cou
 
     command = RefundCommand(provider, payment_reference, amount, reason, phone, country,
                             webhook_url, retry_of, dry_run, yes, as_json)
-    sys.exit(_run(profile_name, command.run))
+    try:
+        code = _run(profile_name, command.run)
+    except KeyboardInterrupt:
+        click.echo(
+            "interrupted: if the refund was already sent it is recorded as unknown; "
+            "run `refund-tui recover`",
+            err=True,
+        )
+        code = 3
+    sys.exit(code)
 
 
 @main.command()

@@ -196,3 +196,25 @@ def test_credentials_status_without_a_keyring_backend(tmp_path):
     assert "Traceback" not in output
     assert "keyrings.cryptfile" in output and "REFUND_TUI_PROD_VESICASH_SECRET_KEY" in output
     assert result.returncode == 1
+
+
+def test_ctrl_c_while_sending_leaves_an_unknown_attempt_and_exit_3(sandbox, cli_env):
+    reference = sandbox.create_payment(**NOVASEND)
+    sandbox.faults(latency_ms=1500)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "refund_tui", *refund_args(NOVASEND, reference, "100")],
+        env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 20
+    while ledger_attempts(cli_env) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 3
+    assert "refund-tui recover" in stderr and "Traceback" not in stderr
+    time.sleep(1.3)
+    sandbox.faults(latency_ms=0)
+    assert cli(cli_env, "recover").returncode == 0
+    assert len(executed(sandbox, reference)) == 1

@@ -69,6 +69,8 @@ def _run(profile_name: str | None, work: Callable[[object], Awaitable[T]]) -> T:
     async def runner() -> T:
         try:
             return await work(session)
+        except LedgerError as error:
+            raise Refused(str(error)) from None
         finally:
             await session.aclose()
 

@@ -138,15 +138,29 @@ def test_outcome_unknown_exits_3_then_recover_makes_one_refund(sandbox, cli_env)
     assert first.returncode == 0, first.stderr
     assert len(executed(sandbox, reference)) == 1
 
-    other = sandbox.create_payment(**VESICASH)
+    other = sandbox.create_payment(**NOVASEND)
     sandbox.faults(fail_refunds_next=50)  # the refund endpoint is down; lookups work
-    second = cli(cli_env, *refund_args(VESICASH, other, "100"))
+    second = cli(cli_env, *refund_args(NOVASEND, other, "100"))
     assert second.returncode == 3, second.stderr
     assert "refund-tui recover" in second.stderr
     sandbox.faults(fail_refunds_next=0)
     recovered = cli(cli_env, "recover")
     assert recovered.returncode == 0, recovered.stderr
     assert len(executed(sandbox, other)) == 1
+
+
+def test_a_vesicash_server_error_waits_out_the_lease_before_any_resend(sandbox, cli_env):
+    reference = sandbox.create_payment(**VESICASH)
+    sandbox.faults(fail_refunds_next=50)
+    sent = cli(cli_env, *refund_args(VESICASH, reference, "100"))
+    assert sent.returncode == 3, sent.stderr
+    sandbox.faults(fail_refunds_next=0)
+
+    recovered = cli(cli_env, "recover")  # a 5xx may come from a gateway: the provider may still work
+
+    assert recovered.returncode == 3
+    assert "waiting: the last request may still be in flight" in recovered.stdout
+    assert executed(sandbox, reference) == []
 
 
 def test_status_json_and_export(sandbox, cli_env):

@@ -404,15 +404,21 @@ def test_statuses_never_go_backwards_and_references_never_change(ledger):
     assert ledger.get(first).provider_reference == "rf_1"
 
 
-def test_a_resend_is_claimed_once_and_only_after_an_answer_or_the_lease(ledger):
+def test_a_resend_is_claimed_once_and_only_after_a_refusal_or_the_lease(ledger):
     attempt_id = record(ledger, 100)
     lease = timedelta(minutes=5)
     assert not ledger.claim_send(attempt_id, lease)  # the first send has no answer yet
-    ledger.add_event(attempt_id, RefundStatus.UNKNOWN, "provider", http_status=500, note="500")
-    assert ledger.claim_send(attempt_id, lease)  # answered: it is over
+    ledger.add_event(attempt_id, RefundStatus.UNKNOWN, "provider", http_status=504, note="504")
+    assert not ledger.claim_send(attempt_id, lease)  # a gateway 5xx: the provider may be working
+    ledger.add_event(attempt_id, RefundStatus.UNKNOWN, "provider", http_status=409, note="409")
+    assert ledger.claim_send(attempt_id, lease)  # refused with a 4xx: that request is over
     assert not ledger.claim_send(attempt_id, lease)  # another task's resend is now in flight
     assert ledger.claim_send(attempt_id, timedelta(0))  # an expired lease
-    assert [e.source for e in ledger.events(attempt_id)] == ["intent", "provider", "send", "send"]
+    assert [e.source for e in ledger.events(attempt_id)] == [
+        "intent", "provider", "provider", "send", "send",
+    ]  # fmt: skip
+    ledger.add_event(attempt_id, RefundStatus.PROCESSING, "poll", provider_reference="rf_1")
+    assert not ledger.claim_send(attempt_id, timedelta(0))  # it has a reference: poll it
 
 
 def test_a_failed_attempt_is_retried_at_most_once(ledger):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from refund_tui.core.ledger import CapExceeded
@@ -67,7 +69,9 @@ async def test_dropped_connection_is_unknown_then_recovered_once(sandbox, sessio
 
 @pytest.mark.parametrize("provider", list(ProviderName))
 async def test_server_errors_then_success_make_one_refund(sandbox, session, provider):
-    session.service.retry_delays = (0.01, 0.01, 0.01)
+    _swap_provider(session, provider, timeout=0.1)
+    session.service.outcomes.lease_margin = timedelta(0)  # Vesicash waits 3 timeouts, not 30 s more
+    session.service.retry_delays = (0.01, 0.4, 0.4)
     reference = sandbox.create_payment(**PAYMENTS[provider])
     prepared = await _prepare(session.service, provider, reference, REFUND_AMOUNT[provider])
     sandbox.faults(fail_next=2)
@@ -170,7 +174,6 @@ async def test_read_only_profile_refuses(sandbox, session):
 
 
 async def test_old_unknown_attempt_is_flagged_not_resent(sandbox, session):
-    from datetime import timedelta
 
     reference = sandbox.create_payment(**PAYMENTS[ProviderName.VESICASH])
     prepared = await _prepare(session.service, ProviderName.VESICASH, reference, "100")
@@ -227,11 +230,14 @@ async def test_vesicash_timeout_is_never_resent_while_the_request_may_run(sandbo
 async def test_concurrent_resolutions_resend_once(sandbox, session, provider):
     import asyncio
 
+    _swap_provider(session, provider, timeout=0.5)
+    session.service.outcomes.lease_margin = timedelta(0)
     reference = sandbox.create_payment(**PAYMENTS[provider])
     prepared = await _prepare(session.service, provider, reference, REFUND_AMOUNT[provider])
     sandbox.faults(fail_refunds_next=1)
     attempt = await session.service.submit(prepared)  # answered 500: nothing executed
     assert attempt.status is RefundStatus.UNKNOWN
+    await asyncio.sleep(1.6)  # past the lease: a resend is now allowed, once
     sandbox.faults(latency_ms=200)
 
     await asyncio.gather(session.service.recover(), session.service.refresh(attempt.attempt_id))
@@ -292,3 +298,31 @@ async def test_a_reversal_after_completion_is_seen(sandbox, session):
     assert session.ledger.get(attempt.attempt_id).status is RefundStatus.REVERSED
     view = await session.service.lookup(ProviderName.VESICASH, reference)
     assert view.refundable == Money.from_major(500, "GHS")
+
+
+async def test_one_broken_attempt_never_stops_the_sweep(sandbox, session):
+    attempts = {}
+    for provider in ProviderName:
+        reference = sandbox.create_payment(**PAYMENTS[provider])
+        prepared = await _prepare(session.service, provider, reference, REFUND_AMOUNT[provider])
+        sandbox.faults(drop_next=1)
+        attempts[provider] = await session.service.submit(prepared)
+    del session.service.providers[ProviderName.VESICASH]  # removed from the config since
+
+    results = {r.attempt.provider: r for r in await session.service.recover()}
+
+    assert results[ProviderName.VESICASH].outcome.startswith("error: Vesicash is not configured")
+    assert results[ProviderName.NOVASEND].attempt.provider_reference is not None
+
+
+async def test_background_tracking_resolves_an_unknown_outcome(sandbox, session):
+    reference = sandbox.create_payment(**PAYMENTS[ProviderName.NOVASEND])
+    prepared = await _prepare(session.service, ProviderName.NOVASEND, reference, "5000")
+    sandbox.faults(drop_next=1)
+    attempt = await session.service.submit(prepared)
+    assert attempt.status is RefundStatus.UNKNOWN
+
+    assert await session.service.track(force=True) == 1
+
+    resolved = session.ledger.get(attempt.attempt_id)
+    assert resolved.provider_reference == executed(sandbox, reference)[0]["refund_reference"]

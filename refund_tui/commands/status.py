@@ -66,6 +66,7 @@ async def run_recovery(session, as_json: bool) -> int:
         r for r in results
         if r.attempt.status is RefundStatus.UNKNOWN
         or (not r.attempt.status.is_terminal and r.attempt.provider_reference is None)
+        or r.outcome.startswith("error:")
     ]  # fmt: skip
     return 3 if open_ended else 0
 

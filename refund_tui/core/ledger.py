@@ -464,15 +464,18 @@ class Ledger:
         return True
 
     def claim_send(self, attempt_id: str, lease: timedelta) -> bool:
-        """Claim the right to (re)send an attempt's stored request; False if another may still
-        be in flight.
+        """Claim the right to (re)send an attempt's stored request; False if it is settled or
+        another send may still be executing.
 
-        A send is in flight from its "intent"/"send" event until an answer with an HTTP status
-        is recorded, or until ``lease`` has passed. The claim is itself a "send" event, written
-        in the same transaction, so two processes (or two tasks) never both resend.
+        A send may be executing from its "intent"/"send" event until a 4xx answer is recorded
+        (a refusal: the request is over), or until ``lease`` has passed — a 5xx from a gateway
+        does not prove the provider stopped. The claim is itself a "send" event, written in the
+        same transaction, so two processes (or two tasks) never both resend.
         """
         with self._write() as conn:
-            status, _, _ = self._current(conn, attempt_id)
+            status, reference, failure = self._current(conn, attempt_id)
+            if reference is not None or RefundStatus(status).is_terminal:
+                return False
             last_id, last_at = conn.execute(
                 """SELECT id, at FROM events WHERE attempt_id = ? AND source IN ('intent', 'send')
                 ORDER BY id DESC LIMIT 1""",
@@ -480,15 +483,20 @@ class Ledger:
             ).fetchone()
             answered = conn.execute(
                 """SELECT 1 FROM events WHERE attempt_id = ? AND id > ?
-                AND http_status IS NOT NULL LIMIT 1""",
+                AND http_status BETWEEN 400 AND 499 LIMIT 1""",
                 (attempt_id, last_id),
             ).fetchone()
-            since_send = datetime.now(UTC) - datetime.fromisoformat(last_at)
+            since_send = datetime.fromisoformat(_now()) - datetime.fromisoformat(last_at)
             if not answered and since_send < lease:
                 return False
+            raw_code, raw_message = conn.execute(
+                f"SELECT c.raw_code, c.raw_message {_ATTEMPTS_FROM} WHERE a.attempt_id = ?",
+                (attempt_id,),
+            ).fetchone()
             self._insert_event(
-                conn, attempt_id, RefundStatus(status), "send", note="resending the stored request"
-            )
+                conn, attempt_id, RefundStatus(status), "send", failure_reason=failure,
+                raw_code=raw_code, raw_message=raw_message, note="resending the stored request",
+            )  # fmt: skip
         return True
 
     @staticmethod

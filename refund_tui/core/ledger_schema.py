@@ -111,7 +111,6 @@ _V1 = (
 _V2 = (
     """CREATE UNIQUE INDEX attempts_one_retry ON attempts (retry_of)
     WHERE retry_of IS NOT NULL""",
-    "CREATE INDEX events_by_attempt ON events (attempt_id, id)",
 )
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)

@@ -29,7 +29,7 @@ BUSINESS_REJECTIONS = frozenset(
         ErrorCode.REFUND_NOT_ALLOWED,
     }
 )
-#: Added to three client timeouts: how long an unanswered request may still execute.
+#: Added to three client timeouts: how long a request without a 4xx answer may still execute.
 LEASE_MARGIN = timedelta(seconds=30)
 
 
@@ -39,13 +39,14 @@ class Outcomes:
     def __init__(self, ledger: Ledger, provider: Callable[[ProviderName], Provider]) -> None:
         self.ledger = ledger
         self.provider = provider
+        self.lease_margin = LEASE_MARGIN
 
     def lease(self, attempt: Attempt) -> timedelta:
         """How long after an unanswered send a non-idempotent request may not be resent."""
         provider = self.provider(attempt.provider)
         if provider.idempotent:
             return timedelta(0)
-        return 3 * timedelta(seconds=provider.settings.timeout_seconds) + LEASE_MARGIN
+        return 3 * timedelta(seconds=provider.settings.timeout_seconds) + self.lease_margin
 
     async def send(self, attempt: Attempt, source: str = "provider", *, resend: bool = False) -> None:
         """Send the stored request unchanged and record the answer."""
@@ -101,8 +102,8 @@ class Outcomes:
         True when found, False when the payment record shows none, None when the record
         could not be read.
         """
-        provider = self.provider(attempt.provider)
         try:
+            provider = self.provider(attempt.provider)
             payment = await provider.get_payment(attempt.payment_reference)
         except ProviderError:
             return None
@@ -141,8 +142,8 @@ class Outcomes:
 
     async def poll(self, attempt: Attempt, source: str = "poll") -> tuple[bool, float | None]:
         """Read the refund's status; returns (changed, Retry-After seconds when refused)."""
-        provider = self.provider(attempt.provider)
         try:
+            provider = self.provider(attempt.provider)
             refund = await provider.refund_status(attempt.payment_reference, attempt.provider_reference)
         except ProviderError as error:
             return False, error.retry_after

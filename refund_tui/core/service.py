@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from refund_tui.core.ledger import Attempt, Ledger, NewAttempt, Operator
+from refund_tui.core.ledger import Attempt, Ledger, LedgerError, NewAttempt, Operator
 from refund_tui.core.models import (
     Country,
     ErrorCode,
@@ -323,6 +323,8 @@ class RefundService:
         draft = prepared.draft
         payment = draft.payment
         provider = self.provider(payment.provider)
+        if prepared.retry_of is not None:
+            self._check_retry(payment, prepared.retry_of)
         attempt = self.ledger.record_attempt(
             NewAttempt(
                 profile=self.profile,
@@ -379,6 +381,7 @@ class RefundService:
         return results
 
     async def _recover_one(self, attempt: Attempt) -> RecoveryResult:
+        """Resolve one attempt; a problem with it is its outcome, never the sweep's end."""
         if attempt.attempt_id in self._in_flight:
             return RecoveryResult(attempt, "skipped: being sent right now")
         self._in_flight.add(attempt.attempt_id)
@@ -387,9 +390,14 @@ class RefundService:
                 outcome = await self._flag_or_adopt(attempt)
             else:
                 outcome = await self.outcomes.resolve(attempt)
+        except (ProviderError, LedgerError) as error:
+            outcome = f"error: {error}"
         finally:
             self._in_flight.discard(attempt.attempt_id)
-        return RecoveryResult(self.ledger.get(attempt.attempt_id), outcome)
+        try:
+            return RecoveryResult(self.ledger.get(attempt.attempt_id), outcome)
+        except LedgerError:
+            return RecoveryResult(attempt, outcome)
 
     async def _flag_or_adopt(self, attempt: Attempt) -> str:
         """Too old to resend (keys expire): adopt a matching refund or flag for a human."""
@@ -423,17 +431,22 @@ class RefundService:
         due = [
             attempt
             for attempt in [*self.ledger.unresolved(), *recent]
-            if attempt.provider_reference
+            if (attempt.provider_reference or attempt.status is RefundStatus.UNKNOWN)
             and attempt.attempt_id not in self._in_flight
             and (force or self._schedule.is_due(attempt.attempt_id, now))
         ]
         gate = asyncio.Semaphore(self.concurrency)
 
-        async def poll(attempt: Attempt) -> bool:
+        async def update(attempt: Attempt) -> bool:
+            """Poll a refund the provider knows; resolve an unknown one (never twice at once)."""
             async with gate:
-                changed, retry_after = await self.outcomes.poll(attempt)
+                if attempt.provider_reference:
+                    changed, retry_after = await self.outcomes.poll(attempt)
+                else:
+                    result = await self._recover_one(attempt)
+                    changed, retry_after = result.attempt.status is not attempt.status, None
             status = self.ledger.get(attempt.attempt_id).status
             self._schedule.after(attempt.attempt_id, self.clock(), changed, retry_after, status)
             return changed
 
-        return sum(await asyncio.gather(*(poll(attempt) for attempt in due)))
+        return sum(await asyncio.gather(*(update(attempt) for attempt in due)))

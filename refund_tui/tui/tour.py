@@ -297,18 +297,18 @@ async def make_refunds(app: RefundApp) -> None:
     """Fill the ledger with a refund in every status, over ten minutes of clock time.
 
     ``BOARD_REFUNDS`` settle (completed, failed twice, processing for good, reversed); then
-    one whose connection drops mid-answer stays unknown (no immediate resend), and a last
-    one is still in flight, just sent.
+    one whose connection drops mid-answer stays unknown (no immediate resend, and no tracking
+    after it), and a last one is still in flight, just sent.
     """
     clock = app.clock
     for refund in BOARD_REFUNDS:
         await _refund(app, *refund)
         clock.advance(67)
+    clock.advance(300)
+    await app.service.track(force=True)
     await _control("/faults", {"drop_next": 1})
     app.service.retry_delays = ()
     await _refund(app, ProviderName.NOVASEND, "tr_demo_fresh", "15000", "Order not delivered")
-    clock.advance(300)
-    await app.service.track(force=True)
     clock.advance(29)
     await _refund(app, ProviderName.VESICASH, PAYMENT, "20.00", "Overcharged")
 

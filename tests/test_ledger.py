@@ -427,3 +427,11 @@ def test_a_failed_attempt_is_retried_at_most_once(ledger):
     with pytest.raises(LedgerError, match="refused"):
         record(ledger, 100, retry_of=failed)
     assert [a.retry_of for a in ledger.attempts(retry_of=failed)] == [failed]
+
+
+def test_a_retried_failure_no_longer_counts_as_failed(ledger):
+    failed = record(ledger, 100)
+    ledger.add_event(failed, RefundStatus.FAILED, "poll", failure_reason="wallet not found")
+    assert ledger.counts()[RefundStatus.FAILED] == 1
+    record(ledger, 100, retry_of=failed)
+    assert ledger.counts()[RefundStatus.FAILED] == 0

@@ -326,3 +326,37 @@ async def test_background_tracking_resolves_an_unknown_outcome(sandbox, session)
 
     resolved = session.ledger.get(attempt.attempt_id)
     assert resolved.provider_reference == executed(sandbox, reference)[0]["refund_reference"]
+
+
+async def test_what_cannot_be_refunded_shows_zero_refundable(sandbox, session):
+    failed = sandbox.create_payment(**PAYMENTS[ProviderName.NOVASEND], status="failed")
+    old = sandbox.create_payment(**PAYMENTS[ProviderName.NOVASEND], age_days=8)
+    for reference in (failed, old):
+        view = await session.service.lookup(ProviderName.NOVASEND, reference)
+        assert view.refundable == Money.zero("XOF") and view.blockers
+
+
+async def test_a_reference_that_is_not_one_never_reaches_the_provider(session):
+    from refund_tui.core.models import ProviderError
+
+    with pytest.raises(ProviderError, match="is not a payment reference"):
+        await session.service.lookup(ProviderName.VESICASH, "../../_sandbox/")
+
+
+async def test_the_refund_goes_to_a_wallet_in_the_payments_country(sandbox, session):
+    reference = sandbox.create_payment(**PAYMENTS[ProviderName.VESICASH])
+    view = await session.service.lookup(ProviderName.VESICASH, reference)
+    countries = {c.iso_code: c for c in await session.service.countries(ProviderName.VESICASH)}
+    with pytest.raises(RefundInvalid) as raised:
+        session.service.prepare(
+            view, amount="10", reason="Overcharged", phone="+260965550101", country=countries["ZM"]
+        )
+    assert raised.value.problems["country"] == (
+        "the payment was made in Ghana (GHS): refund to a wallet there"
+    )
+    other = session.service.prepare(
+        view, amount="10", reason="Overcharged", phone="0245550199", country=countries["GH"]
+    )
+    assert other.to_another_wallet
+    same = session.service.prepare(view, amount="10", reason="Overcharged", country=countries["GH"])
+    assert not same.to_another_wallet

@@ -235,3 +235,15 @@ async def test_f2_switches_the_provider_without_leaving_the_reference(app):
         assert app.focused is app.screen.query_one("#reference", Input)
         await pilot.press("f2")
         assert provider.value is ProviderName.VESICASH
+
+
+async def test_r_refuses_while_the_reference_field_names_another_payment(sandbox, app):
+    shown = sandbox.create_payment("vesicash", 250, "GHS", GHANA_MOBILE)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await look_up(pilot, ProviderName.VESICASH, shown)
+        app.screen.query_one("#reference", Input).value = "VSC-SOMETHING-ELSE"
+        await pilot.press("r")
+        await pilot.pause()
+
+        assert not isinstance(app.screen, RefundFormScreen)
+        assert "press enter in the field to look it up first" in flat(screen_text(app))

@@ -89,7 +89,9 @@ class RefundCommand:
             "provider": payment.provider.value,
             "payment": f"{payment.reference}  {payment.amount.format()}  {payment.status.value}",
             "customer": payment.customer_name,
-            "refund to": f"{prepared.phone.display}" + (f"  ({prepared.phone.carrier})" if prepared.phone.carrier else ""),
+            "refund to": f"{prepared.phone.display}"
+            + (f"  ({prepared.phone.carrier})" if prepared.phone.carrier else "")
+            + (f"  NOT the payer's number ({payment.customer_phone})" if prepared.to_another_wallet else ""),
             "amount": prepared.draft.amount.format(),
             "balance after": prepared.balance_after.format(),
             "reason": prepared.draft.reason,

@@ -631,9 +631,15 @@ class Ledger:
         )
 
     def counts(self) -> dict[RefundStatus, int]:
-        """How many attempts are in each status (every status present, zero included)."""
+        """How many attempts are in each status (every status present, zero included); a
+        failed attempt that was retried no longer counts as failed."""
         totals = dict.fromkeys(RefundStatus, 0)
-        rows = self._read("SELECT status, count(*) FROM current_state GROUP BY status")
+        rows = self._read(
+            f"""SELECT c.status, count(*) {_ATTEMPTS_FROM}
+            WHERE NOT (c.status = 'failed' AND EXISTS
+                (SELECT 1 FROM attempts r WHERE r.retry_of = a.attempt_id))
+            GROUP BY c.status"""
+        )
         for status, count in rows:
             totals[_STATUS_BY_VALUE[status]] = count
         return totals

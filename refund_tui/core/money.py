@@ -112,7 +112,7 @@ class Money:
 
 def _too_precise(currency: str, places: int) -> str:
     if places == 0:
-        return f"{currency} has no decimals: use a whole amount"
+        return f"{currency} has no decimals: use a whole amount (2000 or 2,000)"
     return f"{currency} allows at most {places} decimals"
 
 
@@ -140,8 +140,10 @@ def parse_amount(text: str, currency: str, maximum: Money | None = None) -> Mone
         raise MoneyError("the amount must be more than zero")
     if value > MAX_MAJOR_UNITS:
         raise MoneyError(f"{text.strip()} is absurdly large: over {MAX_MAJOR_UNITS:,} {currency}")
+    # Strict: "2.000" may mean two thousand (a French-style separator), so extra digits after
+    # the point are refused even when they are zeros; a whole-number currency takes no point.
     fraction = digits.partition(".")[2]
-    if len(fraction.rstrip("0")) > places:
+    if len(fraction) > places or (places == 0 and "." in digits):
         raise MoneyError(_too_precise(currency, places))
     amount = Money(int(value.scaleb(places)), currency)
     if maximum is not None and amount > maximum:

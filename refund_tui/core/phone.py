@@ -116,6 +116,11 @@ def validate_mobile(text: str, region: str) -> MobileNumber:
     return _accept(number, market)
 
 
+def country_name(region: str) -> str:
+    """English name of a country we refund to, else its code."""
+    return _COUNTRIES.get(region, (region, ""))[0]
+
+
 def region_of(number: str) -> str | None:
     """The country of an international number (``+2250702968786`` or ``233241234567``).
 

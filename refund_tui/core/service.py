@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import uuid
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -30,10 +31,18 @@ from refund_tui.core.models import (
 )
 from refund_tui.core.money import Money, MoneyError
 from refund_tui.core.outcomes import Outcomes
-from refund_tui.core.phone import MobileNumber, PhoneError, region_of, validate_mobile
+from refund_tui.core.phone import (
+    MobileNumber,
+    PhoneError,
+    country_name,
+    region_of,
+    validate_mobile,
+)
 from refund_tui.core.validation import RefundInvalid, check_amount, check_reason, check_webhook_url
 from refund_tui.providers.base import Provider, RefundDraft
 
+#: What a payment reference may look like (anything else never reaches a provider's URL).
+REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 #: Currency -> country, for payments whose customer phone does not tell.
 CURRENCY_COUNTRY = {"GHS": "GH", "ZMW": "ZM", "NGN": "NG", "KES": "KE", "XOF": "CI", "XAF": "CM"}
 
@@ -43,7 +52,7 @@ MAX_POLL_DELAY = 60.0
 #: Completed refunds are re-read this long after they were made, so a reversal is seen...
 RECHECK_COMPLETED = timedelta(days=2)
 #: ...this often.
-COMPLETED_POLL_DELAY = 600.0
+COMPLETED_POLL_DELAY = 120.0
 
 
 class RefundNotAllowed(Exception):
@@ -93,6 +102,11 @@ class PreparedRefund:
     @property
     def balance_after(self) -> Money:
         return self.view.refundable - self.draft.amount
+
+    @property
+    def to_another_wallet(self) -> bool:
+        """True when the money goes to a number other than the one that paid."""
+        return self.phone.e164 != self.view.payment.customer_phone
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,10 +189,13 @@ class RefundService:
     async def lookup(self, provider: ProviderName, reference: str) -> PaymentView:
         """Fetch a payment and work out how much of it can still be refunded, and why not."""
         reference = reference.strip()
-        if not reference:
-            raise ProviderError(
-                ErrorCode.PAYMENT_NOT_FOUND, "enter a payment reference", provider=provider
+        if not REFERENCE.fullmatch(reference):
+            message = (
+                f"{reference!r} is not a payment reference (letters, digits, - _ . : only)"
+                if reference
+                else "enter a payment reference"
             )
+            raise ProviderError(ErrorCode.PAYMENT_NOT_FOUND, message, provider=provider)
         payment = await self.provider(provider).get_payment(reference)
         return self.view(payment)
 
@@ -198,12 +215,17 @@ class RefundService:
         held = payment.refunds_holding_balance() + in_flight
         refundable = max(payment.amount - held, Money.zero(payment.currency))
         window_closes = self._window_closes(payment)
+        blockers = self._blockers(payment, refundable, in_flight, window_closes)
+        if payment.status is not PaymentStatus.SUCCESSFUL or (
+            window_closes is not None and window_closes <= self.clock()
+        ):
+            refundable = Money.zero(payment.currency)
         return PaymentView(
             payment=payment,
             refundable=refundable,
             in_flight=in_flight,
             window_closes=window_closes,
-            blockers=self._blockers(payment, refundable, in_flight, window_closes),
+            blockers=blockers,
             country=region_of(payment.customer_phone) or CURRENCY_COUNTRY.get(payment.currency),
         )
 
@@ -274,6 +296,11 @@ class RefundService:
             problems["phone"] = str(error)
         if provider.sends_phone and country is None:
             problems["country"] = "choose the country the refund is paid in"
+        elif country is not None and view.country and country.iso_code != view.country:
+            problems["country"] = (
+                f"the payment was made in {country_name(view.country)} ({view.payment.currency}): "
+                "refund to a wallet there"
+            )
         try:
             clean_reason = check_reason(reason)
         except ValueError as error:

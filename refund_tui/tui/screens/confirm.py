@@ -108,6 +108,9 @@ class ConfirmScreen(ModalScreen[None]):
         facts.add_row("Customer", payment.customer_name)
         carrier = f"  {prepared.phone.carrier}" if prepared.phone.carrier else ""
         facts.add_row("Phone", f"{prepared.phone.display}{carrier}")
+        if prepared.to_another_wallet:
+            payer = Text(f"NOT the payer's number ({payment.customer_phone})", style="bold reverse")
+            facts.add_row("", payer)
         if draft.country_id:
             facts.add_row("Country", f"{prepared.phone.region} (provider id {draft.country_id})")
         facts.add_row("Amount", Text(draft.amount.format(), style="bold"))

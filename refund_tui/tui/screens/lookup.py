@@ -155,22 +155,26 @@ class LookupScreen(Screen[None]):
             return
         provider = self.query_one("#provider", Select).value
         self._say(f"Looking up {reference} at {provider.value.title()}...")
-        self._fetch(provider, reference)
+        self._fetch(provider, reference, operator_asked=True)
 
     @work(exclusive=True, exit_on_error=False, group="lookup", name="lookup")
-    async def _fetch(self, provider: ProviderName, reference: str) -> PaymentView:
-        return await self.app.service.lookup(provider, reference)
+    async def _fetch(
+        self, provider: ProviderName, reference: str, operator_asked: bool = False
+    ) -> tuple[PaymentView, bool]:
+        return await self.app.service.lookup(provider, reference), operator_asked
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.name != "lookup":
             return
         if event.state is WorkerState.SUCCESS:
-            self._show(event.worker.result)
+            view, operator_asked = event.worker.result
+            self._show(view, take_focus=operator_asked)
         elif event.state is WorkerState.ERROR:
             self._show(None)
             self._say(describe_error(event.worker.error), error=True)
 
-    def _show(self, view: PaymentView | None) -> None:
+    def _show(self, view: PaymentView | None, *, take_focus: bool = False) -> None:
+        """Show a payment; only a lookup the operator asked for moves the cursor."""
         self.view = view
         panel = self.query_one("#payment-panel", Static)
         if view is None:
@@ -179,7 +183,8 @@ class LookupScreen(Screen[None]):
         panel.update(payment_panel(view, self.app.clock()))
         count = len(view.payment.refunds)
         self._say(f"{view.payment.reference}: {count} refund{'' if count == 1 else 's'} so far.")
-        self.query_one("#payment", VerticalScroll).focus()
+        if take_focus:
+            self.query_one("#payment", VerticalScroll).focus()
 
     def _say(self, text: str, *, error: bool = False) -> None:
         message = self.query_one("#lookup-message", Static)
@@ -194,9 +199,16 @@ class LookupScreen(Screen[None]):
     # -- actions ----------------------------------------------------------------------------
 
     def action_refund(self) -> None:
+        typed = self.query_one("#reference", Input).value.strip()
         if self.view is None:
             self._say("Look up a payment first, then refund it.", error=True)
             self.query_one("#reference", Input).focus()
+        elif typed != self.view.payment.reference:
+            self._say(
+                f"The reference field says {typed or 'nothing'} but the payment shown is "
+                f"{self.view.payment.reference}: press enter in the field to look it up first.",
+                error=True,
+            )
         elif self.view.blockers:
             self._say("Cannot refund: " + "; ".join(self.view.blockers), error=True)
         else:

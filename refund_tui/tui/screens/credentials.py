@@ -75,6 +75,7 @@ def render_report(report: CredentialsReport) -> Group:
         summary.append("  NOT ENCRYPTED: live credentials will not be kept in it", style="bold")
     else:
         summary.append(f"  NOT USABLE: {backend.problem}", style="bold")
+        summary.append("\nOnly live profiles need it: the sandbox profile uses the simulator's demo keys.")
     table = Table(box=None, padding=(0, 2), header_style="bold")
     for column in ("Profile", "Provider", "Field", "Source", "Value"):
         table.add_column(column, no_wrap=True)

@@ -5,11 +5,11 @@ Keyring calls can hang over SSH, so the report is built in a thread worker.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rich.console import Group
-from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 from textual import work
@@ -95,14 +95,34 @@ def render_report(report: CredentialsReport) -> Group:
         parts.extend(Text(f"  {fix}") for fix in missing_fixes)
     if backend.guidance:
         parts.append(Text(""))
-        parts.extend(_indented(line) for line in backend.guidance.splitlines())
+        parts.extend(_hanging(paragraph) for paragraph in _paragraphs(backend.guidance))
     return Group(*parts)
 
 
-def _indented(line: str) -> Padding:
-    """A preformatted line that wraps under its own indentation (hanging indent)."""
-    text = line.lstrip()
-    return Padding(Text(text), (0, 0, 0, len(line) - len(text)))
+def _paragraphs(text: str) -> list[str]:
+    """Guidance text re-flowed for the terminal: numbered items and blank lines start anew."""
+    paragraphs: list[str] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped:
+            paragraphs.append("")
+        elif not paragraphs or not paragraphs[-1] or re.match(r"\d+\.", stripped):
+            paragraphs.append(stripped)
+        else:
+            paragraphs[-1] += " " + stripped
+    return [paragraph for paragraph in paragraphs if paragraph]
+
+
+def _hanging(paragraph: str) -> Text | Table:
+    """A numbered item wraps under its text, not under its number."""
+    number = re.match(r"\d+\.\s*", paragraph)
+    if number is None:
+        return Text(paragraph)
+    item = Table.grid()
+    item.add_column(no_wrap=True)
+    item.add_column()
+    item.add_row(number.group(), paragraph[number.end():])
+    return item
 
 
 class CredentialsScreen(Screen[None]):

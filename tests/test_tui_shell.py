@@ -255,3 +255,19 @@ async def test_start_up_recovery_resolves_an_attempt_left_unknown(sandbox, sessi
     executed = [r for r in sandbox.refunds() if r["payment_reference"] == reference]
     assert len(executed) == 1
     assert session.ledger.get(left.attempt_id).provider_reference == executed[0]["refund_reference"]
+
+
+async def test_banner_raises_reversed_refunds(sandbox, session, app):
+    reference = sandbox.create_payment("vesicash", 100, "GHS", "+233241239905")
+    view = await session.service.lookup(ProviderName.VESICASH, reference)
+    ghana = next(c for c in await session.service.countries(ProviderName.VESICASH) if c.iso_code == "GH")
+    attempt = await session.service.submit(
+        session.service.prepare(view, amount="10", reason="Overcharged", country=ghana)
+    )
+    for _ in range(2):  # completes, then comes back
+        sandbox.advance(60)
+        await session.service.track(force=True)
+    assert session.ledger.get(attempt.attempt_id).status is RefundStatus.REVERSED
+
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: "REVERSED 1" in screen_text(app))

@@ -149,8 +149,7 @@ class RefundApp(App[None]):
         elif worker.group == "tracking" and event.state is WorkerState.ERROR:
             self.notify(f"Status tracking: {describe_error(worker.error)}", severity="warning", markup=False)
         elif worker.name == "ledger-counts" and event.state is WorkerState.SUCCESS:
-            failed, unknown = worker.result
-            self.banner_info = self.banner_info.with_counts(failed, unknown)
+            self.banner_info = self.banner_info.with_counts(*worker.result)
 
     def _session_ready(self) -> None:
         session = self.session
@@ -224,12 +223,12 @@ class RefundApp(App[None]):
         return self.get_key_display(binding)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="counts", name="ledger-counts")
-    def refresh_counts(self) -> tuple[int, int]:
-        """Re-read the failed and unknown counts for the banner."""
+    def refresh_counts(self) -> tuple[int, int, int]:
+        """Re-read the failed, unknown and reversed counts for the banner."""
         from refund_tui.core.models import RefundStatus
 
         counts = self.session.ledger.counts()
-        return counts[RefundStatus.FAILED], counts[RefundStatus.UNKNOWN]
+        return tuple(counts[s] for s in (RefundStatus.FAILED, RefundStatus.UNKNOWN, RefundStatus.REVERSED))
 
     async def on_unmount(self) -> None:
         if self._owns_session and self.session is not None:

@@ -19,6 +19,8 @@ class BannerInfo:
     operator: str = ""
     failed: int = 0
     unknown: int = 0
+    #: Refunds that completed and then came back: the customer was not paid after all.
+    reversed: int = 0
     #: Shown instead of the mode while the session opens or when it could not open.
     note: str | None = None
 
@@ -27,8 +29,8 @@ class BannerInfo:
         name = profile_name or "default profile"
         return cls(profile=name, note=f"opening {name}...")
 
-    def with_counts(self, failed: int, unknown: int) -> BannerInfo:
-        return replace(self, failed=failed, unknown=unknown)
+    def with_counts(self, failed: int, unknown: int, reversed: int) -> BannerInfo:
+        return replace(self, failed=failed, unknown=unknown, reversed=reversed)
 
 
 class Banner(Widget):
@@ -89,4 +91,7 @@ class Banner(Widget):
         counts.append(f"FAILED {info.failed}", style="bold reverse" if info.failed else "")
         counts.append("  ")
         counts.append(f"UNKNOWN {info.unknown}", style="bold reverse" if info.unknown else "")
+        if info.reversed:
+            counts.append("  ")
+            counts.append(f"REVERSED {info.reversed}", style="bold reverse")
         return counts

@@ -46,7 +46,7 @@ def new_attempt(payment: str) -> NewAttempt:
     )
     return NewAttempt(
         profile="sandbox", environment="sandbox", provider=ProviderName.NOVASEND,
-        payment_reference=payment, amount=Money(1500, "XOF"), phone="+2250702968786",
+        payment_reference=payment, amount=Money(1500, "XOF"), phone="+2250755550101",
         country_id=None, reason="Duplicate charge", webhook_url=None, request=request,
         operator=OPERATOR,
     )  # fmt: skip
@@ -88,7 +88,7 @@ def bulk_load(path: Path, count: int) -> str:
         payment = f"tr_{number // 2}"
         attempts.append((
             attempt_id, created, "sandbox", "sandbox", provider, payment, 1500, "XOF",
-            "+2250702968786", None, "Duplicate charge", None, str(uuid.uuid4()), f"ext-{number}",
+            "+2250755550101", None, "Duplicate charge", None, str(uuid.uuid4()), f"ext-{number}",
             "POST", f"/v1/payin/{payment}/refund", '{"amount":1500}', "bench", 1000,
             "bench-host", None, 4242, "bench", None,
         ))  # fmt: skip

@@ -186,7 +186,7 @@ def fill_ledger(home: Path) -> float:
                 NewAttempt(
                     profile="sandbox", environment="sandbox", provider=ProviderName.NOVASEND,
                     payment_reference=payment, amount=Money(1500 + number, "XOF"),
-                    phone="+2250702968786", country_id=None, reason="Duplicate charge",
+                    phone="+2250755550101", country_id=None, reason="Duplicate charge",
                     webhook_url=None, request=request, operator=operator,
                 ),  # fmt: skip
                 limit=Money(10**9, "XOF"),

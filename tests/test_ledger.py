@@ -49,7 +49,7 @@ def new_attempt(
         provider=provider,
         payment_reference=payment,
         amount=amount,
-        phone="+2250702968786",
+        phone="+2250755550101",
         country_id=None,
         reason="Duplicate charge",
         webhook_url=None,

@@ -41,7 +41,7 @@ MOBILE_TYPES = (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE)
         ("ZM", "096 8832801", "+260968832801", "+260 96 8832801", "MTN"),
         ("ZM", "+260 97 883 2801", "+260978832801", "+260 97 8832801", "Airtel"),
         ("ZM", "0958832801", "+260958832801", "+260 95 8832801", "ZAMTEL"),
-        ("CI", "07 02 96 87 86", "+2250702968786", "+225 07 02 96 8786", "Orange"),
+        ("CI", "07 55 55 01 01", "+2250755550101", "+225 07 55 55 0101", "Orange"),
         ("CI", "+225 05 02 96 87 86", "+2250502968786", "+225 05 02 96 8786", "MTN"),
         ("CI", "2250102968786", "+2250102968786", "+225 01 02 96 8786", "Moov"),
         ("NG", "0803 123 4567", "+2348031234567", "+234 803 123 4567", "MTN"),
@@ -88,7 +88,7 @@ def test_valid_mobile_numbers(
         ("GH", "+234", "a Nigerian number, but this payment is in Ghana"),
         ("NG", "00233241234567", "a Ghanaian number, but this payment is in Nigeria"),
         ("CI", "+237 677 12 34 56", "a Cameroonian number, but this payment is in Côte d'Ivoire"),
-        ("ZM", "+225 07 02 96 87 86", "an Ivorian number, but this payment is in Zambia"),
+        ("ZM", "+225 07 55 55 01 01", "an Ivorian number, but this payment is in Zambia"),
         ("GH", "+33 6 12 34 56 78", "a FR (+33) number, but this payment is in Ghana"),
         ("GH", "+999 123", "+999 is not a country calling code"),
         ("NG", "00999 123", "+999 is not a country calling code"),
@@ -105,7 +105,7 @@ def test_reasons_a_number_is_refused(region: str, text: str, reason: str) -> Non
 
 def test_wire_formats() -> None:
     assert vesicash_wire("+233241234567") == "233241234567"
-    assert novasend_wire("+2250702968786") == "+2250702968786"
+    assert novasend_wire("+2250755550101") == "+2250755550101"
 
 
 @pytest.mark.parametrize("wire", [vesicash_wire, novasend_wire])
@@ -118,7 +118,7 @@ def test_wire_formats_take_only_e164(wire, text: str) -> None:
 @pytest.mark.parametrize(
     ("number", "region"),
     [
-        ("+2250702968786", "CI"),
+        ("+2250755550101", "CI"),
         ("233241234567", "GH"),
         ("2340999993", "NG"),
         (" +260 96 8832801 ", "ZM"),

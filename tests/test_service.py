@@ -198,9 +198,11 @@ def _swap_provider(session, name, *, timeout=None, credentials=None):
 
     current = session.service.providers[name]
     settings = dataclasses.replace(current.settings, timeout_seconds=timeout or current.settings.timeout_seconds)
+    from refund_tui.sandbox import demo
+
     published = {
-        ProviderName.VESICASH: {"public_key": "vsc_pub_DEMO_not_a_real_key", "secret_key": "vsc_sec_DEMO_not_a_real_key"},
-        ProviderName.NOVASEND: {"api_key": "nvs_DEMO_api_key", "api_client": "nvs_DEMO_client"},
+        ProviderName.VESICASH: {"public_key": demo.VESICASH_PUBLIC_KEY, "secret_key": demo.VESICASH_SECRET_KEY},
+        ProviderName.NOVASEND: {"api_key": demo.NOVASEND_API_KEY, "api_client": demo.NOVASEND_API_CLIENT},
     }[name]
     secrets = {key: Secret(value) for key, value in (credentials or published).items()}
     session.service.providers[name] = make_provider(name, settings, secrets)

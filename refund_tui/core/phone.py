@@ -122,7 +122,7 @@ def country_name(region: str) -> str:
 
 
 def region_of(number: str) -> str | None:
-    """The country of an international number (``+2250702968786`` or ``233241234567``).
+    """The country of an international number (``+2250755550101`` or ``233241234567``).
 
     None when it is not a number with a known calling code.
     """

@@ -85,10 +85,6 @@ class PaymentView:
     blockers: tuple[str, ...]
     country: str | None
 
-    @property
-    def can_refund(self) -> bool:
-        return not self.blockers
-
 
 @dataclass(frozen=True, slots=True)
 class PreparedRefund:

@@ -128,8 +128,10 @@ class RefundApp(App[None]):
 
     @work(thread=True, exit_on_error=False, group="session", name="open-session")
     def _open_session(self) -> Session | None:
+        from refund_tui.core.phone import warm_up
         from refund_tui.session import Session
 
+        warm_up()  # the carrier data, here rather than on the refund form's first keystroke
         session = Session.open(self.profile_name)
         if get_current_worker().is_cancelled:
             asyncio.run(session.aclose())

@@ -157,11 +157,12 @@ def _credential_target(func):
 
 @credentials.command("set")
 @_credential_target
-def credentials_set(profile_name, provider) -> None:
+@click.option("--webhook-secret", is_flag=True, help="Store only the secret the provider signs webhooks with.")
+def credentials_set(profile_name, provider, webhook_secret) -> None:
     """Store credentials, read without echo."""
     from refund_tui.commands.credentials import set_credentials
 
-    set_credentials(profile_name, provider)
+    set_credentials(profile_name, provider, webhook_secret)
 
 
 @credentials.command("status")

@@ -30,6 +30,13 @@ Example ``config.toml``::
     base_url = "https://api.mor.vesicash.com"    # live profiles require https
     timeout_seconds = 30
 
+    [profiles.prod.vesicash.webhook]     # how notifications are signed (these are the defaults)
+    header = "X-Vesicash-Signature"
+    signed = "body"              # or "timestamp.body": HMAC of "<timestamp>.<raw body>"
+    encoding = "hex"             # or "base64"
+    timestamp_header = "X-Vesicash-Timestamp"
+    tolerance_seconds = 300      # a signed timestamp further than this from our clock is refused
+
     [profiles.prod.novasend]
     base_url = "https://business.novasend.app"
     timeout_seconds = 30
@@ -41,7 +48,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
@@ -57,6 +64,14 @@ from pydantic import (
     model_validator,
 )
 
+from refund_tui.core.models import ProviderName
+from refund_tui.core.webhooks import (
+    NOVASEND_SCHEME,
+    VESICASH_SCHEME,
+    DigestEncoding,
+    SignatureScheme,
+    SignedContent,
+)
 from refund_tui.providers.base import ProviderSettings
 
 APP_NAME = "refund-tui"
@@ -64,6 +79,11 @@ SANDBOX_PROFILE = "sandbox"
 HOME_VARIABLE = "REFUND_TUI_HOME"
 SANDBOX_URL_VARIABLE = "REFUND_TUI_SANDBOX_URL"
 _PROFILE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+_HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")
+DEFAULT_SCHEMES: dict[ProviderName, SignatureScheme] = {
+    ProviderName.VESICASH: VESICASH_SCHEME,
+    ProviderName.NOVASEND: NOVASEND_SCHEME,
+}
 
 
 class ConfigError(Exception):
@@ -110,6 +130,10 @@ class Profile:
     refunds_enabled: bool
     vesicash: ProviderSettings | None
     novasend: ProviderSettings | None
+    #: How each provider signs its notifications.
+    webhook_schemes: dict[ProviderName, SignatureScheme] = field(
+        default_factory=lambda: dict(DEFAULT_SCHEMES)
+    )
 
     @property
     def is_live(self) -> bool:
@@ -152,9 +176,35 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+class _WebhookSection(_Strict):
+    header: str | None = None
+    signed: Literal["body", "timestamp.body"] = "body"
+    encoding: Literal["hex", "base64"] = "hex"
+    timestamp_header: str = VESICASH_SCHEME.timestamp_header
+    tolerance_seconds: Annotated[float, Field(gt=0, le=3600)] = 300
+
+    @field_validator("header", "timestamp_header")
+    @classmethod
+    def _header(cls, value: str | None) -> str | None:
+        if value is not None and not _HEADER_NAME.fullmatch(value):
+            raise ValueError(f"must be an HTTP header name like X-Signature (got {value!r})")
+        return value
+
+    def scheme(self, default: SignatureScheme) -> SignatureScheme:
+        return SignatureScheme(
+            header=self.header or default.header,
+            signed=SignedContent(self.signed),
+            encoding=DigestEncoding(self.encoding),
+            timestamp_header=self.timestamp_header,
+            tolerance=timedelta(seconds=self.tolerance_seconds),
+            compact_fallback=default.compact_fallback,
+        )
+
+
 class _ProviderSection(_Strict):
     base_url: str
     timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 30.0
+    webhook: _WebhookSection = _WebhookSection()
 
     @field_validator("base_url")
     @classmethod
@@ -280,12 +330,21 @@ def _describe(error: dict) -> str:
 def _build(parsed: _File) -> Config:
     profiles = {SANDBOX_PROFILE: SANDBOX}
     for name, section in parsed.profiles.items():
+        schemes = {
+            provider: provider_section.webhook.scheme(DEFAULT_SCHEMES[provider])
+            for provider, provider_section in (
+                (ProviderName.VESICASH, section.vesicash),
+                (ProviderName.NOVASEND, section.novasend),
+            )
+            if provider_section is not None
+        }
         profiles[name] = Profile(
             name=name,
             environment=section.environment,
             refunds_enabled=section.refunds_enabled,
             vesicash=section.vesicash.settings() if section.vesicash else None,
             novasend=section.novasend.settings() if section.novasend else None,
+            webhook_schemes={**DEFAULT_SCHEMES, **schemes},
         )
     return Config(
         profiles=profiles,

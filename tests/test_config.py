@@ -10,6 +10,8 @@ import pytest
 
 from refund_tui import config
 from refund_tui.config import ConfigError, load_config, paths, sandbox_url
+from refund_tui.core.models import ProviderName
+from refund_tui.core.webhooks import NOVASEND_SCHEME, DigestEncoding, SignedContent
 
 LIVE = """
 default_profile = "prod"
@@ -107,6 +109,24 @@ def test_documented_example_is_valid(tmp_path):
     loaded = load_config(write(tmp_path, textwrap.dedent(example)))
     assert list(loaded.profiles) == ["sandbox", "prod"]
     assert loaded.profile("prod").novasend.refund_window == timedelta(days=7)
+    assert loaded.profile("prod").webhook_schemes == config.DEFAULT_SCHEMES
+
+
+def test_webhook_signing_settings(tmp_path):
+    text = LIVE_VESICASH + (
+        'base_url = "https://v.example"\n[profiles.prod.vesicash.webhook]\n'
+        'header = "Mor-Signature"\nsigned = "timestamp.body"\nencoding = "base64"\n'
+        'timestamp_header = "X-Timestamp"\ntolerance_seconds = 60\n'
+    )
+    schemes = load_config(write(tmp_path, text)).profile("prod").webhook_schemes
+    vesicash = schemes[ProviderName.VESICASH]
+    assert (vesicash.header, vesicash.signed, vesicash.encoding) == (
+        "Mor-Signature", SignedContent.TIMESTAMP_BODY, DigestEncoding.BASE64,
+    )  # fmt: skip
+    assert (vesicash.timestamp_header, vesicash.tolerance) == ("X-Timestamp", timedelta(seconds=60))
+    assert not vesicash.compact_fallback
+    assert schemes[ProviderName.NOVASEND] == NOVASEND_SCHEME
+    assert load_config(write(tmp_path, "")).profile("sandbox").webhook_schemes == config.DEFAULT_SCHEMES
 
 
 def test_unknown_profile_lists_the_known_ones(tmp_path):
@@ -158,6 +178,18 @@ LIVE_VESICASH = '[profiles.prod]\nenvironment = "live"\n[profiles.prod.vesicash]
         ('[profiles."Prod EU"]\nenvironment = "live"\n', "profile name 'Prod EU'"),
         ('[keys]\nrefund = ""\n', "keys.refund: String should have at least 1 character"),
         ("default_profile = \n", "not valid TOML"),
+        (
+            LIVE_VESICASH + 'base_url = "https://v.example"\nwebhook = { signed = "raw" }\n',
+            "profiles.prod.vesicash.webhook.signed: Input should be 'body' or 'timestamp.body'",
+        ),
+        (
+            LIVE_VESICASH + 'base_url = "https://v.example"\nwebhook = { header = "X Sig" }\n',
+            "profiles.prod.vesicash.webhook.header: must be an HTTP header name",
+        ),
+        (
+            LIVE_VESICASH + 'base_url = "https://v.example"\nwebhook = { tolerance_seconds = 0 }\n',
+            "profiles.prod.vesicash.webhook.tolerance_seconds: Input should be greater than 0",
+        ),
     ],
 )
 def test_errors_name_the_file_and_the_key(tmp_path, text, message):

@@ -11,6 +11,7 @@ from secretstorage.exceptions import SecretServiceNotAvailableException
 
 from refund_tui.core.credentials import (
     FIELDS,
+    WEBHOOK_SECRET,
     CredentialsError,
     CredentialStore,
     env_variable,
@@ -111,7 +112,33 @@ def test_missing_fields_say_how_to_fix(memory):
     assert [status.source for status in CredentialStore(environ={}).status("prod", NOVASEND)] == [
         "keyring",
         None,
+        None,
     ]
+
+
+def test_the_webhook_secret_is_stored_apart_and_never_needed_by_the_api_clients(memory):
+    store = CredentialStore(environ={})
+    store.set("prod", VESICASH, {"public_key": "pub-1234567890", "secret_key": "sec-1234567890"}, live=True)
+    assert set(store.get("prod", VESICASH, live=True)) == {"public_key", "secret_key"}
+    with pytest.raises(CredentialsError) as caught:
+        store.get("prod", VESICASH, live=True, fields=(WEBHOOK_SECRET,))
+    message = str(caught.value)
+    assert "refund-tui credentials set --profile prod --provider vesicash --webhook-secret" in message
+    assert "REFUND_TUI_PROD_VESICASH_WEBHOOK_SECRET" in message
+    store.set("prod", VESICASH, {WEBHOOK_SECRET: " whsec-abcdef123456 "}, live=True)
+    secret = store.get("prod", VESICASH, live=True, fields=(WEBHOOK_SECRET,))[WEBHOOK_SECRET]
+    assert secret.reveal() == "whsec-abcdef123456"
+    shown = {status.field: status for status in store.status("prod", VESICASH)}
+    assert shown[WEBHOOK_SECRET].source == "keyring"
+    assert "abcdef123456" not in (shown[WEBHOOK_SECRET].masked or "")
+    store.delete("prod", VESICASH)
+    assert [status.source for status in store.status("prod", VESICASH)] == [None, None, None]
+
+
+def test_the_webhook_secret_comes_from_the_environment_too(memory):
+    store = CredentialStore(environ={"REFUND_TUI_PROD_NOVASEND_WEBHOOK_SECRET": "whsec-from-env-1234"})
+    secret = store.get("prod", NOVASEND, live=True, fields=(WEBHOOK_SECRET,))[WEBHOOK_SECRET]
+    assert secret.reveal() == "whsec-from-env-1234"
 
 
 @pytest.mark.parametrize(
@@ -137,7 +164,7 @@ def test_unusable_backend_is_explained_not_raised(use_backend, backend, problem)
     assert problem in status.problem
     fixes = ("dbus-run-session", "gnome-keyring-daemon --unlock", "keyrings.cryptfile", "REFUND_TUI_")
     assert all(fix in status.guidance for fix in fixes)
-    assert [field.source for field in store.status("prod", VESICASH)] == [None, None]
+    assert [field.source for field in store.status("prod", VESICASH)] == [None, None, None]
 
     with pytest.raises(CredentialsError) as caught:
         store.get("prod", VESICASH, live=False)

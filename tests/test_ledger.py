@@ -28,6 +28,7 @@ from refund_tui.core.ledger import (
 from refund_tui.core.ledger_schema import MIGRATIONS, SCHEMA_VERSION
 from refund_tui.core.models import ProviderName, RefundStatus
 from refund_tui.core.money import Money
+from refund_tui.core.notices import NoticeInbox
 from refund_tui.providers.base import RefundRequest
 
 OPERATOR = Operator(name="ama", uid=1001, hostname="ops-1", ssh_client="10.0.0.5:52314")
@@ -120,6 +121,33 @@ def test_pending_migrations_run_once_in_order(path, monkeypatch):
         with Ledger(path) as upgraded:
             assert upgraded._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
             assert upgraded._conn.execute("SELECT id FROM notes").fetchall() == [(7,)]
+
+
+def test_a_version_2_ledger_keeps_its_refunds_and_gains_the_notice_inbox(path, monkeypatch):
+    monkeypatch.setattr(ledger_module, "MIGRATIONS", MIGRATIONS[:2])
+    monkeypatch.setattr(ledger_module, "SCHEMA_VERSION", 2)
+    with Ledger(path) as old:
+        recorded = old.record_attempt(
+            new_attempt(Money(1500, "XOF")), limit=Money(5000, "XOF"), known_references=()
+        )
+        assert old._conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    monkeypatch.undo()
+    with Ledger(path) as upgraded:
+        assert upgraded._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert upgraded.get(recorded.attempt_id).amount == Money(1500, "XOF")
+        assert NoticeInbox(upgraded).recent() == []
+
+
+def test_change_watch_sees_commits_from_other_connections(path):
+    with Ledger(path) as ours, Ledger(path) as theirs:
+        watch = ours.change_watch()
+        try:
+            assert not watch.changed()
+            theirs.record_attempt(new_attempt(Money(100, "XOF")), limit=Money(500, "XOF"), known_references=())
+            assert watch.changed()
+            assert not watch.changed()  # reported once
+        finally:
+            watch.close()
 
 
 def test_newer_schema_is_a_readable_error(path):

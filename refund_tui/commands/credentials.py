@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from refund_tui.commands.output import Refused
-from refund_tui.core.credentials import FIELDS, CredentialsError, CredentialStore
+from refund_tui.core.credentials import FIELDS, WEBHOOK_SECRET, CredentialsError, CredentialStore
 from refund_tui.core.models import ProviderName
 
 
@@ -18,11 +18,11 @@ def _is_live(profile_name: str) -> bool:
         raise Refused(str(error)) from None
 
 
-def set_credentials(profile_name: str, provider: str) -> None:
+def set_credentials(profile_name: str, provider: str, webhook_secret: bool) -> None:
+    """Prompt (without echo) for the API credentials, or only the webhook secret."""
     name = ProviderName(provider)
-    values = {
-        field: click.prompt(f"{name.value} {field}", hide_input=True) for field in FIELDS[name]
-    }
+    fields = (WEBHOOK_SECRET,) if webhook_secret else FIELDS[name]
+    values = {field: click.prompt(f"{name.value} {field}", hide_input=True) for field in fields}
     try:
         CredentialStore().set(profile_name, name, values, live=_is_live(profile_name))
     except CredentialsError as error:
@@ -41,7 +41,7 @@ def show_credentials(profile_name: str, provider: str) -> int:
         click.echo(backend.guidance)
     for field in store.status(profile_name, ProviderName(provider)):
         where = field.source or "missing"
-        click.echo(f"  {field.field:<12} {where:<8} {field.masked or ''}")
+        click.echo(f"  {field.field:<14} {where:<8} {field.masked or ''}")
     return 0 if backend.usable else 1
 
 

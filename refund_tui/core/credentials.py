@@ -26,13 +26,22 @@ from keyring.errors import InitError, KeyringLocked, NoKeyringError, PasswordDel
 from refund_tui.core.models import ProviderName
 from refund_tui.core.secret import Secret, mask
 
+#: What the API clients need, per provider.
 FIELDS: dict[ProviderName, tuple[str, ...]] = {
     ProviderName.VESICASH: ("public_key", "secret_key"),
     ProviderName.NOVASEND: ("api_key", "api_client"),
 }
+#: The secret the provider signs its notifications with; only the webhook receiver needs it.
+WEBHOOK_SECRET = "webhook_secret"
+
+
+def stored_fields(provider: ProviderName) -> tuple[str, ...]:
+    """Every field kept for ``provider``: the API credentials and the webhook secret."""
+    return (*FIELDS[provider], WEBHOOK_SECRET)
 ENV_PREFIX = "REFUND_TUI"
 #: How an operator stores credentials from the shell (the CLI's command).
 SET_COMMAND = "refund-tui credentials set --profile {profile} --provider {provider}"
+SET_WEBHOOK_COMMAND = SET_COMMAND + " --webhook-secret"
 _PROBE = ("refund-tui/probe", "probe")
 _INSECURE_MARKERS = ("plaintext", "insecure", "unencrypted", "uncrypted")
 _DBUS_MARKERS = ("dbus", "secretstorage", "jeepney")
@@ -212,10 +221,18 @@ class CredentialStore:
 
     # -- public -------------------------------------------------------------------------
 
-    def get(self, profile: str, provider: ProviderName, *, live: bool) -> dict[str, Secret]:
-        """Every field of the provider's credentials; CredentialsError naming what is missing."""
-        fields = FIELDS[provider]
-        values = self._from_env(profile, provider)
+    def get(
+        self,
+        profile: str,
+        provider: ProviderName,
+        *,
+        live: bool,
+        fields: tuple[str, ...] | None = None,
+    ) -> dict[str, Secret]:
+        """The provider's API credentials (or the named ``fields``); CredentialsError naming
+        what is missing."""
+        fields = fields or FIELDS[provider]
+        values = self._from_env(profile, provider, fields)
         missing = [field for field in fields if field not in values]
         if missing:
             needed = f"{provider.value} credentials for profile '{profile}'"
@@ -231,9 +248,11 @@ class CredentialStore:
             missing = [field for field in fields if field not in values]
         if missing:
             variables = ", ".join(env_variable(profile, provider, field) for field in missing)
+            command = SET_WEBHOOK_COMMAND if missing == [WEBHOOK_SECRET] else SET_COMMAND
             raise CredentialsError(
                 f"no {', '.join(missing)} for {provider.value} in profile '{profile}': store "
-                f"them with `{SET_COMMAND.format(profile=profile, provider=provider.value)}`, "
+                f"{'it' if len(missing) == 1 else 'them'} with "
+                f"`{command.format(profile=profile, provider=provider.value)}`, "
                 f"or set {variables}"
             )
         return {field: Secret(values[field]) for field in fields}
@@ -242,7 +261,7 @@ class CredentialStore:
         self, profile: str, provider: ProviderName, values: dict[str, str], *, live: bool
     ) -> None:
         """Store some or all fields in the keyring (values are stripped; empty is refused)."""
-        fields = FIELDS[provider]
+        fields = stored_fields(provider)
         unknown = sorted(set(values) - set(fields))
         if unknown:
             raise CredentialsError(
@@ -266,7 +285,7 @@ class CredentialStore:
         needed = f"cannot delete the {provider.value} credentials for profile '{profile}'"
         backend = self._usable_backend(profile, provider, False, needed)
         service = service_name(profile, provider)
-        for field in FIELDS[provider]:
+        for field in stored_fields(provider):
             try:
                 self._run(_delete_if_present, backend, service, field)
             except _Unavailable as error:
@@ -274,9 +293,10 @@ class CredentialStore:
 
     def status(self, profile: str, provider: ProviderName) -> list[FieldStatus]:
         """Each field's source and masked value; never raises (see backend_status for why)."""
-        values = self._from_env(profile, provider)
+        fields = stored_fields(provider)
+        values = self._from_env(profile, provider, fields)
         sources = dict.fromkeys(values, "env")
-        missing = [field for field in FIELDS[provider] if field not in values]
+        missing = [field for field in fields if field not in values]
         if missing and self.backend_status().usable:
             backend = keyring.get_keyring()
             service = service_name(profile, provider)
@@ -289,12 +309,14 @@ class CredentialStore:
                     values[field], sources[field] = value, "keyring"
         return [
             FieldStatus(field, sources.get(field), mask(values[field]) if field in values else None)
-            for field in FIELDS[provider]
+            for field in fields
         ]
 
-    def _from_env(self, profile: str, provider: ProviderName) -> dict[str, str]:
+    def _from_env(
+        self, profile: str, provider: ProviderName, fields: tuple[str, ...]
+    ) -> dict[str, str]:
         found = {}
-        for field in FIELDS[provider]:
+        for field in fields:
             value = self.environ.get(env_variable(profile, provider, field), "").strip()
             if value:
                 found[field] = value

@@ -249,6 +249,35 @@ def _check_new(new: NewAttempt, limit: Money) -> None:
         raise ValueError(f"limit in {limit.currency} for a refund in {new.amount.currency}")
 
 
+class ChangeWatch:
+    """Tells, cheaply, whether anyone else committed to the ledger since the last look.
+
+    Its own connection reads ``PRAGMA data_version``, which moves when another connection -
+    another process (the webhook receiver), or this process's ledger - commits. Never
+    raises: a ledger it cannot read counts as unchanged (the periodic refresh reports it).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._version = self._read()
+
+    def _read(self) -> int | None:
+        try:
+            return self._conn.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error:
+            return None
+
+    def changed(self) -> bool:
+        version = self._read()
+        if version is None or version == self._version:
+            return False
+        self._version = version
+        return True
+
+    def close(self) -> None:
+        self._conn.close()
+
+
 class Ledger:
     """One ledger file. Safe to share between threads; several processes may open it."""
 
@@ -294,7 +323,7 @@ class Ledger:
     def _migrate(self) -> None:
         version = self._user_version()
         if version < SCHEMA_VERSION:
-            with self._write() as conn:
+            with self.transaction() as conn:
                 version = self._user_version()
                 tables = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
                 if version == 0 and tables:
@@ -317,6 +346,10 @@ class Ledger:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    def change_watch(self) -> ChangeWatch:
+        """A watch on this ledger file for changes committed by any other connection."""
+        return ChangeWatch(self.path)
 
     def __enter__(self) -> Ledger:
         return self
@@ -345,8 +378,11 @@ class Ledger:
             raise LedgerError(f"{self.path} is not a readable refund-tui ledger: {error}") from None
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` transaction, committed on success, else rolled back."""
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction, committed on success, else rolled back.
+
+        Public for the modules that keep their own tables in the ledger file (notices).
+        """
         with self._lock, self._translate():
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -357,7 +393,7 @@ class Ledger:
                 raise
             self._conn.execute("COMMIT")
 
-    def _read(self, sql: str, params: tuple | list = ()) -> list[tuple]:
+    def query(self, sql: str, params: tuple | list = ()) -> list[tuple]:
         with self._lock, self._translate():
             return self._conn.execute(sql, params).fetchall()
 
@@ -369,7 +405,7 @@ class Ledger:
         if limit is not None:
             sql += " LIMIT ?"
             params = [*params, limit]
-        return [_to_attempt(row) for row in self._read(sql, params)]
+        return [_to_attempt(row) for row in self.query(sql, params)]
 
     # -- writing ------------------------------------------------------------------------
 
@@ -387,7 +423,7 @@ class Ledger:
         attempt_id = str(uuid.uuid4())
         now = _now()
         request = new.request
-        with self._write() as conn:
+        with self.transaction() as conn:
             held = conn.execute(
                 f"""SELECT a.amount_minor, a.currency, c.provider_reference {_ATTEMPTS_FROM}
                 WHERE a.provider = ? AND a.payment_reference = ?
@@ -442,25 +478,45 @@ class Ledger:
         (except completed -> reversed), processing -> pending (a replayed first answer), a
         second, different provider reference, or a reference another attempt already holds.
         """
-        status = RefundStatus(status)
-        with self._write() as conn:
-            current, reference, failure = self._current(conn, attempt_id)
-            if (
-                status == current
-                and provider_reference in (None, reference)
-                and failure_reason in (None, failure)
-                and note is None
-            ):
-                return False
-            if not _may_follow(RefundStatus(current), status) or not self._reference_free(
-                conn, attempt_id, reference, provider_reference
-            ):
-                return False
-            self._insert_event(
-                conn, attempt_id, status, source,
+        with self.transaction() as conn:
+            return self.append_status(
+                conn, attempt_id, RefundStatus(status), source,
                 provider_reference=provider_reference, failure_reason=failure_reason,
                 raw_code=raw_code, raw_message=raw_message, http_status=http_status, note=note,
             )  # fmt: skip
+
+    def append_status(
+        self,
+        conn: sqlite3.Connection,
+        attempt_id: str,
+        status: RefundStatus,
+        source: str,
+        *,
+        provider_reference: str | None = None,
+        failure_reason: str | None = None,
+        raw_code: str | None = None,
+        raw_message: str | None = None,
+        http_status: int | None = None,
+        note: str | None = None,
+    ) -> bool:
+        """``add_event`` inside a transaction the caller holds (see ``transaction``)."""
+        current, reference, failure = self.current(conn, attempt_id)
+        if (
+            status == current
+            and provider_reference in (None, reference)
+            and failure_reason in (None, failure)
+            and note is None
+        ):
+            return False
+        if not _may_follow(RefundStatus(current), status) or not self._reference_free(
+            conn, attempt_id, reference, provider_reference
+        ):
+            return False
+        self._insert_event(
+            conn, attempt_id, status, source,
+            provider_reference=provider_reference, failure_reason=failure_reason,
+            raw_code=raw_code, raw_message=raw_message, http_status=http_status, note=note,
+        )  # fmt: skip
         return True
 
     def claim_send(self, attempt_id: str, lease: timedelta) -> bool:
@@ -472,8 +528,8 @@ class Ledger:
         does not prove the provider stopped. The claim is itself a "send" event, written in the
         same transaction, so two processes (or two tasks) never both resend.
         """
-        with self._write() as conn:
-            status, reference, failure = self._current(conn, attempt_id)
+        with self.transaction() as conn:
+            status, reference, failure = self.current(conn, attempt_id)
             if reference is not None or RefundStatus(status).is_terminal:
                 return False
             last_id, last_at = conn.execute(
@@ -519,15 +575,15 @@ class Ledger:
         """Mark the attempt for manual reconciliation; its status stays as it is."""
         if not note.strip():
             raise ValueError("say why the refund needs manual reconciliation")
-        with self._write() as conn:
-            status, reference, failure = self._current(conn, attempt_id)
+        with self.transaction() as conn:
+            status, reference, failure = self.current(conn, attempt_id)
             self._insert_event(
                 conn, attempt_id, RefundStatus(status), "flag",
                 provider_reference=reference, failure_reason=failure, note=note.strip(),
             )  # fmt: skip
 
     @staticmethod
-    def _current(conn: sqlite3.Connection, attempt_id: str) -> tuple[str, str | None, str | None]:
+    def current(conn: sqlite3.Connection, attempt_id: str) -> tuple[str, str | None, str | None]:
         row = conn.execute(
             f"""SELECT c.status, c.provider_reference, c.failure_reason {_ATTEMPTS_FROM}
             WHERE a.attempt_id = ?""",
@@ -583,7 +639,7 @@ class Ledger:
 
     def events(self, attempt_id: str) -> list[Event]:
         """The attempt's status changes, oldest first."""
-        rows = self._read(
+        rows = self.query(
             f"SELECT {_EVENT_COLUMNS} FROM events WHERE attempt_id = ? ORDER BY id", (attempt_id,)
         )
         if not rows:
@@ -634,10 +690,10 @@ class Ledger:
         """How many attempts are in each status (every status present, zero included); a
         failed attempt that was retried no longer counts as failed."""
         totals = dict.fromkeys(RefundStatus, 0)
-        rows = self._read("SELECT status, count(*) FROM current_state GROUP BY status")
+        rows = self.query("SELECT status, count(*) FROM current_state GROUP BY status")
         for status, count in rows:
             totals[_STATUS_BY_VALUE[status]] = count
-        [(retried,)] = self._read(
+        [(retried,)] = self.query(
             f"""SELECT count(*) FROM attempts r JOIN attempts a ON a.attempt_id = r.retry_of
             JOIN current_state c ON c.attempt_seq = a.seq
             WHERE r.retry_of IS NOT NULL AND c.status = '{RefundStatus.FAILED.value}'"""

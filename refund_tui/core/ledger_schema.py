@@ -113,6 +113,36 @@ _V2 = (
     WHERE retry_of IS NOT NULL""",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+#: Provider notifications (webhooks) as received, each once: the inbox of ``core/notices.py``.
+#: A notice is never deleted; only a kept one (no attempt matched yet) may later be matched.
+_V3 = (
+    """CREATE TABLE notices (
+        id INTEGER PRIMARY KEY,
+        received_at TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        identity TEXT NOT NULL,
+        event TEXT NOT NULL,
+        refund_reference TEXT,
+        payment_reference TEXT,
+        tag TEXT,
+        status TEXT,
+        failure_reason TEXT,
+        outcome TEXT NOT NULL
+            CHECK (outcome IN ('applied', 'unchanged', 'stale', 'kept', 'ignored', 'conflict')),
+        attempt_id TEXT REFERENCES attempts (attempt_id),
+        body TEXT NOT NULL,
+        UNIQUE (provider, identity)
+    ) STRICT""",
+    "CREATE INDEX notices_kept ON notices (id) WHERE outcome = 'kept'",
+    "CREATE INDEX attempts_external_reference ON attempts (provider, external_reference)",
+    """CREATE TRIGGER notices_no_delete BEFORE DELETE ON notices
+    BEGIN SELECT RAISE(ABORT, 'notices are kept: DELETE refused'); END""",
+    """CREATE TRIGGER notices_match_only BEFORE UPDATE ON notices
+    WHEN OLD.outcome != 'kept' OR NEW.id != OLD.id OR NEW.received_at != OLD.received_at
+        OR NEW.identity != OLD.identity OR NEW.body != OLD.body
+    BEGIN SELECT RAISE(ABORT, 'only a kept notice may be matched later: UPDATE refused'); END""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 
 SCHEMA_VERSION = len(MIGRATIONS)

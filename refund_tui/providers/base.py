@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from refund_tui.core.models import Country, Payment, ProviderName, Refund
+from refund_tui.core.models import Country, Payment, ProviderName, Refund, RefundStatus
 from refund_tui.core.money import Money
 from refund_tui.core.secret import Secret
 
@@ -49,6 +49,26 @@ class RefundDraft:
     webhook_url: str | None
     idempotency_key: str
     external_reference: str
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A provider's notification (webhook), verified and read into neutral terms.
+
+    ``identity`` is what makes two deliveries the same notification; ``status`` is None for
+    events that say nothing about a refund's state; ``tag`` is our own reference for the
+    attempt as the provider echoes it (Novasend's ``externalReference``, the ``[...]`` at the
+    end of a Vesicash reason), for a notice that arrives before the refund's reference is known.
+    """
+
+    provider: ProviderName
+    identity: str
+    event: str
+    refund_reference: str | None
+    payment_reference: str | None
+    status: RefundStatus | None
+    failure_reason: str | None
+    tag: str | None
 
 
 class Provider(Protocol):

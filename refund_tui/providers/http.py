@@ -108,18 +108,30 @@ def bad_response(
     )
 
 
-def parse_wire(provider: ProviderName, model: type[Model], data: object) -> Model:
-    """Validate a decoded answer; a missing or invalid field becomes BAD_RESPONSE naming it."""
+def parse_wire(
+    provider: ProviderName, model: type[Model], data: object, what: str = "answer"
+) -> Model:
+    """Validate a decoded answer (or notification: ``what``); a missing or invalid field
+    becomes BAD_RESPONSE naming it."""
     try:
         return model.model_validate(data)
     except ValidationError as error:
         first = error.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(part) for part in first["loc"]) or "its body"
         if first["type"] == "missing":
-            message = f"{display(provider)}'s answer is missing '{where}'"
+            message = f"{display(provider)}'s {what} is missing '{where}'"
         else:
-            message = f"{display(provider)}'s answer has an invalid '{where}': {first['msg']}"
+            message = f"{display(provider)}'s {what} has an invalid '{where}': {first['msg']}"
         raise bad_response(provider, message) from None
+
+
+def notice_status(event: str, word: str) -> RefundStatus | None:
+    """The refund status a ``refund.*`` notification reports; None for any other event or
+    a status word we do not know (such a notice is kept, never acted on)."""
+    if not event.startswith("refund."):
+        return None
+    status = refund_status(word)
+    return None if status is RefundStatus.UNKNOWN else status
 
 
 def wire_money(provider: ProviderName, amount: Decimal, currency: str) -> Money:

@@ -23,7 +23,7 @@ from refund_tui.core.models import (
     Refund,
 )
 from refund_tui.core.secret import Secret
-from refund_tui.providers.base import ProviderSettings, RefundDraft, RefundRequest
+from refund_tui.providers.base import Notice, ProviderSettings, RefundDraft, RefundRequest
 from refund_tui.providers.http import (
     NO_BALANCE,
     NOT_FOUND,
@@ -35,6 +35,7 @@ from refund_tui.providers.http import (
     bad_response,
     compact_json,
     e164,
+    notice_status,
     parse_wire,
     payment_status,
     refund_on,
@@ -109,6 +110,7 @@ class RefundObject(NovasendModel):
     external_reference: str | None = None
     failure_reason: str | None = None
     transaction: RefundTransaction | None = None
+    original_reference: str | None = None
 
 
 class Customer(NovasendModel):
@@ -126,6 +128,14 @@ class Payin(NovasendModel):
     created_at: UtcDatetime
     customer: Customer | None = None
     refunds: list[RefundObject] | None = None
+
+
+class Event(NovasendModel):
+    """A webhook body: ``{"id": "evt_...", "type": "refund.completed", "data": {...}}``."""
+
+    id: str = Field(min_length=1)
+    type: str = Field(min_length=1)
+    data: dict
 
 
 class NovasendClient:
@@ -270,6 +280,28 @@ class NovasendClient:
             created_at=record.created_at,
             refunds=refunds,
         )
+
+
+def parse_notice(payload: object) -> Notice:
+    """A verified webhook body in neutral terms; ProviderError (BAD_RESPONSE) when malformed.
+
+    Only ``refund.*`` events carry a refund object; any other event is read as a notice
+    with no refund and no status, so it is acknowledged and kept, not refused.
+    """
+    event = parse_wire(ProviderName.NOVASEND, Event, payload, "notification")
+    if not event.type.startswith("refund."):
+        return Notice(ProviderName.NOVASEND, event.id, event.type, None, None, None, None, None)
+    refund = parse_wire(ProviderName.NOVASEND, RefundObject, event.data, "notification")
+    return Notice(
+        provider=ProviderName.NOVASEND,
+        identity=event.id,
+        event=event.type,
+        refund_reference=refund.reference,
+        payment_reference=refund.original_reference,
+        status=notice_status(event.type, refund.status),
+        failure_reason=refund.failure_reason,
+        tag=refund.external_reference,
+    )
 
 
 def _is_refund(data: object) -> bool:

@@ -7,6 +7,7 @@ payment record by amount, reason and creation time (``match_refund``).
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Generic, TypeVar
@@ -24,7 +25,7 @@ from refund_tui.core.models import (
 )
 from refund_tui.core.phone import vesicash_wire
 from refund_tui.core.secret import Secret
-from refund_tui.providers.base import ProviderSettings, RefundDraft, RefundRequest
+from refund_tui.providers.base import Notice, ProviderSettings, RefundDraft, RefundRequest
 from refund_tui.providers.http import (
     NO_BALANCE,
     NOT_FOUND,
@@ -36,6 +37,7 @@ from refund_tui.providers.http import (
     as_utc,
     compact_json,
     e164,
+    notice_status,
     parse_wire,
     payment_status,
     refund_on,
@@ -45,6 +47,8 @@ from refund_tui.providers.http import (
 )
 
 REFUND_PATH = "/v1/payment/refunds/process"
+#: Our tag at the end of a refund's reason: ``Customer cancellation [rtui-...]``.
+REASON_TAG = re.compile(r"\[([^\[\]]+)\]\s*$")
 #: How far Vesicash's clock may run behind ours when matching a refund of unknown outcome.
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -105,6 +109,19 @@ class RefundAccepted(WireModel):
 
     status: str
     reference: str = Field(min_length=1)
+
+
+class NoticeData(RefundRecord):
+    """A notification's ``data``: the refund as the payment record shows it, and its payment."""
+
+    payment_reference: str | None = None
+
+
+class RefundNotice(WireModel):
+    """A webhook body: ``{"event": "refund.completed", "data": {...}}`` (docs/wire-contract.md)."""
+
+    event: str = Field(min_length=1)
+    data: NoticeData
 
 
 class CountryRecord(WireModel):
@@ -261,6 +278,27 @@ class VesicashClient:
             created_at=record.created_at,
             refunds=refunds,
         )
+
+
+def parse_notice(payload: object) -> Notice:
+    """A verified webhook body in neutral terms; ProviderError (BAD_RESPONSE) when malformed.
+
+    Vesicash sends no event id: ``event`` + refund reference identify a notification (it
+    notifies each outcome of a refund once, retries aside).
+    """
+    notice = parse_wire(ProviderName.VESICASH, RefundNotice, payload, "notification")
+    data = notice.data
+    tag = REASON_TAG.search(data.reason or "")
+    return Notice(
+        provider=ProviderName.VESICASH,
+        identity=f"{notice.event}:{data.reference}",
+        event=notice.event,
+        refund_reference=data.reference,
+        payment_reference=data.payment_reference,
+        status=notice_status(notice.event, data.status),
+        failure_reason=data.failure_reason,
+        tag=tag.group(1) if tag else None,
+    )
 
 
 def _country_id(value: str) -> int | str:

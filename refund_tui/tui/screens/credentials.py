@@ -67,6 +67,8 @@ def build_report(config: object | None) -> CredentialsReport:
 
 
 def render_report(report: CredentialsReport) -> Group:
+    from refund_tui.core.credentials import WEBHOOK_SECRET
+
     backend = report.backend
     summary = Text.assemble(("Keyring backend: ", "bold"), backend.name)
     if backend.usable and backend.secure:
@@ -87,8 +89,9 @@ def render_report(report: CredentialsReport) -> Group:
         for status in entry.fields:
             source = status.source or Text("MISSING", style="bold reverse")
             table.add_row(entry.profile, entry.provider, status.field, source, status.masked or "-")
-            if status.source is None and entry.fix not in missing_fixes:
-                missing_fixes.append(entry.fix)
+            fix = f"{entry.fix} --webhook-secret" if status.field == WEBHOOK_SECRET else entry.fix
+            if status.source is None and fix not in missing_fixes:
+                missing_fixes.append(fix)
     parts: list = [summary, Text(""), table]
     if missing_fixes:
         parts.append(Text("\nStore missing credentials from a shell:", style="bold"))

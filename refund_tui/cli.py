@@ -44,11 +44,12 @@ def main(ctx: click.Context, profile_name: str | None) -> None:
 @click.option("--settle-seconds", default=1.0, show_default=True, type=float, help="Settlement speed unit.")
 def sandbox(host: str, port: int, state_path: Path | None, settle_seconds: float) -> None:
     """Run the built-in simulator of both providers (demo credentials are fake)."""
-    from refund_tui.sandbox.server import SandboxStartError, serve
+    from refund_tui.sandbox.server import serve
+    from refund_tui.serving import ServeError
 
     try:
         serve(host, port, state_path=state_path, settle_seconds=settle_seconds)
-    except SandboxStartError as error:
+    except ServeError as error:
         raise click.ClickException(str(error)) from None
 
 
@@ -58,12 +59,12 @@ def _run(profile_name: str | None, work: Callable[[object], Awaitable[T]]) -> T:
     from refund_tui.config import ConfigError
     from refund_tui.core.credentials import CredentialsError
     from refund_tui.core.ledger import LedgerError
-    from refund_tui.sandbox.server import SandboxStartError
+    from refund_tui.serving import ServeError
     from refund_tui.session import Session, SessionError
 
     try:
         session = Session.open(profile_name)
-    except (ConfigError, CredentialsError, LedgerError, SessionError, SandboxStartError) as error:
+    except (ConfigError, CredentialsError, LedgerError, SessionError, ServeError) as error:
         raise Refused(str(error)) from None
 
     async def runner() -> T:

@@ -86,6 +86,14 @@ class SandboxControl:
         """Back to the seeded world: payments, clock, faults and idempotency keys."""
         self._post("/reset", {})
 
+    def webhooks(self, **config: Any) -> dict[str, Any]:
+        """Change the webhook configuration (``None`` sends ``null``); returns all of it."""
+        return self._checked(self._http.post("/webhooks", json=config))
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        """The webhook delivery log, oldest first."""
+        return self._checked(self._http.get("/webhooks"))["deliveries"]
+
     def close(self) -> None:
         self._http.close()
 

@@ -34,11 +34,13 @@ def test_index_gives_base_urls_and_demo_credentials(web, sandbox):
             "base_url": sandbox.vesicash_url,
             "public_key": "vsc_pub_DEMO_not_a_real_key",
             "secret_key": "vsc_sec_DEMO_not_a_real_key",
+            "webhook_secret": "vsc_whsec_DEMO_not_a_real_secret",
         },
         "novasend": {
             "base_url": sandbox.novasend_url,
             "api_key": "nvs_DEMO_api_key",
             "api_client": "nvs_DEMO_client",
+            "webhook_secret": "nvs_whsec_DEMO_not_a_real_secret",
         },
     }
 

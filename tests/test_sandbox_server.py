@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from refund_tui.sandbox.server import EmbeddedSandbox, SandboxStartError, banner, serve
+from refund_tui.sandbox.server import EmbeddedSandbox, banner, serve
+from refund_tui.serving import ServeError
 
 
 def test_embedded_sandbox_lifecycle():
@@ -31,7 +32,7 @@ def test_embedded_sandbox_lifecycle():
 def test_settle_seconds_must_be_positive():
     with pytest.raises(ValueError, match="settle_seconds must be more than zero"):
         EmbeddedSandbox(settle_seconds=0)
-    with pytest.raises(SandboxStartError, match="settle_seconds must be more than zero"):
+    with pytest.raises(ServeError, match="settle_seconds must be more than zero"):
         serve("127.0.0.1", 0, None, -1.0)
 
 
@@ -40,19 +41,19 @@ def test_serve_explains_a_busy_port():
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        with pytest.raises(SandboxStartError, match=f"cannot listen on 127.0.0.1:{port}: .*in use"):
+        with pytest.raises(ServeError, match=f"cannot listen on 127.0.0.1:{port}: .*in use"):
             serve("127.0.0.1", port, None, 1.0)
 
 
 def test_serve_explains_an_unknown_host():
-    with pytest.raises(SandboxStartError, match=r"cannot listen on no-such-host\.invalid:8765"):
+    with pytest.raises(ServeError, match=r"cannot listen on no-such-host\.invalid:8765"):
         serve("no-such-host.invalid", 8765, None, 1.0)
 
 
 def test_serve_explains_an_unusable_state_path(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(SandboxStartError, match="cannot keep the state in"):
+    with pytest.raises(ServeError, match="cannot keep the state in"):
         serve("127.0.0.1", 0, blocker / "state.json", 1.0)
 
 

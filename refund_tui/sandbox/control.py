@@ -1,7 +1,11 @@
-"""Control endpoints under ``/_sandbox/`` (no auth): seed payments, faults, clock, reset."""
+"""Control endpoints under ``/_sandbox/`` (no auth): seed payments, faults, clock, reset.
+
+Webhook settings are next door, in ``control_webhooks``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +25,7 @@ from refund_tui.sandbox.demo import (
     VESICASH_SECRET_KEY,
 )
 from refund_tui.sandbox.phones import parse_mobile
+from refund_tui.sandbox.signing import webhook_secret
 from refund_tui.sandbox.store import WorldStore
 from refund_tui.sandbox.world import SandboxPayment, World, iso, token
 
@@ -65,29 +70,33 @@ class ControlApi:
 
     async def index(self, request: Request) -> Response:
         root = f"{request.url.scheme}://{request.url.netloc}"
+        async with self._store.session() as world:
+            config = world.webhooks
         return JSONResponse(
             {
                 "vesicash": {
                     "base_url": f"{root}/vesicash",
                     "public_key": VESICASH_PUBLIC_KEY,
                     "secret_key": VESICASH_SECRET_KEY,
+                    "webhook_secret": webhook_secret(config, ProviderName.VESICASH),
                 },
                 "novasend": {
                     "base_url": f"{root}/novasend",
                     "api_key": NOVASEND_API_KEY,
                     "api_client": NOVASEND_API_CLIENT,
+                    "webhook_secret": webhook_secret(config, ProviderName.NOVASEND),
                 },
             }
         )
 
     async def create_payment(self, request: Request) -> Response:
         try:
-            body = _object(await request.body(), _PAYMENT_FIELDS)
+            body = strict_object(await request.body(), _PAYMENT_FIELDS)
             async with self._store.session() as world:
                 payment = _new_payment(world, body)
                 world.add_payment(payment)
         except ControlError as exc:
-            return _bad_request(exc)
+            return bad_request(exc)
         return JSONResponse({"reference": payment.reference})
 
     async def refunds(self, request: Request) -> Response:
@@ -108,17 +117,16 @@ class ControlApi:
 
     async def faults(self, request: Request) -> Response:
         try:
-            body = _object(await request.body(), _FAULT_FIELDS)
-            values = {name: _count(body, name) for name in body}
+            values = checked_fields(await request.body(), _FAULT_FIELDS, whole_number)
         except ControlError as exc:
-            return _bad_request(exc)
+            return bad_request(exc)
         async with self._store.session() as world:
             world.faults = world.faults.model_copy(update=values)
             return JSONResponse(world.faults.model_dump())
 
     async def clock(self, request: Request) -> Response:
         try:
-            body = _object(await request.body(), _CLOCK_FIELDS)
+            body = strict_object(await request.body(), _CLOCK_FIELDS)
             seconds = body.get("advance_seconds")
             if not is_number(seconds) or seconds < 0:
                 raise ControlError("advance_seconds must be a number of seconds, 0 or more")
@@ -129,18 +137,19 @@ class ControlApi:
                 world.clock_offset_seconds = offset
                 return JSONResponse({"now": iso(world.now())})
         except ControlError as exc:
-            return _bad_request(exc)
+            return bad_request(exc)
 
     async def reset(self, request: Request) -> Response:
         world = await self._store.reset()
         return JSONResponse({"now": iso(world.now())})
 
 
-def _bad_request(exc: ControlError) -> Response:
+def bad_request(exc: ControlError) -> Response:
+    """400 ``{"error": <why>}``."""
     return JSONResponse({"error": str(exc)}, status_code=400)
 
 
-def _object(raw: bytes, fields: frozenset[str]) -> dict[str, Any]:
+def strict_object(raw: bytes, fields: frozenset[str]) -> dict[str, Any]:
     """The body as a JSON object holding only known ``fields`` (an empty body is ``{}``)."""
     body = json_object(raw or b"{}")
     if body is None:
@@ -151,7 +160,15 @@ def _object(raw: bytes, fields: frozenset[str]) -> dict[str, Any]:
     return body
 
 
-def _count(body: dict[str, Any], name: str) -> int:
+def checked_fields(
+    raw: bytes, fields: frozenset[str], check: Callable[[dict[str, Any], str], Any]
+) -> dict[str, Any]:
+    """Each field of the body (as ``strict_object`` reads it) through ``check(body, name)``."""
+    body = strict_object(raw, fields)
+    return {name: check(body, name) for name in body}
+
+
+def whole_number(body: dict[str, Any], name: str) -> int:
     value = body[name]
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ControlError(f"{name} must be a whole number, 0 or more")

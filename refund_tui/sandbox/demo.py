@@ -1,4 +1,4 @@
-"""The demo world: obviously fake credentials, Vesicash countries and the seeded payments.
+"""The demo world: obviously fake credentials and secrets, Vesicash countries, seeded payments.
 
 Seeded times are relative to the simulator clock at seeding (``POST /_sandbox/reset``), so
 the documented ages hold right after a reset. docs/SANDBOX.md lists every payment below.
@@ -11,12 +11,15 @@ from datetime import datetime, timedelta
 
 from refund_tui.core.models import PaymentStatus, ProviderName
 from refund_tui.core.money import Money
+from refund_tui.sandbox.settlement import stages
 from refund_tui.sandbox.world import SandboxPayment, SandboxRefund, World
 
 VESICASH_PUBLIC_KEY = "vsc_pub_DEMO_not_a_real_key"
 VESICASH_SECRET_KEY = "vsc_sec_DEMO_not_a_real_key"
 NOVASEND_API_KEY = "nvs_DEMO_api_key"
 NOVASEND_API_CLIENT = "nvs_DEMO_client"
+VESICASH_WEBHOOK_SECRET = "vsc_whsec_DEMO_not_a_real_secret"
+NOVASEND_WEBHOOK_SECRET = "nvs_whsec_DEMO_not_a_real_secret"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +149,8 @@ def _payment(spec: SeedPayment, number: int, now: datetime) -> SandboxPayment:
             phone=spec.phone,
             external_reference=r.external_reference,
             transaction_reference=("tr_" + r.reference) if spec.provider is _N else None,
+            # Seeded refunds never notify: as if every status they will reach were already sent.
+            notified=stages(spec.phone)[-1].status,
         )
         for r in spec.refunds
     ]

@@ -93,7 +93,7 @@ class NovasendApi:
                 return JSONResponse(self._payin_object(payin, world.now()))
             for payment, refund in world.refunds():
                 if payment.provider is ProviderName.NOVASEND and refund.reference == reference:
-                    return JSONResponse(self._refund_object(payment, refund, world.now()))
+                    return JSONResponse(refund_object(payment, refund, world.now(), self._unit))
             return _not_found()
 
         return await provider_call(
@@ -156,7 +156,7 @@ class NovasendApi:
             transaction_reference="tr_rf" + token(14),
         )
         payin.refunds.append(refund)
-        return JSONResponse(self._refund_object(payin, refund, now))
+        return JSONResponse(refund_object(payin, refund, now, self._unit))
 
     def _payin_object(self, payin: SandboxPayment, now: datetime) -> dict[str, Any]:
         amount = payin.money(payin.amount).wire_number()
@@ -172,33 +172,37 @@ class NovasendApi:
             "customer": {"name": payin.customer_name, "phoneNumber": payin.phone},
             "createdAt": iso(payin.created_at),
             "failure": PAYIN_FAILURES.get(payin.status),
-            "refunds": [self._refund_object(payin, refund, now) for refund in payin.refunds],
+            "refunds": [refund_object(payin, refund, now, self._unit) for refund in payin.refunds],
         }
 
-    def _refund_object(self, payin: SandboxPayment, refund: SandboxRefund, now: datetime) -> dict[str, Any]:
-        state = refund.settlement(now, self._unit)
-        processed_at = iso(state.settled_at) if state.settled_at else None
-        return {
-            "type": "refund",
-            "reference": refund.reference,
-            "originalReference": payin.reference,
-            "amount": payin.money(refund.amount).wire_number(),
-            "fee": 0,
-            "currency": payin.currency,
-            "status": state.status.value,
-            "reason": refund.reason,
-            "refundType": "full" if refund.amount == payin.amount else "partial",
-            "customerMsisdn": refund.phone,
-            "customerName": payin.customer_name,
-            "createdAt": iso(refund.created_at),
-            "externalReference": refund.external_reference,
-            "failureReason": state.failure_reason,
-            "transaction": {
-                "reference": refund.transaction_reference,
-                "status": TRANSACTION_STATUS_WORDS[state.status],
-                "processedAt": processed_at,
-            },
-        }
+
+def refund_object(
+    payin: SandboxPayment, refund: SandboxRefund, now: datetime, unit_seconds: float
+) -> dict[str, Any]:
+    """The refund object (``GET /v1/payin/{rf_...}``) as it stands at ``now``."""
+    state = refund.settlement(now, unit_seconds)
+    processed_at = iso(state.settled_at) if state.settled_at else None
+    return {
+        "type": "refund",
+        "reference": refund.reference,
+        "originalReference": payin.reference,
+        "amount": payin.money(refund.amount).wire_number(),
+        "fee": 0,
+        "currency": payin.currency,
+        "status": state.status.value,
+        "reason": refund.reason,
+        "refundType": "full" if refund.amount == payin.amount else "partial",
+        "customerMsisdn": refund.phone,
+        "customerName": payin.customer_name,
+        "createdAt": iso(refund.created_at),
+        "externalReference": refund.external_reference,
+        "failureReason": state.failure_reason,
+        "transaction": {
+            "reference": refund.transaction_reference,
+            "status": TRANSACTION_STATUS_WORDS[state.status],
+            "processedAt": processed_at,
+        },
+    }
 
 
 def _refuse(request: Request) -> Response | None:

@@ -42,22 +42,38 @@ class Settlement:
     failure_reason: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """One status on a refund's way, entered ``after_units`` units after the refund was made."""
+
+    status: RefundStatus
+    after_units: int
+
+    def starts(self, created_at: datetime, unit_seconds: float) -> datetime:
+        return created_at + self.after_units * timedelta(seconds=unit_seconds)
+
+
 def scenario_for(phone: str) -> Scenario:
     return MAGIC_ENDINGS.get(phone[-4:], _COMPLETES)
 
 
+def stages(phone: str) -> tuple[Stage, ...]:
+    """Every status a refund to ``phone`` goes through, in order; the last one is for good."""
+    scenario = scenario_for(phone)
+    path = [Stage(RefundStatus.PENDING, 0), Stage(RefundStatus.PROCESSING, PENDING_UNITS)]
+    if scenario.final is not RefundStatus.PROCESSING:
+        path.append(Stage(scenario.final, FINAL_AFTER_UNITS))
+    if scenario.reversed_after_units is not None:
+        path.append(Stage(RefundStatus.REVERSED, FINAL_AFTER_UNITS + scenario.reversed_after_units))
+    return tuple(path)
+
+
 def settle(created_at: datetime, phone: str, now: datetime, unit_seconds: float) -> Settlement:
     """Status of a refund created at ``created_at`` towards ``phone``, seen at ``now``."""
-    unit = timedelta(seconds=unit_seconds)
-    elapsed = now - created_at
-    scenario = scenario_for(phone)
-    if elapsed < PENDING_UNITS * unit:
-        return Settlement(RefundStatus.PENDING)
-    if elapsed < FINAL_AFTER_UNITS * unit or scenario.final is RefundStatus.PROCESSING:
-        return Settlement(RefundStatus.PROCESSING)
-    final_at = created_at + FINAL_AFTER_UNITS * unit
-    if scenario.reversed_after_units is not None:
-        reversed_at = final_at + scenario.reversed_after_units * unit
-        if now >= reversed_at:
-            return Settlement(RefundStatus.REVERSED, reversed_at, REVERSAL_REASON)
-    return Settlement(scenario.final, final_at, scenario.failure_reason)
+    path = stages(phone)
+    stage = next((s for s in reversed(path) if s.starts(created_at, unit_seconds) <= now), path[0])
+    if not stage.status.is_terminal:
+        return Settlement(stage.status)
+    reversed_ = stage.status is RefundStatus.REVERSED
+    reason = REVERSAL_REASON if reversed_ else scenario_for(phone).failure_reason
+    return Settlement(stage.status, stage.starts(created_at, unit_seconds), reason)

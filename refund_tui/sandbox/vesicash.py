@@ -135,6 +135,7 @@ class VesicashApi:
             reason=body["reason"],
             created_at=now,
             phone="+" + body["momo_phone_number"],
+            webhook_url=body.get("webhook_url") or None,
         )
         payment.refunds.append(refund)
         return success("refund queued successfully", {"status": "processing", "reference": refund.reference})
@@ -154,20 +155,24 @@ class VesicashApi:
             "email": f"{payment.customer_name.lower().replace(' ', '.')}@example.com",
             "phone_number": payment.phone.removeprefix("+"),
             "environment": "sandbox",
-            "refunds": [self._refund_data(payment, refund, now) for refund in payment.refunds],
+            "refunds": [refund_data(payment, refund, now, self._unit) for refund in payment.refunds],
         }
 
-    def _refund_data(self, payment: SandboxPayment, refund: SandboxRefund, now: datetime) -> dict[str, Any]:
-        state = refund.settlement(now, self._unit)
-        return {
-            "reference": refund.reference,
-            "status": REFUND_STATUS_WORDS[state.status],
-            "amount": payment.money(refund.amount).wire_number(),
-            "reason": refund.reason,
-            "created_at": iso(refund.created_at),
-            "completed_at": iso(state.settled_at) if state.settled_at else None,
-            "failure_reason": state.failure_reason,
-        }
+
+def refund_data(
+    payment: SandboxPayment, refund: SandboxRefund, now: datetime, unit_seconds: float
+) -> dict[str, Any]:
+    """A refund as the payment record's ``refunds[]`` shows it at ``now``."""
+    state = refund.settlement(now, unit_seconds)
+    return {
+        "reference": refund.reference,
+        "status": REFUND_STATUS_WORDS[state.status],
+        "amount": payment.money(refund.amount).wire_number(),
+        "reason": refund.reason,
+        "created_at": iso(refund.created_at),
+        "completed_at": iso(state.settled_at) if state.settled_at else None,
+        "failure_reason": state.failure_reason,
+    }
 
 
 def _refuse(request: Request, *, need_secret: bool = True) -> Response | None:

@@ -1,4 +1,4 @@
-"""The simulated world: payments, their refunds, faults, idempotency keys and the clock.
+"""The simulated world: payments, their refunds, faults, idempotency keys, webhooks, the clock.
 
 Amounts are integer minor units; times are aware UTC datetimes. The model is plain pydantic
 so the whole world round-trips through one JSON document.
@@ -14,12 +14,14 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from refund_tui.core.models import PaymentStatus, ProviderName
+from refund_tui.core.models import PaymentStatus, ProviderName, RefundStatus
 from refund_tui.core.money import Money, MoneyError
 from refund_tui.sandbox.settlement import Settlement, settle
 
 #: Every merchant wallet (one per provider and currency) starts with this, in major units.
 WALLET_BALANCE_MAJOR = Decimal(10_000_000)
+#: How many webhook delivery attempts ``GET /_sandbox/webhooks`` remembers.
+DELIVERY_LOG_SIZE = 200
 
 
 class SandboxRefund(BaseModel):
@@ -33,6 +35,10 @@ class SandboxRefund(BaseModel):
     phone: str
     external_reference: str | None = None
     transaction_reference: str | None = None
+    #: Vesicash: the refund request's own ``webhook_url``.
+    webhook_url: str | None = None
+    #: The latest status the webhook dispatcher has dealt with (notified, or passed unsent).
+    notified: RefundStatus = RefundStatus.PENDING
 
     def settlement(self, now: datetime, unit_seconds: float) -> Settlement:
         return settle(self.created_at, self.phone, now, unit_seconds)
@@ -119,6 +125,70 @@ class IdempotencyEntry(BaseModel):
     claimed_until: float = 0.0
 
 
+class VesicashSigning(BaseModel):
+    """What Vesicash's webhook signature covers, and how its digest is written."""
+
+    signed: Literal["body", "timestamp.body"] = "body"
+    encoding: Literal["hex", "base64"] = "hex"
+
+
+class WebhookConfig(BaseModel):
+    """Where notifications go, how they are signed, and the delivery faults asked for."""
+
+    vesicash_url: str | None = None
+    novasend_url: str | None = None
+    #: None: the demo secret.
+    vesicash_secret: str | None = None
+    novasend_secret: str | None = None
+    vesicash_signing: VesicashSigning = Field(default_factory=VesicashSigning)
+    duplicate_next: int = 0
+    reorder_next: int = 0
+    tamper_next: int = 0
+
+    def take(self, fault: Literal["duplicate_next", "reorder_next", "tamper_next"]) -> bool:
+        """Consume one of a pending delivery fault; False when none is pending."""
+        if getattr(self, fault) <= 0:
+            return False
+        setattr(self, fault, getattr(self, fault) - 1)
+        return True
+
+
+class Notification(BaseModel):
+    """A queued webhook: its exact body, the string it signs, and where its delivery stands."""
+
+    event_id: str
+    provider: ProviderName
+    event: str
+    refund_reference: str
+    url: str
+    body: str
+    signed: str
+    attempts: int = 0
+    #: Simulator time of the next attempt.
+    due: datetime
+    #: While being sent: wall-clock time after which the claim counts as abandoned.
+    claimed_until: float = 0.0
+    #: Held back by ``reorder_next`` until its refund can change no more.
+    held: bool = False
+    tampered: bool = False
+
+
+class DeliveryAttempt(BaseModel):
+    """One POST of a notification, as ``GET /_sandbox/webhooks`` lists it."""
+
+    event_id: str
+    provider: ProviderName
+    event: str
+    refund_reference: str
+    url: str
+    attempt: int
+    status_code: int | None
+    error: str | None
+    tampered: bool
+    duplicate: bool
+    at: str
+
+
 class World(BaseModel):
     """Everything the simulator knows; one JSON document when persisted."""
 
@@ -128,6 +198,9 @@ class World(BaseModel):
     faults: Faults = Field(default_factory=Faults)
     idempotency: dict[str, IdempotencyEntry] = Field(default_factory=dict)
     next_number: int = 1001
+    webhooks: WebhookConfig = Field(default_factory=WebhookConfig)
+    outbox: list[Notification] = Field(default_factory=list)
+    deliveries: list[DeliveryAttempt] = Field(default_factory=list)
 
     def now(self) -> datetime:
         """The simulator clock: real UTC time plus every ``POST /_sandbox/clock`` advance."""
@@ -160,6 +233,11 @@ class World(BaseModel):
             and p.merchant_balance is None
         )
         return wallet - sum(p.refunded(now, unit_seconds) for p in sharing)
+
+    def log_delivery(self, attempt: DeliveryAttempt) -> None:
+        """Remember a delivery attempt, forgetting the oldest beyond DELIVERY_LOG_SIZE."""
+        self.deliveries.append(attempt)
+        del self.deliveries[:-DELIVERY_LOG_SIZE]
 
     def refunds(self) -> list[tuple[SandboxPayment, SandboxRefund]]:
         """Every refund with its payment, oldest first."""

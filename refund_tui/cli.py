@@ -183,3 +183,31 @@ def credentials_delete(profile_name, provider) -> None:
 
     delete_credentials(profile_name, provider)
 
+
+
+@main.group()
+def webhooks() -> None:
+    """Receive the providers' signed refund notifications into the ledger."""
+
+
+@webhooks.command("serve")
+@profile_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8766, show_default=True, type=int)
+def webhooks_serve(profile_name, host, port) -> None:
+    """Verify each notification and record it as a status change (source: webhook)."""
+    from refund_tui.commands.webhooks import serve_webhooks
+
+    serve_webhooks(profile_name, host, port)
+
+
+@webhooks.command("list")
+@profile_option
+@click.option("--kept", is_flag=True, help="Only notifications no refund attempt matches yet.")
+@click.option("--limit", default=50, show_default=True, help="How many to show.")
+@json_option
+def webhooks_list(profile_name, kept, limit, as_json) -> None:
+    """Notifications received, newest first, with what each did."""
+    from refund_tui.commands.webhooks import list_notices
+
+    list_notices(profile_name, kept, limit, as_json)

@@ -14,7 +14,7 @@ from datetime import timedelta
 import httpx
 
 from refund_tui.config import Config, Profile, load_config, paths, sandbox_url
-from refund_tui.core.credentials import CredentialStore
+from refund_tui.core.credentials import WEBHOOK_SECRET, CredentialStore
 from refund_tui.core.ledger import Ledger
 from refund_tui.core.models import ProviderName
 from refund_tui.core.secret import Secret
@@ -47,11 +47,8 @@ class Session:
         sandbox = None
         try:
             if profile.uses_simulator:
-                url = sandbox_url()
-                if url is None:
-                    sandbox = _start_embedded_sandbox()
-                    url = sandbox.url
-                providers = _sandbox_providers(url)
+                url, sandbox = open_simulator()
+                providers = _sandbox_providers(simulator_index(url))
             else:
                 providers = _live_providers(profile)
         except BaseException:
@@ -78,30 +75,40 @@ class Session:
             self.sandbox.stop()
 
 
-def _start_embedded_sandbox():
+def open_simulator():
+    """The simulator's URL, and the embedded one started for it (None when
+    ``REFUND_TUI_SANDBOX_URL`` names a running one); stop it when done."""
+    url = sandbox_url()
+    if url is not None:
+        return url, None
     from refund_tui.sandbox.server import EmbeddedSandbox
 
     state_file = paths().sandbox_state_file
     state_file.parent.mkdir(parents=True, exist_ok=True)
     sandbox = EmbeddedSandbox(state_path=state_file)
     sandbox.start()
-    return sandbox
+    return sandbox.url, sandbox
 
 
-def _sandbox_providers(url: str) -> dict:
-    """Clients for the simulator at ``url``, with the demo credentials it publishes."""
+def simulator_index(url: str) -> dict:
+    """What ``GET /_sandbox/`` publishes: base URLs and demo credentials per provider."""
     try:
         answer = httpx.get(f"{url.rstrip('/')}/_sandbox/", timeout=SANDBOX_TIMEOUT)
         answer.raise_for_status()
-        published = answer.json()
+        return answer.json()
     except (httpx.HTTPError, ValueError) as error:
         raise SessionError(
             f"the simulator at {url} did not answer ({type(error).__name__}); "
             "start it with `refund-tui sandbox` or unset REFUND_TUI_SANDBOX_URL"
         ) from None
+
+
+def _sandbox_providers(published: dict) -> dict:
+    """Clients for the simulator, with the demo credentials it publishes."""
     providers = {}
     for name in ProviderName:
         entry = dict(published[name.value])
+        entry.pop(WEBHOOK_SECRET, None)
         settings = ProviderSettings(
             base_url=entry.pop("base_url"),
             timeout_seconds=SANDBOX_TIMEOUT,

@@ -28,12 +28,16 @@ from refund_tui.tui.screens.too_small import MIN_HEIGHT, MIN_WIDTH, TooSmallScre
 from refund_tui.tui.widgets.banner import BannerInfo
 
 if TYPE_CHECKING:
+    from refund_tui.core.ledger import ChangeWatch
     from refund_tui.core.service import PaymentView, RefundService
     from refund_tui.session import Session
 
 
 #: Never refresh faster than this (k9s's floor): operators over slow SSH links pay for redraws.
 MIN_INTERVAL = 2.0
+#: How often the console looks for ledger changes made by other processes (the webhook
+#: receiver): a change shows within this plus one board read.
+WATCH_INTERVAL = 0.5
 
 
 def utcnow() -> datetime:
@@ -108,6 +112,7 @@ class RefundApp(App[None]):
         self._owns_session = session is None
         self._quit_warned: set[Worker] = set()
         self._user_keys: dict[str, str] = {}
+        self._ledger_watch: ChangeWatch | None = None
         self.set_reactive(RefundApp.banner_info, BannerInfo.opening(profile_name))
 
     # -- the session ------------------------------------------------------------------------
@@ -165,6 +170,8 @@ class RefundApp(App[None]):
         )
         self._apply_keymap(session.config.keys)
         self.set_interval(self.refresh_interval, self._tick_tracking, name="tracking")
+        self._ledger_watch = session.ledger.change_watch()
+        self.set_interval(WATCH_INTERVAL, self._watch_ledger, name="ledger-watch")
         self.refresh_counts()
         self.recover_at_start()
 
@@ -197,6 +204,11 @@ class RefundApp(App[None]):
     async def track_refunds(self, force: bool = False) -> None:
         """Poll the refunds in flight (on their backoff schedule) in the background."""
         if await self.service.track(force=force):
+            self.tracked_changes()
+
+    def _watch_ledger(self) -> None:
+        """Another process (the webhook receiver) wrote to the ledger: show it now."""
+        if self._ledger_watch is not None and self._ledger_watch.changed():
             self.tracked_changes()
 
     def tracked_changes(self) -> None:
@@ -233,6 +245,8 @@ class RefundApp(App[None]):
         return tuple(counts[s] for s in (RefundStatus.FAILED, RefundStatus.UNKNOWN, RefundStatus.REVERSED))
 
     async def on_unmount(self) -> None:
+        if self._ledger_watch is not None:
+            self._ledger_watch.close()
         if self._owns_session and self.session is not None:
             await self.session.aclose()
 

@@ -409,7 +409,8 @@ class BoardScreen(Screen):
     @on(LedgerChanged)
     def _ledger_changed(self, message: LedgerChanged) -> None:
         """A refund was made or statuses changed: show it now (unless paused)."""
-        self._select = message.attempt_id
+        if message.attempt_id is not None:
+            self._select = message.attempt_id
         if not self.paused:
             self.refresh_board()
 

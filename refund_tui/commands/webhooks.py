@@ -1,0 +1,165 @@
+"""``refund-tui webhooks serve|list``: receive signed notifications into the ledger.
+
+With the built-in sandbox profile the receiver starts (or joins) the simulator, takes its
+demo webhook secrets and points the simulator's webhook URLs at itself while it runs. With
+any other profile each provider's webhook secret comes from the keyring or environment, and
+the provider is configured (in its portal) to send to a public HTTPS address that forwards
+to this receiver.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+import httpx
+
+from refund_tui.commands.output import Refused, print_json
+from refund_tui.config import ConfigError, Profile, load_config, paths
+from refund_tui.core.credentials import WEBHOOK_SECRET, CredentialsError, CredentialStore
+from refund_tui.core.ledger import Ledger, LedgerError
+from refund_tui.core.models import ProviderName
+from refund_tui.core.notices import NoticeInbox
+from refund_tui.core.secret import Secret
+from refund_tui.receiver import Endpoint, create_receiver, path_for
+from refund_tui.serving import ServeError, listen, serve_foreground, url_of
+
+_WILDCARDS = ("0.0.0.0", "::", "")
+_SIMULATOR_TIMEOUT = 10.0
+
+
+def _profile(profile_name: str | None) -> Profile:
+    try:
+        return load_config().profile(profile_name)
+    except ConfigError as error:
+        raise Refused(str(error)) from None
+
+
+def _open_ledger(profile: Profile) -> Ledger:
+    try:
+        return Ledger(paths().ledger_file(profile.name))
+    except LedgerError as error:
+        raise Refused(str(error)) from None
+
+
+def _keyring_secrets(profile: Profile) -> dict[ProviderName, Secret]:
+    """Each configured provider's webhook secret; Refused naming what is missing."""
+    store = CredentialStore()
+    secrets, problems = {}, []
+    for provider in ProviderName:
+        if getattr(profile, provider.value) is None:
+            continue
+        try:
+            found = store.get(profile.name, provider, live=profile.is_live, fields=(WEBHOOK_SECRET,))
+        except CredentialsError as error:
+            problems.append(str(error))
+            continue
+        secrets[provider] = found[WEBHOOK_SECRET]
+    if not secrets:
+        raise Refused("no webhook secret for any provider of this profile:\n" + "\n".join(problems))
+    for problem in problems:
+        click.echo(f"warning: {problem}; that provider's notifications are not received", err=True)
+    return secrets
+
+
+def _point_simulator(simulator: str, receiver: str | None) -> None:
+    """Make the simulator send its notifications to ``receiver`` (None: nowhere)."""
+    urls = {
+        f"{provider.value}_url": receiver + path_for(provider) if receiver else None
+        for provider in ProviderName
+    }
+    try:
+        httpx.post(f"{simulator}/_sandbox/webhooks", json=urls, timeout=_SIMULATOR_TIMEOUT).raise_for_status()
+    except httpx.HTTPError as error:
+        raise Refused(f"the simulator at {simulator} refused the webhook URLs ({error})") from None
+
+
+def _banner(url: str, endpoints: dict, profile: Profile, ledger: Ledger) -> str:
+    lines = [f"refund-tui webhooks for profile '{profile.name}' listening on {url}  (Ctrl+C to stop)"]
+    for provider, endpoint in endpoints.items():
+        lines.append(
+            f"  {provider.value:<9} POST {url}{path_for(provider)}  "
+            f"(header {endpoint.scheme.header}, {endpoint.scheme.encoding.value} HMAC-SHA256)"
+        )
+    lines.append(f"  ledger    {ledger.path}")
+    return "\n".join(lines)
+
+
+def serve_webhooks(profile_name: str | None, host: str, port: int) -> None:
+    """Serve until Ctrl+C; every verified notification becomes a ledger event."""
+    from refund_tui.session import SessionError, open_simulator, simulator_index
+
+    profile = _profile(profile_name)
+    ledger = _open_ledger(profile)
+    simulator = sandbox = None
+    try:
+        if profile.uses_simulator:
+            try:
+                simulator, sandbox = open_simulator()
+                published = simulator_index(simulator)
+            except (SessionError, ServeError) as error:
+                raise Refused(str(error)) from None
+            secrets = {p: Secret(published[p.value][WEBHOOK_SECRET]) for p in ProviderName}
+        else:
+            secrets = _keyring_secrets(profile)
+        endpoints = {p: Endpoint(profile.webhook_schemes[p], s) for p, s in secrets.items()}
+        try:
+            sock = listen(host, port)
+        except ServeError as error:
+            raise Refused(str(error)) from None
+        url = url_of(sock)
+        if simulator is not None:
+            loopback = f"http://127.0.0.1:{sock.getsockname()[1]}"
+            _point_simulator(simulator, loopback if host in _WILDCARDS else url)
+        logging.basicConfig(
+            level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
+        )
+        click.echo(_banner(url, endpoints, profile, ledger))
+        serve_foreground(create_receiver(NoticeInbox(ledger), endpoints), sock)
+        click.echo("webhook receiver stopped")
+    finally:
+        if simulator is not None:
+            try:
+                _point_simulator(simulator, None)
+            except Refused:
+                pass
+        if sandbox is not None:
+            sandbox.stop()
+        ledger.close()
+
+
+def list_notices(profile_name: str | None, kept: bool, limit: int, as_json: bool) -> None:
+    """The newest notifications received, or only those no attempt matches yet."""
+    profile = _profile(profile_name)
+    ledger = _open_ledger(profile)
+    try:
+        stored = NoticeInbox(ledger).recent(kept_only=kept, limit=limit)
+    finally:
+        ledger.close()
+    if as_json:
+        print_json(
+            [
+                {
+                    "received_at": item.received_at.isoformat(),
+                    "provider": item.notice.provider.value,
+                    "event": item.notice.event,
+                    "refund_reference": item.notice.refund_reference,
+                    "payment_reference": item.notice.payment_reference,
+                    "status": item.notice.status.value if item.notice.status else None,
+                    "outcome": item.outcome.value,
+                    "attempt_id": item.attempt_id,
+                }
+                for item in stored
+            ]
+        )
+        return
+    if not stored:
+        click.echo("no notifications kept for reconciliation" if kept else "no notifications yet")
+        return
+    for item in stored:
+        notice = item.notice
+        click.echo(
+            f"{item.received_at:%Y-%m-%d %H:%M:%S}  {notice.provider.value:<8}  {notice.event:<18}  "
+            f"{notice.refund_reference or '-':<28}  {item.outcome.value:<9}  {(item.attempt_id or '-')[:8]}"
+        )

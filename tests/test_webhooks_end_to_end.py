@@ -1,0 +1,125 @@
+"""End to end: the simulator notifies, the receiver verifies and writes the ledger, the
+console's board shows it - for both providers, with the providers' APIs down, so nothing
+but the webhook can have told the console.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from refund_tui.core.credentials import WEBHOOK_SECRET
+from refund_tui.core.ledger import Ledger
+from refund_tui.core.models import ProviderName, RefundStatus
+from refund_tui.core.notices import NoticeInbox
+from refund_tui.receiver import path_for
+from refund_tui.session import simulator_index
+from refund_tui.tui.screens.board import BoardScreen
+from tests.console import wait_for
+from tests.notices import running_receiver
+from tests.test_service import PAYMENTS, REFUND_AMOUNT, _prepare
+from tests.test_tui_board import open_board, status_cell
+
+#: Refunds to these phones fail in the simulator ("Recipient wallet not found").
+FAILING_PHONE = {ProviderName.VESICASH: "+233245559901", ProviderName.NOVASEND: "+2250755559901"}
+
+
+def demo_secrets(sandbox) -> dict[ProviderName, str]:
+    published = simulator_index(sandbox.url)
+    return {provider: published[provider.value][WEBHOOK_SECRET] for provider in ProviderName}
+
+
+def sources(ledger: Ledger, attempt_id: str) -> list[tuple[str, str]]:
+    return [(event.status.value, event.source) for event in ledger.events(attempt_id)]
+
+
+@pytest.mark.parametrize("provider", list(ProviderName))
+@pytest.mark.parametrize("outcome", ["completed", "failed"])
+async def test_simulator_to_receiver_to_ledger_to_board(
+    sandbox, session, app, provider, outcome, monkeypatch
+):
+    # The board's periodic re-read is off: only the console's watch on the ledger can show it.
+    monkeypatch.setattr(BoardScreen, "_tick", lambda board: None)
+    phone = FAILING_PHONE[provider] if outcome == "failed" else PAYMENTS[provider]["phone"]
+    reference = sandbox.create_payment(**{**PAYMENTS[provider], "phone": phone})
+    prepared = await _prepare(session.service, provider, reference, REFUND_AMOUNT[provider])
+    if provider is ProviderName.VESICASH:  # the destination wallet decides Vesicash's outcome
+        prepared = session.service.prepare(
+            prepared.view, amount=REFUND_AMOUNT[provider], reason="Customer cancellation",
+            phone=phone, country=next(c for c in await session.service.countries(provider) if c.iso_code == prepared.view.country),
+        )  # fmt: skip
+    receiver_ledger = Ledger(session.ledger.path)  # its own connection, as another process has
+    try:
+        with running_receiver(receiver_ledger, demo_secrets(sandbox)) as url:
+            sandbox.webhooks(vesicash_url=url + path_for(ProviderName.VESICASH))
+            sandbox.webhooks(novasend_url=url + path_for(ProviderName.NOVASEND))
+            attempt = await session.service.submit(prepared)
+            assert not attempt.status.is_terminal
+            sandbox.faults(fail_next=1_000_000)  # from now on the providers' APIs answer 500
+            async with app.run_test(size=(120, 40)) as pilot:
+                await open_board(app, pilot, 1)
+                expected = "ok completed" if outcome == "completed" else "!! FAILED"
+                await wait_for(pilot, lambda: status_cell(app, attempt.attempt_id) == expected, timeout=15)
+    finally:
+        receiver_ledger.close()
+    final = session.ledger.get(attempt.attempt_id)
+    assert final.status is RefundStatus(outcome)
+    if outcome == "failed":
+        assert final.failure_reason == "Recipient wallet not found"
+    assert (outcome, "webhook") in sources(session.ledger, attempt.attempt_id)
+    assert not [s for s in sources(session.ledger, attempt.attempt_id) if s[1] == "poll"]
+    delivered = [d for d in sandbox.deliveries() if d["refund_reference"] == attempt.provider_reference]
+    assert delivered and all(d["status_code"] == 200 for d in delivered)
+
+
+def test_webhooks_serve_command_points_the_simulator_at_itself(sandbox, sandbox_env):
+    """``refund-tui webhooks serve`` on the sandbox profile, a CLI refund, its notifications."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "refund_tui", "webhooks", "serve", "--port", "0"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        banner = server.stdout.readline()
+        assert "refund-tui webhooks for profile 'sandbox' listening on http://127.0.0.1:" in banner
+        url = banner.split("listening on ", 1)[1].split()[0]
+        config = sandbox.webhooks()
+        assert config["vesicash_url"] == url + "/webhooks/vesicash"
+        assert config["novasend_url"] == url + "/webhooks/novasend"
+        assert httpx.get(url + "/healthz").json() == {"status": "ok"}
+        refund = subprocess.run(
+            [sys.executable, "-m", "refund_tui", "refund", "--provider", "novasend",
+             "--payment", "tr_demo_fresh", "--amount", "1500", "--reason", "Client cancellation",
+             "--yes", "--json"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert refund.returncode == 0, refund.stderr
+        deadline = time.monotonic() + 15
+        with Ledger(sandbox_env / "data" / "ledger-sandbox.sqlite3") as ledger:
+            while True:
+                [attempt] = ledger.attempts()
+                if attempt.status is RefundStatus.COMPLETED:
+                    break
+                assert time.monotonic() < deadline, sources(ledger, attempt.attempt_id)
+                time.sleep(0.1)
+            assert ("completed", "webhook") in sources(ledger, attempt.attempt_id)
+            outcomes = [(n.notice.event, n.outcome.value) for n in NoticeInbox(ledger).recent()]
+        assert ("refund.completed", "applied") in outcomes
+        listing = subprocess.run(
+            [sys.executable, "-m", "refund_tui", "webhooks", "list"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert "refund.completed" in listing.stdout and "applied" in listing.stdout
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, errors = server.communicate(timeout=20)
+    assert server.returncode == 0, errors
+    assert "nvs_whsec_DEMO" not in errors and "vsc_whsec_DEMO" not in errors
+    after = sandbox.webhooks()
+    assert (after["vesicash_url"], after["novasend_url"]) == (None, None)

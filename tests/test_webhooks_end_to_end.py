@@ -35,6 +35,11 @@ def demo_secrets(sandbox) -> dict[ProviderName, str]:
     return {provider: published[provider.value][WEBHOOK_SECRET] for provider in ProviderName}
 
 
+def accepted(deliveries: list[dict]) -> list[str]:
+    """Events the receiver took, in delivery order (a duplicate's second copy left out)."""
+    return [d["event"] for d in deliveries if d["status_code"] == 200 and not d["duplicate"]]
+
+
 def sources(ledger: Ledger, attempt_id: str) -> list[tuple[str, str]]:
     return [(event.status.value, event.source) for event in ledger.events(attempt_id)]
 
@@ -78,6 +83,36 @@ async def test_simulator_to_receiver_to_ledger_to_board(
     assert delivered and all(d["status_code"] == 200 for d in delivered)
 
 
+async def test_the_simulators_delivery_faults_leave_the_ledger_right(sandbox, session):
+    """A tampered first delivery, duplicates and newest-first order, all through the receiver."""
+    provider = ProviderName.NOVASEND
+    reference = sandbox.create_payment(**PAYMENTS[provider])
+    prepared = await _prepare(session.service, provider, reference, REFUND_AMOUNT[provider])
+    receiver_ledger = Ledger(session.ledger.path)
+    try:
+        with running_receiver(receiver_ledger, demo_secrets(sandbox)) as url:
+            sandbox.webhooks(
+                novasend_url=url + path_for(provider), tamper_next=1, duplicate_next=3, reorder_next=1
+            )
+            attempt = await session.service.submit(prepared)
+            deadline = time.monotonic() + 15
+            while len(accepted(sandbox.deliveries())) < 2:
+                assert time.monotonic() < deadline, sandbox.deliveries()
+                time.sleep(0.05)
+    finally:
+        receiver_ledger.close()
+    log = sandbox.deliveries()
+    assert accepted(log) == ["refund.completed", "refund.processing"]
+    tampered = [d["status_code"] for d in log if d["tampered"]]
+    assert tampered and set(tampered) == {401}
+    assert any(d["duplicate"] and d["status_code"] == 200 for d in log)
+    assert session.ledger.get(attempt.attempt_id).status is RefundStatus.COMPLETED
+    webhook_events = [s for s in sources(session.ledger, attempt.attempt_id) if s[1] == "webhook"]
+    assert webhook_events == [("completed", "webhook")]  # the late "processing" moved nothing
+    outcomes = {(n.notice.event, n.outcome.value) for n in NoticeInbox(session.ledger).recent()}
+    assert outcomes == {("refund.completed", "applied"), ("refund.processing", "stale")}
+
+
 def test_webhooks_serve_command_points_the_simulator_at_itself(sandbox, sandbox_env):
     """``refund-tui webhooks serve`` on the sandbox profile, a CLI refund, its notifications."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -87,7 +122,8 @@ def test_webhooks_serve_command_points_the_simulator_at_itself(sandbox, sandbox_
     )  # fmt: skip
     try:
         banner = server.stdout.readline()
-        assert "refund-tui webhooks for profile 'sandbox' listening on http://127.0.0.1:" in banner
+        assert "refund-tui webhooks listening on http://127.0.0.1:" in banner
+        assert server.stdout.readline().split() == ["profile", "sandbox"]
         url = banner.split("listening on ", 1)[1].split()[0]
         config = sandbox.webhooks()
         assert config["vesicash_url"] == url + "/webhooks/vesicash"

@@ -76,11 +76,12 @@ def _point_simulator(simulator: str, receiver: str | None) -> None:
 
 
 def _banner(url: str, endpoints: dict, profile: Profile, ledger: Ledger) -> str:
-    lines = [f"refund-tui webhooks for profile '{profile.name}' listening on {url}  (Ctrl+C to stop)"]
+    lines = [f"refund-tui webhooks listening on {url}  (Ctrl+C to stop)", f"  profile   {profile.name}"]
     for provider, endpoint in endpoints.items():
+        scheme = endpoint.scheme
         lines.append(
-            f"  {provider.value:<9} POST {url}{path_for(provider)}  "
-            f"(header {endpoint.scheme.header}, {endpoint.scheme.encoding.value} HMAC-SHA256)"
+            f"  {provider.value:<9} POST {path_for(provider)}  {scheme.header}: "
+            f"{scheme.encoding.value} HMAC-SHA256({scheme.signed.value})"
         )
     lines.append(f"  ledger    {ledger.path}")
     return "\n".join(lines)
@@ -113,8 +114,9 @@ def serve_webhooks(profile_name: str | None, host: str, port: int) -> None:
             loopback = f"http://127.0.0.1:{sock.getsockname()[1]}"
             _point_simulator(simulator, loopback if host in _WILDCARDS else url)
         logging.basicConfig(
-            level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
+            level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
         )
+        logging.getLogger("refund_tui.webhooks").setLevel(logging.INFO)
         click.echo(_banner(url, endpoints, profile, ledger))
         serve_foreground(create_receiver(NoticeInbox(ledger), endpoints), sock)
         click.echo("webhook receiver stopped")

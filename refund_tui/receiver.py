@@ -3,7 +3,7 @@
 Every request is checked in this order, and the first failure answers: content type (415),
 size (413, read no further than the limit), signature over the raw bytes (401, and a log
 line naming the provider, the client and the reason - never a secret or a signature), JSON
-and shape (400). Only then is the notice written to the ledger (``NoticeInbox``), and 200
+and shape (400). Nothing in a body is believed before its signature is proven. Only then is the notice written to the ledger (``NoticeInbox``), and 200
 says what it did. A ledger that cannot be written answers 503, so the provider retries.
 Kept notices are matched again every second, as attempts learn their references.
 """
@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from refund_tui.core.ledger import LedgerError
 from refund_tui.core.models import ProviderError, ProviderName
-from refund_tui.core.notices import NoticeInbox
+from refund_tui.core.notices import NoticeInbox, NoticeOutcome
 from refund_tui.core.secret import Secret
 from refund_tui.core.webhooks import SignatureRejected, SignatureScheme, verify
 from refund_tui.providers import novasend, vesicash
@@ -104,7 +104,7 @@ async def _receive(
         return _refuse(401, "the signature does not prove this notification is genuine")
     try:
         notice = PARSERS[provider](json.loads(body))
-    except ValueError:
+    except (ValueError, RecursionError):
         return _refuse(400, "the body is not JSON")
     except ProviderError as error:
         return _refuse(400, error.message)
@@ -114,6 +114,12 @@ async def _receive(
         log.error("%s notification %s not recorded: %s", provider.value, notice.identity, error)
         return _refuse(503, "the ledger is busy; send it again later")
     log.info("%s %s %s: %s", provider.value, notice.event, notice.refund_reference or "-", outcome.value)
+    if outcome is NoticeOutcome.IGNORED and notice.refund_reference:
+        log.warning("%s %s: a refund event refund-tui cannot read; recorded, not applied",
+                    provider.value, notice.event)  # fmt: skip
+    elif outcome is NoticeOutcome.CONFLICT:
+        log.warning("%s %s %s contradicts the ledger: the refund attempt is flagged",
+                    provider.value, notice.event, notice.refund_reference)  # fmt: skip
     return JSONResponse({"outcome": outcome.value})
 
 

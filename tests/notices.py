@@ -107,7 +107,7 @@ def signature(provider: ProviderName, body: bytes, secret: str | None = None) ->
     if provider is ProviderName.NOVASEND:
         try:
             body = json.dumps(json.loads(body), separators=(",", ":"), ensure_ascii=False).encode()
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
     return hmac.new(key, body, hashlib.sha256).hexdigest()
 

@@ -15,6 +15,7 @@ from refund_tui.core.models import ProviderName, RefundStatus
 from refund_tui.tui.screens.details import DetailsScreen, timeline
 from refund_tui.tui.screens.refund_form import RefundFormScreen
 from tests.console import wait_for
+from tests.notices import deliver, notice_body, running_receiver
 from tests.test_tui_board import FAILS, STUCK, make_refund
 
 
@@ -32,9 +33,7 @@ def screen_text(screen: DetailsScreen) -> str:
 
 async def open_details(app, pilot, attempt_id: str) -> DetailsScreen:
     app.push_screen(DetailsScreen(attempt_id))
-    await wait_for(
-        pilot, lambda: isinstance(app.screen, DetailsScreen) and app.screen.details is not None
-    )
+    await wait_for(pilot, lambda: isinstance(app.screen, DetailsScreen) and app.screen.details is not None)
     return app.screen
 
 
@@ -100,10 +99,27 @@ async def test_retry_is_refused_for_a_refund_that_did_not_fail(sandbox, session,
         assert not screen.check_action("retry", ())
 
 
+async def test_no_retry_for_a_failure_the_provider_contradicted(sandbox, session, app):
+    """A signed notification says the "failed" refund completed: retrying could pay twice."""
+    attempt = await make_refund(sandbox, session.service, ending=FAILS)
+    sandbox.advance(60)
+    await session.service.track(force=True)
+    failed = session.ledger.get(attempt.attempt_id)
+    assert failed.status is RefundStatus.FAILED
+    with running_receiver(session.ledger) as url:
+        answer = deliver(url, failed.provider, notice_body(failed, "completed"))
+    assert answer.json() == {"outcome": "conflict"}
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_details(app, pilot, attempt.attempt_id)
+        await pilot.press("t")
+        await pilot.pause(0.2)
+        assert app.screen is screen
+        assert not screen.check_action("retry", ())
+        assert "check with the provider before any retry" in " ".join(screen_text(screen).split())
+
+
 @pytest.mark.parametrize("provider", list(ProviderName))
-async def test_resolving_an_unknown_refund_executes_it_exactly_once(
-    sandbox, session, app, provider
-):
+async def test_resolving_an_unknown_refund_executes_it_exactly_once(sandbox, session, app, provider):
     sandbox.faults(drop_next=1)
     attempt = await make_refund(sandbox, session.service, provider=provider)
     assert attempt.status is RefundStatus.UNKNOWN
@@ -136,4 +152,3 @@ def test_provider_text_is_never_read_as_markup():
         raw_message=None, http_status=502, note="gateway said [red]down[/red]",
     )  # fmt: skip
     assert "gateway said [red]down[/red] - [502 [/bold]]" in plain(timeline([event]))
-

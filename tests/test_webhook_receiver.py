@@ -6,6 +6,8 @@ must be: unchanged for anything unproven or malformed, at most one change per no
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import sqlite3
@@ -16,8 +18,9 @@ import pytest
 from refund_tui.core.ledger import Ledger
 from refund_tui.core.models import ProviderName, RefundStatus
 from refund_tui.core.notices import NoticeInbox, NoticeOutcome
+from refund_tui.core.service import RefundNotAllowed
 from refund_tui.receiver import MAX_BODY_BYTES, path_for
-from tests.notices import SECRETS, deliver, notice_body, running_receiver, signature
+from tests.notices import HEADERS, SECRETS, deliver, notice_body, running_receiver, signature
 from tests.test_service import PAYMENTS, REFUND_AMOUNT, _prepare
 
 PROVIDERS = list(ProviderName)
@@ -28,6 +31,10 @@ async def refund(sandbox, session, provider, **payment):
     reference = sandbox.create_payment(**{**PAYMENTS[provider], **payment})
     prepared = await _prepare(session.service, provider, reference, REFUND_AMOUNT[provider])
     return await session.service.submit(prepared)
+
+
+def raw_signature(provider: ProviderName, body: bytes) -> str:
+    return hmac.new(SECRETS[provider].encode(), body, hashlib.sha256).hexdigest()
 
 
 def history(ledger: Ledger, attempt_id: str) -> list[tuple[str, str]]:
@@ -128,19 +135,54 @@ async def test_a_second_notification_of_the_same_state_changes_nothing(sandbox, 
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-async def test_out_of_order_notifications_never_move_a_final_refund_back(
-    sandbox, session, receiver, provider
-):
+async def test_a_late_notification_never_moves_a_final_refund_back(sandbox, session, receiver, provider):
     attempt = await refund(sandbox, session, provider)
     assert deliver(receiver, provider, notice_body(attempt, "completed")).json() == {"outcome": "applied"}
-    late = ["processing", "failed"]
-    for state in late:
-        answer = deliver(receiver, provider, notice_body(attempt, state, failure_reason="late"))
-        assert answer.json() == {"outcome": "stale"}
-    assert session.ledger.get(attempt.attempt_id).status is RefundStatus.COMPLETED
+    assert deliver(receiver, provider, notice_body(attempt, "processing")).json() == {"outcome": "stale"}
+    after = session.ledger.get(attempt.attempt_id)
+    assert (after.status, after.flagged) == (RefundStatus.COMPLETED, False)
     assert [s for s, source in history(session.ledger, attempt.attempt_id) if source == "webhook"] == [
         "completed"
     ]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_completion_notified_after_its_reversal_is_merely_late(sandbox, session, receiver, provider):
+    attempt = await refund(sandbox, session, provider)
+    body = notice_body(attempt, "reversed", failure_reason="Reversed by operator")
+    assert deliver(receiver, provider, body).json() == {"outcome": "applied"}
+    assert deliver(receiver, provider, notice_body(attempt, "completed")).json() == {"outcome": "stale"}
+    after = session.ledger.get(attempt.attempt_id)
+    assert (after.status, after.flagged) == (RefundStatus.REVERSED, False)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_failure_notified_for_a_completed_refund_flags_it(sandbox, session, receiver, provider):
+    attempt = await refund(sandbox, session, provider)
+    deliver(receiver, provider, notice_body(attempt, "completed"))
+    body = notice_body(attempt, "failed", failure_reason="Recipient wallet not found")
+    assert deliver(receiver, provider, body).json() == {"outcome": "conflict"}
+    after = session.ledger.get(attempt.attempt_id)
+    assert (after.status, after.flagged) == (RefundStatus.COMPLETED, True)
+    assert "notified refund" in session.ledger.events(attempt.attempt_id)[-1].note
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_completion_notified_for_a_failed_refund_flags_it_and_blocks_its_retry(
+    sandbox, session, receiver, provider
+):
+    """The provider paid after all: retrying the "failed" refund would pay the customer twice."""
+    attempt = await refund(sandbox, session, provider)
+    failed = notice_body(attempt, "failed", failure_reason="Mobile money operator timeout")
+    assert deliver(receiver, provider, failed).json() == {"outcome": "applied"}
+    assert deliver(receiver, provider, notice_body(attempt, "completed")).json() == {"outcome": "conflict"}
+    after = session.ledger.get(attempt.attempt_id)
+    assert (after.status, after.flagged) == (RefundStatus.FAILED, True)
+    [conflict] = NoticeInbox(session.ledger).conflicts(attempt.attempt_id)
+    assert conflict.notice.status is RefundStatus.COMPLETED
+    view = await session.service.lookup(provider, attempt.payment_reference)
+    with pytest.raises(RefundNotAllowed, match="contradicts this failure"):
+        session.service.prepare(view, amount="1", reason="Retry", retry_of=attempt.attempt_id)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -177,6 +219,17 @@ async def test_non_json_is_400_when_signed_and_401_when_not(session, receiver, p
     assert (signed.status_code, signed.json()) == (400, {"error": "the body is not JSON"})
     unsigned = deliver(receiver, provider, body, secret="wrong")
     assert unsigned.status_code == 401
+    assert NoticeInbox(session.ledger).recent() == []
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_deeply_nested_body_is_refused_cleanly(session, receiver, provider, caplog):
+    body = b"[" * 30_000 + b"]" * 30_000
+    caplog.set_level(logging.WARNING, logger="refund_tui.webhooks")
+    assert deliver(receiver, provider, body, secret="wrong").status_code == 401
+    assert "refused" in caplog.text
+    signed = deliver(receiver, provider, body, headers={HEADERS[provider]: raw_signature(provider, body)})
+    assert (signed.status_code, signed.json()) == (400, {"error": "the body is not JSON"})
     assert NoticeInbox(session.ledger).recent() == []
 
 

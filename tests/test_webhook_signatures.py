@@ -105,7 +105,7 @@ def test_timestamped_scheme_refuses_a_changed_timestamp_even_within_tolerance():
         verify(TIMESTAMPED, SECRET, headers, BODY, now=NOW)
 
 
-@pytest.mark.parametrize("value", ["", "yesterday", "-5", "1.5"])
+@pytest.mark.parametrize("value", ["", "yesterday", "-5", "1.5", "9" * 5000])
 def test_timestamped_scheme_needs_unix_seconds(value):
     headers = {"X-Vesicash-Signature": hex_hmac(BODY), "X-Vesicash-Timestamp": value}
     with pytest.raises(SignatureRejected, match="Unix seconds"):
@@ -149,6 +149,13 @@ def test_novasend_fallback_does_not_accept_a_changed_payload():
     compact = json.dumps(NOVASEND_PAYLOAD, separators=(",", ":"), ensure_ascii=False).encode()
     with pytest.raises(SignatureRejected, match="does not match"):
         verify(NOVASEND_SCHEME, SECRET, {"X-Signature-Value": hex_hmac(compact)}, body, now=NOW)
+
+
+def test_novasend_fallback_survives_a_body_nested_too_deeply_to_parse():
+    body = b"[" * 30_000 + b"]" * 30_000
+    with pytest.raises(SignatureRejected, match="does not match"):
+        verify(NOVASEND_SCHEME, SECRET, {"X-Signature-Value": hex_hmac(b"[]")}, body, now=NOW)
+    verify(NOVASEND_SCHEME, SECRET, {"X-Signature-Value": hex_hmac(body)}, body, now=NOW)
 
 
 def test_novasend_non_json_body_is_only_checked_raw():

@@ -113,49 +113,58 @@ async def test_the_simulators_delivery_faults_leave_the_ledger_right(sandbox, se
     assert outcomes == {("refund.completed", "applied"), ("refund.processing", "stale")}
 
 
+def cli(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "refund_tui", *args], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
 def test_webhooks_serve_command_points_the_simulator_at_itself(sandbox, sandbox_env):
-    """``refund-tui webhooks serve`` on the sandbox profile, a CLI refund, its notifications."""
+    """``refund-tui webhooks serve`` on the sandbox profile: it takes the simulator's signing,
+    receives the notifications of CLI refunds, and puts back the URL it replaced."""
+    sandbox.webhooks(
+        vesicash_url="http://127.0.0.1:9/elsewhere",
+        vesicash_signing={"signed": "timestamp.body", "encoding": "base64"},
+    )
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     server = subprocess.Popen(
         [sys.executable, "-m", "refund_tui", "webhooks", "serve", "--port", "0"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        banner = server.stdout.readline()
-        assert "refund-tui webhooks listening on http://127.0.0.1:" in banner
-        assert server.stdout.readline().split() == ["profile", "sandbox"]
-        url = banner.split("listening on ", 1)[1].split()[0]
+        banner = [server.stdout.readline() for _ in range(4)]
+        assert "refund-tui webhooks listening on http://127.0.0.1:" in banner[0]
+        assert banner[1].split() == ["profile", "sandbox"]
+        assert "X-Vesicash-Signature: base64 HMAC-SHA256(timestamp.body)" in banner[2]
+        url = banner[0].split("listening on ", 1)[1].split()[0]
         config = sandbox.webhooks()
         assert config["vesicash_url"] == url + "/webhooks/vesicash"
         assert config["novasend_url"] == url + "/webhooks/novasend"
         assert httpx.get(url + "/healthz").json() == {"status": "ok"}
-        refund = subprocess.run(
-            [sys.executable, "-m", "refund_tui", "refund", "--provider", "novasend",
-             "--payment", "tr_demo_fresh", "--amount", "1500", "--reason", "Client cancellation",
-             "--yes", "--json"],
-            env=env, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        assert refund.returncode == 0, refund.stderr
+        for provider, payment, amount in (
+            ("novasend", "tr_demo_fresh", "1500"),
+            ("vesicash", "VSC-GH-FRESH", "10"),
+        ):
+            made = cli(env, "refund", "--provider", provider, "--payment", payment, "--amount", amount,
+                       "--reason", "Client cancellation", "--yes")  # fmt: skip
+            assert made.returncode == 0, made.stderr
         deadline = time.monotonic() + 15
         with Ledger(sandbox_env / "data" / "ledger-sandbox.sqlite3") as ledger:
-            while True:
-                [attempt] = ledger.attempts()
-                if attempt.status is RefundStatus.COMPLETED:
-                    break
-                assert time.monotonic() < deadline, sources(ledger, attempt.attempt_id)
+            while {a.status for a in ledger.attempts()} != {RefundStatus.COMPLETED}:
+                assert time.monotonic() < deadline, [a.status for a in ledger.attempts()]
                 time.sleep(0.1)
-            assert ("completed", "webhook") in sources(ledger, attempt.attempt_id)
+            for attempt in ledger.attempts():
+                assert ("completed", "webhook") in sources(ledger, attempt.attempt_id)
             outcomes = [(n.notice.event, n.outcome.value) for n in NoticeInbox(ledger).recent()]
-        assert ("refund.completed", "applied") in outcomes
-        listing = subprocess.run(
-            [sys.executable, "-m", "refund_tui", "webhooks", "list"],
-            env=env, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+        assert outcomes.count(("refund.completed", "applied")) == 2
+        listing = cli(env, "webhooks", "list")
         assert "refund.completed" in listing.stdout and "applied" in listing.stdout
     finally:
         server.send_signal(signal.SIGINT)
         _, errors = server.communicate(timeout=20)
     assert server.returncode == 0, errors
+    assert "vesicash webhooks went to http://127.0.0.1:9/elsewhere" in errors
+    assert "refused" not in errors
     assert "nvs_whsec_DEMO" not in errors and "vsc_whsec_DEMO" not in errors
     after = sandbox.webhooks()
-    assert (after["vesicash_url"], after["novasend_url"]) == (None, None)
+    assert (after["vesicash_url"], after["novasend_url"]) == ("http://127.0.0.1:9/elsewhere", None)

@@ -1,7 +1,8 @@
 """``refund-tui webhooks serve|list``: receive signed notifications into the ledger.
 
 With the built-in sandbox profile the receiver starts (or joins) the simulator, takes its
-demo webhook secrets and points the simulator's webhook URLs at itself while it runs. With
+webhook secrets and Vesicash signing as they are at start-up (restart the receiver after
+changing them) and points the simulator's webhook URLs at itself while it runs. With
 any other profile each provider's webhook secret comes from the keyring or environment, and
 the provider is configured (in its portal) to send to a public HTTPS address that forwards
 to this receiver.
@@ -9,8 +10,10 @@ to this receiver.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from dataclasses import replace
 
 import click
 import httpx
@@ -22,6 +25,7 @@ from refund_tui.core.ledger import Ledger, LedgerError
 from refund_tui.core.models import ProviderName
 from refund_tui.core.notices import NoticeInbox
 from refund_tui.core.secret import Secret
+from refund_tui.core.webhooks import DigestEncoding, SignatureScheme, SignedContent
 from refund_tui.receiver import Endpoint, create_receiver, path_for
 from refund_tui.serving import ServeError, listen, serve_foreground, url_of
 
@@ -63,16 +67,56 @@ def _keyring_secrets(profile: Profile) -> dict[ProviderName, Secret]:
     return secrets
 
 
-def _point_simulator(simulator: str, receiver: str | None) -> None:
-    """Make the simulator send its notifications to ``receiver`` (None: nowhere)."""
-    urls = {
-        f"{provider.value}_url": receiver + path_for(provider) if receiver else None
-        for provider in ProviderName
-    }
-    try:
-        httpx.post(f"{simulator}/_sandbox/webhooks", json=urls, timeout=_SIMULATOR_TIMEOUT).raise_for_status()
-    except httpx.HTTPError as error:
-        raise Refused(f"the simulator at {simulator} refused the webhook URLs ({error})") from None
+class SimulatorLink:
+    """A sandbox receiver's hold on the simulator's webhook settings: it verifies with the
+    simulator's secrets and Vesicash signing as they are at start-up, points the simulator's
+    URLs here, and on exit puts back whatever it replaced (where they still point here)."""
+
+    def __init__(self, simulator: str) -> None:
+        self.simulator = simulator
+        self.settings = self._call("GET")
+        self._ours: dict[str, str] = {}
+
+    def endpoints(self, schemes: dict[ProviderName, SignatureScheme]) -> dict[ProviderName, Endpoint]:
+        signing = self.settings["vesicash_signing"]
+        vesicash = replace(
+            schemes[ProviderName.VESICASH],
+            signed=SignedContent(signing["signed"]),
+            encoding=DigestEncoding(signing["encoding"]),
+        )
+        return {
+            ProviderName.VESICASH: Endpoint(vesicash, Secret(self.settings["vesicash_secret"])),
+            ProviderName.NOVASEND: Endpoint(
+                schemes[ProviderName.NOVASEND], Secret(self.settings["novasend_secret"])
+            ),
+        }
+
+    def point_here(self, base_url: str) -> list[str]:
+        """Send the simulator's notifications to ``base_url``; what was replaced, as warnings."""
+        self._ours = {f"{p.value}_url": base_url + path_for(p) for p in ProviderName}
+        self._call("POST", self._ours)
+        return [
+            f"the simulator's {key.removesuffix('_url')} webhooks went to {self.settings[key]}; "
+            "they come here until this receiver stops"
+            for key, url in self._ours.items()
+            if self.settings[key] and self.settings[key] != url
+        ]
+
+    def restore(self) -> None:
+        current = self._call("GET")
+        back = {key: self.settings[key] for key, url in self._ours.items() if current[key] == url}
+        if back:
+            self._call("POST", back)
+
+    def _call(self, method: str, body: dict | None = None) -> dict:
+        try:
+            answer = httpx.request(
+                method, f"{self.simulator}/_sandbox/webhooks", json=body, timeout=_SIMULATOR_TIMEOUT
+            )
+            answer.raise_for_status()
+            return answer.json()
+        except (httpx.HTTPError, ValueError) as error:
+            raise Refused(f"the simulator at {self.simulator} did not answer ({error})") from None
 
 
 def _banner(url: str, endpoints: dict, profile: Profile, ledger: Ledger) -> str:
@@ -89,30 +133,31 @@ def _banner(url: str, endpoints: dict, profile: Profile, ledger: Ledger) -> str:
 
 def serve_webhooks(profile_name: str | None, host: str, port: int) -> None:
     """Serve until Ctrl+C; every verified notification becomes a ledger event."""
-    from refund_tui.session import SessionError, open_simulator, simulator_index
+    from refund_tui.session import SessionError, open_simulator
 
     profile = _profile(profile_name)
     ledger = _open_ledger(profile)
-    simulator = sandbox = None
+    link = sandbox = None
     try:
         if profile.uses_simulator:
             try:
                 simulator, sandbox = open_simulator()
-                published = simulator_index(simulator)
             except (SessionError, ServeError) as error:
                 raise Refused(str(error)) from None
-            secrets = {p: Secret(published[p.value][WEBHOOK_SECRET]) for p in ProviderName}
+            link = SimulatorLink(simulator)
+            endpoints = link.endpoints(profile.webhook_schemes)
         else:
             secrets = _keyring_secrets(profile)
-        endpoints = {p: Endpoint(profile.webhook_schemes[p], s) for p, s in secrets.items()}
+            endpoints = {p: Endpoint(profile.webhook_schemes[p], s) for p, s in secrets.items()}
         try:
             sock = listen(host, port)
         except ServeError as error:
             raise Refused(str(error)) from None
         url = url_of(sock)
-        if simulator is not None:
+        if link is not None:
             loopback = f"http://127.0.0.1:{sock.getsockname()[1]}"
-            _point_simulator(simulator, loopback if host in _WILDCARDS else url)
+            for warning in link.point_here(loopback if host in _WILDCARDS else url):
+                click.echo(f"warning: {warning}", err=True)
         logging.basicConfig(
             level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
         )
@@ -121,11 +166,9 @@ def serve_webhooks(profile_name: str | None, host: str, port: int) -> None:
         serve_foreground(create_receiver(NoticeInbox(ledger), endpoints), sock)
         click.echo("webhook receiver stopped")
     finally:
-        if simulator is not None:
-            try:
-                _point_simulator(simulator, None)
-            except Refused:
-                pass
+        if link is not None:
+            with contextlib.suppress(Refused):
+                link.restore()
         if sandbox is not None:
             sandbox.stop()
         ledger.close()

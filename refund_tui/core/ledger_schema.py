@@ -134,6 +134,7 @@ _V3 = (
         UNIQUE (provider, identity)
     ) STRICT""",
     "CREATE INDEX notices_kept ON notices (id) WHERE outcome = 'kept'",
+    "CREATE INDEX notices_attempt ON notices (attempt_id) WHERE attempt_id IS NOT NULL",
     "CREATE INDEX attempts_external_reference ON attempts (provider, external_reference)",
     """CREATE TRIGGER notices_no_delete BEFORE DELETE ON notices
     BEGIN SELECT RAISE(ABORT, 'notices are kept: DELETE refused'); END""",

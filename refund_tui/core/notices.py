@@ -46,6 +46,14 @@ _COLUMNS = (
 )
 
 
+#: Kept notices an attempt now matches, by the provider's reference or by our tag.
+_MATCHABLE = """SELECT {columns} FROM notices n WHERE outcome = 'kept' AND (
+    EXISTS (SELECT 1 FROM current_state c JOIN attempts a ON a.seq = c.attempt_seq
+            WHERE c.provider_reference = n.refund_reference AND a.provider = n.provider)
+    OR EXISTS (SELECT 1 FROM attempts a WHERE a.provider = n.provider
+               AND a.external_reference = n.tag))"""
+
+
 def _stored(row: tuple) -> StoredNotice:
     provider, identity, event, reference, payment, status, failure, tag, *rest = row
     received_at, outcome, attempt_id = rest
@@ -84,18 +92,15 @@ class NoticeInbox:
         return outcome
 
     def reconcile(self) -> int:
-        """Apply kept notices that an attempt now matches, oldest first; how many were."""
+        """Apply kept notices that an attempt now matches, oldest first; how many were.
+
+        Looks first without the write lock, which it takes only when there is work.
+        """
+        if not self.ledger.query(_MATCHABLE.format(columns="1") + " LIMIT 1"):
+            return 0
         matched = 0
         with self.ledger.transaction() as conn:
-            rows = conn.execute(
-                f"""SELECT id, {_COLUMNS} FROM notices n WHERE outcome = 'kept' AND (
-                    EXISTS (SELECT 1 FROM current_state c JOIN attempts a ON a.seq = c.attempt_seq
-                            WHERE c.provider_reference = n.refund_reference
-                            AND a.provider = n.provider)
-                    OR EXISTS (SELECT 1 FROM attempts a WHERE a.provider = n.provider
-                               AND a.external_reference = n.tag))
-                ORDER BY id"""
-            ).fetchall()
+            rows = conn.execute(_MATCHABLE.format(columns=f"id, {_COLUMNS}") + " ORDER BY id").fetchall()
             for notice_id, *columns in rows:
                 attempt_id, outcome = self._apply(conn, _stored(tuple(columns)).notice)
                 conn.execute(
@@ -104,6 +109,14 @@ class NoticeInbox:
                 )
                 matched += 1
         return matched
+
+    def conflicts(self, attempt_id: str) -> list[StoredNotice]:
+        """Notices that contradicted what the attempt records (it was flagged for them)."""
+        rows = self.ledger.query(
+            f"SELECT {_COLUMNS} FROM notices WHERE attempt_id = ? AND outcome = 'conflict' ORDER BY id",
+            (attempt_id,),
+        )
+        return [_stored(row) for row in rows]
 
     def recent(self, *, kept_only: bool = False, limit: int = 50) -> list[StoredNotice]:
         """The newest notices first; ``kept_only``: those still waiting for an attempt."""
@@ -119,22 +132,47 @@ class NoticeInbox:
             return None, NoticeOutcome.KEPT
         status, reference, failure = self.ledger.current(conn, attempt_id)
         if reference is not None and reference != notice.refund_reference:
-            self.ledger.append_status(
-                conn, attempt_id, RefundStatus(status), "flag",
-                provider_reference=reference, failure_reason=failure,
-                note=f"{notice.provider.value} notified refund {notice.refund_reference}, which "
-                f"also carries this attempt's tag [{notice.tag}]: check for a double refund",
+            return attempt_id, self._conflict(
+                conn, attempt_id, notice, f"{notice.provider.value} notified refund "
+                f"{notice.refund_reference}, which also carries this attempt's tag [{notice.tag}]: "
+                "check for a double refund",
             )  # fmt: skip
-            return attempt_id, NoticeOutcome.CONFLICT
         changed = self.ledger.append_status(
             conn, attempt_id, notice.status, "webhook",
             provider_reference=notice.refund_reference, failure_reason=notice.failure_reason,
         )  # fmt: skip
         if changed:
             return attempt_id, NoticeOutcome.APPLIED
-        if notice.status.value == status:
+        current = RefundStatus(status)
+        if notice.status is current:
             return attempt_id, NoticeOutcome.UNCHANGED
+        if _contradicts(current, notice.status):
+            return attempt_id, self._conflict(
+                conn, attempt_id, notice, f"{notice.provider.value} notified refund "
+                f"{notice.refund_reference or '?'} {notice.status.value}, but it is recorded "
+                f"{current.value}: check with the provider before any retry",
+            )  # fmt: skip
         return attempt_id, NoticeOutcome.STALE
+
+    def _conflict(
+        self, conn: sqlite3.Connection, attempt_id: str, notice: Notice, note: str
+    ) -> NoticeOutcome:
+        """Flag the attempt for manual reconciliation; its recorded state stays as it is."""
+        status, reference, failure = self.ledger.current(conn, attempt_id)
+        self.ledger.append_status(
+            conn, attempt_id, RefundStatus(status), "flag",
+            provider_reference=reference, failure_reason=failure, note=note,
+        )  # fmt: skip
+        return NoticeOutcome.CONFLICT
+
+
+def _contradicts(recorded: RefundStatus, notified: RefundStatus) -> bool:
+    """Two final outcomes that cannot both be true of one refund. A completion notified after
+    its reversal is merely late; a failure of a completed refund, or a completion of a failed
+    one, means one side is wrong about money."""
+    if not (recorded.is_terminal and notified.is_terminal):
+        return False
+    return (recorded, notified) != (RefundStatus.REVERSED, RefundStatus.COMPLETED)
 
 
 def _match(conn: sqlite3.Connection, notice: Notice) -> str | None:

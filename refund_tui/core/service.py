@@ -30,6 +30,7 @@ from refund_tui.core.models import (
     RefundStatus,
 )
 from refund_tui.core.money import Money, MoneyError
+from refund_tui.core.notices import NoticeInbox
 from refund_tui.core.outcomes import Outcomes
 from refund_tui.core.phone import (
     MobileNumber,
@@ -325,6 +326,12 @@ class RefundService:
             raise RefundNotAllowed(f"only a failed refund can be retried; this one is {failed.status}")
         if (failed.provider, failed.payment_reference) != (payment.provider, payment.reference):
             raise RefundNotAllowed("a retry must refund the same payment as the failed refund")
+        if NoticeInbox(self.ledger).conflicts(failed.attempt_id):
+            raise RefundNotAllowed(
+                "the provider notified an outcome that contradicts this failure: reconcile it "
+                "with the provider first (a new refund of the payment is capped by what the "
+                "provider reports)"
+            )
         if retries := self.ledger.attempts(retry_of=failed.attempt_id):
             raise RefundNotAllowed(
                 f"already retried as {retries[0].attempt_id[:8]}: retry that one if it failed too"

@@ -15,7 +15,7 @@ import binascii
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -24,6 +24,8 @@ from refund_tui.core.secret import Secret
 
 #: How far a signed timestamp may be from our clock, either way (Stripe's default).
 DEFAULT_TOLERANCE = timedelta(minutes=5)
+#: Digits in a Unix-seconds timestamp, with room to spare (refuses absurd header values).
+_MAX_TIMESTAMP_DIGITS = 12
 
 
 class SignedContent(StrEnum):
@@ -93,22 +95,23 @@ def sign(scheme: SignatureScheme, secret: Secret, body: bytes, timestamp: int | 
 
 
 def compact_json(body: bytes) -> bytes | None:
-    """``body`` re-serialised as Novasend's sample signs it, or None when it is not JSON."""
+    """``body`` re-serialised as Novasend's sample signs it, or None when it is not JSON
+    (or nests too deeply to read)."""
     try:
         parsed = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return json.dumps(parsed, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def _signed_candidates(scheme: SignatureScheme, body: bytes) -> list[bytes]:
-    """The raw body first; its compact re-serialisation too when the scheme allows it."""
-    candidates = [body]
+def _signed_candidates(scheme: SignatureScheme, body: bytes) -> Iterator[bytes]:
+    """The raw body; only if that fails and the scheme allows it, its compact re-serialisation
+    (the one time the body is parsed before it is proven, and only to compute a digest)."""
+    yield body
     if scheme.compact_fallback:
         compact = compact_json(body)
         if compact is not None and compact != body:
-            candidates.append(compact)
-    return candidates
+            yield compact
 
 
 def _provided_digest(scheme: SignatureScheme, value: str) -> bytes:
@@ -127,7 +130,7 @@ def _provided_digest(scheme: SignatureScheme, value: str) -> bytes:
 
 def _checked_timestamp(scheme: SignatureScheme, value: str, now: float) -> bytes:
     value = value.strip()
-    if not value.isascii() or not value.isdigit():
+    if not value.isascii() or not value.isdigit() or len(value) > _MAX_TIMESTAMP_DIGITS:
         raise SignatureRejected(f"the {scheme.timestamp_header} header is missing or not Unix seconds")
     if abs(now - int(value)) > scheme.tolerance.total_seconds():
         raise SignatureRejected(

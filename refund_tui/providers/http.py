@@ -127,7 +127,7 @@ def parse_wire(
 
 def notice_status(event: str, word: str) -> RefundStatus | None:
     """The refund status a ``refund.*`` notification reports; None for any other event or
-    a status word we do not know (such a notice is kept, never acted on)."""
+    a status word we do not know (recorded as ignored, never acted on)."""
     if not event.startswith("refund."):
         return None
     status = refund_status(word)

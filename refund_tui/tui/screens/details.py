@@ -28,6 +28,7 @@ from textual.worker import Worker, WorkerState
 
 from refund_tui.core.ledger import Attempt, Event, Ledger
 from refund_tui.core.models import RefundStatus
+from refund_tui.core.notices import NoticeInbox
 from refund_tui.core.service import PaymentView
 from refund_tui.tui.keys import bindings
 from refund_tui.tui.messages import LedgerChanged, describe_error
@@ -50,19 +51,20 @@ class Details:
     events: list[Event]
     retry_of: Attempt | None
     retries: list[Attempt]
+    #: A provider notification contradicted this attempt's outcome: no retry until reconciled.
+    contradicted: bool = False
 
 
 def read_details(ledger: Ledger, attempt_id: str) -> Details:
     """Read an attempt and its links from the ledger (blocking: run it in a thread)."""
     attempt = ledger.get(attempt_id)
-    siblings = ledger.attempts(
-        provider=attempt.provider, payment_reference=attempt.payment_reference
-    )
+    siblings = ledger.attempts(provider=attempt.provider, payment_reference=attempt.payment_reference)
     return Details(
         attempt=attempt,
         events=ledger.events(attempt.attempt_id),
         retry_of=ledger.get(attempt.retry_of) if attempt.retry_of else None,
         retries=[other for other in siblings if other.retry_of == attempt.attempt_id],
+        contradicted=bool(NoticeInbox(ledger).conflicts(attempt.attempt_id)),
     )
 
 
@@ -330,9 +332,7 @@ class DetailsScreen(Screen):
         if event.state is not WorkerState.ERROR or event.worker.group not in FAILURES:
             return
         problem = describe_error(event.worker.error)
-        self.notify(
-            f"{FAILURES[event.worker.group]}: {problem}", severity="error", timeout=8, markup=False
-        )
+        self.notify(f"{FAILURES[event.worker.group]}: {problem}", severity="error", timeout=8, markup=False)
         if self.details is None:
             self.query_one("#details-title", Static).update(
                 Text(f"Refund {self.attempt_id}: {problem}", style="bold red")
@@ -344,7 +344,7 @@ class DetailsScreen(Screen):
         attempt = self.attempt
         if action == "retry":
             failed = attempt is not None and attempt.status is RefundStatus.FAILED
-            return failed and not self.details.retries
+            return failed and not self.details.retries and not self.details.contradicted
         if action == "resolve":
             return attempt is not None and not attempt.status.is_terminal
         if action == "copy_reference":

@@ -457,17 +457,7 @@ class Ledger:
         return self.get(attempt_id)
 
     def add_event(
-        self,
-        attempt_id: str,
-        status: RefundStatus,
-        source: str,
-        *,
-        provider_reference: str | None = None,
-        failure_reason: str | None = None,
-        raw_code: str | None = None,
-        raw_message: str | None = None,
-        http_status: int | None = None,
-        note: str | None = None,
+        self, attempt_id: str, status: RefundStatus, source: str, **details: str | int | None
     ) -> bool:
         """Append a status change; False (nothing written) when it tells nothing new or
         contradicts what is known.
@@ -477,13 +467,10 @@ class Ledger:
         resend, is always kept). Contradictions are refused: leaving a final status
         (except completed -> reversed), processing -> pending (a replayed first answer), a
         second, different provider reference, or a reference another attempt already holds.
+        ``details``: the keyword arguments of ``append_status``.
         """
         with self.transaction() as conn:
-            return self.append_status(
-                conn, attempt_id, RefundStatus(status), source,
-                provider_reference=provider_reference, failure_reason=failure_reason,
-                raw_code=raw_code, raw_message=raw_message, http_status=http_status, note=note,
-            )  # fmt: skip
+            return self.append_status(conn, attempt_id, RefundStatus(status), source, **details)
 
     def append_status(
         self,

@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 from textual.widgets import Static
 
-from refund_tui.core.ledger import Event
+from refund_tui.core.ledger import Event, Ledger
 from refund_tui.core.models import ProviderName, RefundStatus
 from refund_tui.tui.screens.details import DetailsScreen, timeline
 from refund_tui.tui.screens.refund_form import RefundFormScreen
@@ -116,6 +116,24 @@ async def test_no_retry_for_a_failure_the_provider_contradicted(sandbox, session
         assert app.screen is screen
         assert not screen.check_action("retry", ())
         assert "check with the provider before any retry" in " ".join(screen_text(screen).split())
+
+
+async def test_open_details_show_a_reversal_the_receiver_wrote(sandbox, session, app):
+    """Final refunds are not polled; the console's watch on the ledger still shows the change."""
+    attempt = await make_refund(sandbox, session.service)
+    receiver_ledger = Ledger(session.ledger.path)  # another connection, as another process has
+    try:
+        with running_receiver(receiver_ledger) as url:
+            deliver(url, attempt.provider, notice_body(attempt, "completed"))
+            async with app.run_test(size=(80, 24)) as pilot:
+                screen = await open_details(app, pilot, attempt.attempt_id)
+                assert screen.attempt.status is RefundStatus.COMPLETED
+                body = notice_body(attempt, "reversed", failure_reason="Reversed by operator")
+                assert deliver(url, attempt.provider, body).json() == {"outcome": "applied"}
+                await wait_for(pilot, lambda: screen.attempt.status is RefundStatus.REVERSED)
+                assert "Reversed by operator" in screen_text(screen)
+    finally:
+        receiver_ledger.close()
 
 
 @pytest.mark.parametrize("provider", list(ProviderName))

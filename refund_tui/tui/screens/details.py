@@ -327,6 +327,12 @@ class DetailsScreen(Screen):
         if self.details is not None:
             self.reload()
 
+    @on(LedgerChanged)
+    def _ledger_changed(self) -> None:
+        """Statuses changed (tracking, or another process such as the webhook receiver)."""
+        if not still_running(self, "details-load"):
+            self.reload()
+
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
         if event.state is not WorkerState.ERROR or event.worker.group not in FAILURES:

@@ -60,9 +60,11 @@ async def open_board(app, pilot, expected_rows: int) -> BoardScreen:
     await app.run_action("show_board")
 
     def ready() -> bool:
+        """On the board, its first read of the ledger shown (an empty table is not enough)."""
         tables = app.screen.query(BoardTable)
         on_board = isinstance(app.screen, BoardScreen) and bool(tables)
-        return on_board and tables.first().row_count == expected_rows
+        loaded = on_board and app.screen.last_data is not None
+        return loaded and tables.first().row_count == expected_rows
 
     await wait_for(pilot, ready)
     return app.screen

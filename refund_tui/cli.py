@@ -184,7 +184,6 @@ def credentials_delete(profile_name, provider) -> None:
     delete_credentials(profile_name, provider)
 
 
-
 @main.group()
 def webhooks() -> None:
     """Receive the providers' signed refund notifications into the ledger."""

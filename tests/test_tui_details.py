@@ -33,7 +33,9 @@ def screen_text(screen: DetailsScreen) -> str:
 
 async def open_details(app, pilot, attempt_id: str) -> DetailsScreen:
     app.push_screen(DetailsScreen(attempt_id))
-    await wait_for(pilot, lambda: isinstance(app.screen, DetailsScreen) and app.screen.details is not None)
+    await wait_for(
+        pilot, lambda: isinstance(app.screen, DetailsScreen) and app.screen.details is not None
+    )
     return app.screen
 
 
@@ -137,7 +139,9 @@ async def test_open_details_show_a_reversal_the_receiver_wrote(sandbox, session,
 
 
 @pytest.mark.parametrize("provider", list(ProviderName))
-async def test_resolving_an_unknown_refund_executes_it_exactly_once(sandbox, session, app, provider):
+async def test_resolving_an_unknown_refund_executes_it_exactly_once(
+    sandbox, session, app, provider
+):
     sandbox.faults(drop_next=1)
     attempt = await make_refund(sandbox, session.service, provider=provider)
     assert attempt.status is RefundStatus.UNKNOWN

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from dataclasses import replace
 
 import click
 import httpx
@@ -25,7 +24,7 @@ from refund_tui.core.ledger import Ledger, LedgerError
 from refund_tui.core.models import ProviderName
 from refund_tui.core.notices import NoticeInbox
 from refund_tui.core.secret import Secret
-from refund_tui.core.webhooks import DigestEncoding, SignatureScheme, SignedContent
+from refund_tui.core.webhooks import NOVASEND_SCHEME
 from refund_tui.receiver import Endpoint, create_receiver, path_for
 from refund_tui.serving import ServeError, listen, serve_foreground, url_of
 
@@ -77,18 +76,16 @@ class SimulatorLink:
         self.settings = self._call("GET")
         self._ours: dict[str, str] = {}
 
-    def endpoints(self, schemes: dict[ProviderName, SignatureScheme]) -> dict[ProviderName, Endpoint]:
+    def endpoints(self) -> dict[ProviderName, Endpoint]:
+        from refund_tui.sandbox.signing import vesicash_scheme
+
         signing = self.settings["vesicash_signing"]
-        vesicash = replace(
-            schemes[ProviderName.VESICASH],
-            signed=SignedContent(signing["signed"]),
-            encoding=DigestEncoding(signing["encoding"]),
-        )
         return {
-            ProviderName.VESICASH: Endpoint(vesicash, Secret(self.settings["vesicash_secret"])),
-            ProviderName.NOVASEND: Endpoint(
-                schemes[ProviderName.NOVASEND], Secret(self.settings["novasend_secret"])
+            ProviderName.VESICASH: Endpoint(
+                vesicash_scheme(signing["signed"], signing["encoding"]),
+                Secret(self.settings["vesicash_secret"]),
             ),
+            ProviderName.NOVASEND: Endpoint(NOVASEND_SCHEME, Secret(self.settings["novasend_secret"])),
         }
 
     def point_here(self, base_url: str) -> list[str]:
@@ -145,7 +142,7 @@ def serve_webhooks(profile_name: str | None, host: str, port: int) -> None:
             except (SessionError, ServeError) as error:
                 raise Refused(str(error)) from None
             link = SimulatorLink(simulator)
-            endpoints = link.endpoints(profile.webhook_schemes)
+            endpoints = link.endpoints()
         else:
             secrets = _keyring_secrets(profile)
             endpoints = {p: Endpoint(profile.webhook_schemes[p], s) for p, s in secrets.items()}

@@ -33,11 +33,6 @@ FIELDS: dict[ProviderName, tuple[str, ...]] = {
 }
 #: The secret the provider signs its notifications with; only the webhook receiver needs it.
 WEBHOOK_SECRET = "webhook_secret"
-
-
-def stored_fields(provider: ProviderName) -> tuple[str, ...]:
-    """Every field kept for ``provider``: the API credentials and the webhook secret."""
-    return (*FIELDS[provider], WEBHOOK_SECRET)
 ENV_PREFIX = "REFUND_TUI"
 #: How an operator stores credentials from the shell (the CLI's command).
 SET_COMMAND = "refund-tui credentials set --profile {profile} --provider {provider}"
@@ -47,6 +42,11 @@ _INSECURE_MARKERS = ("plaintext", "insecure", "unencrypted", "uncrypted")
 _DBUS_MARKERS = ("dbus", "secretstorage", "jeepney")
 
 T = TypeVar("T")
+
+
+def stored_fields(provider: ProviderName) -> tuple[str, ...]:
+    """Every field kept for ``provider``: the API credentials and the webhook secret."""
+    return (*FIELDS[provider], WEBHOOK_SECRET)
 
 
 class CredentialsError(Exception):

@@ -563,11 +563,15 @@ class Ledger:
         if not note.strip():
             raise ValueError("say why the refund needs manual reconciliation")
         with self.transaction() as conn:
-            status, reference, failure = self.current(conn, attempt_id)
-            self._insert_event(
-                conn, attempt_id, RefundStatus(status), "flag",
-                provider_reference=reference, failure_reason=failure, note=note.strip(),
-            )  # fmt: skip
+            self.append_flag(conn, attempt_id, note.strip())
+
+    def append_flag(self, conn: sqlite3.Connection, attempt_id: str, note: str) -> None:
+        """``flag`` inside a transaction the caller holds (see ``transaction``)."""
+        status, reference, failure = self.current(conn, attempt_id)
+        self._insert_event(
+            conn, attempt_id, RefundStatus(status), "flag",
+            provider_reference=reference, failure_reason=failure, note=note,
+        )  # fmt: skip
 
     @staticmethod
     def current(conn: sqlite3.Connection, attempt_id: str) -> tuple[str, str | None, str | None]:

@@ -28,7 +28,7 @@ class NoticeOutcome(StrEnum):
     STALE = "stale"  # late or out of order: it would move the refund backwards
     KEPT = "kept"  # no attempt matches (yet): kept for reconciliation
     IGNORED = "ignored"  # not about a refund's state
-    CONFLICT = "conflict"  # a second refund carries an attempt's tag: the attempt is flagged
+    CONFLICT = "conflict"  # contradicts the attempt's outcome or tag: the attempt is flagged
     DUPLICATE = "duplicate"  # received before: nothing done, nothing stored
 
 
@@ -158,11 +158,7 @@ class NoticeInbox:
         self, conn: sqlite3.Connection, attempt_id: str, notice: Notice, note: str
     ) -> NoticeOutcome:
         """Flag the attempt for manual reconciliation; its recorded state stays as it is."""
-        status, reference, failure = self.ledger.current(conn, attempt_id)
-        self.ledger.append_status(
-            conn, attempt_id, RefundStatus(status), "flag",
-            provider_reference=reference, failure_reason=failure, note=note,
-        )  # fmt: skip
+        self.ledger.append_flag(conn, attempt_id, note)
         return NoticeOutcome.CONFLICT
 
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
+from dataclasses import replace
 
 from refund_tui.core.models import ProviderName
+from refund_tui.core.secret import Secret
+from refund_tui.core.webhooks import (
+    NOVASEND_SCHEME,
+    VESICASH_SCHEME,
+    DigestEncoding,
+    SignatureScheme,
+    SignedContent,
+    sign,
+)
 from refund_tui.sandbox.demo import NOVASEND_WEBHOOK_SECRET, VESICASH_WEBHOOK_SECRET
 from refund_tui.sandbox.world import WebhookConfig
-
-VESICASH_SIGNATURE = "X-Vesicash-Signature"
-VESICASH_TIMESTAMP = "X-Vesicash-Timestamp"
-NOVASEND_SIGNATURE = "X-Signature-Value"
 
 
 def webhook_secret(config: WebhookConfig, provider: ProviderName) -> str:
@@ -30,19 +33,25 @@ def signature_headers(
     Vesicash may sign ``<unix_seconds>.<body>`` (then the timestamp travels in its own header)
     and write the digest in base64. ``tampered`` spoils the signature (one character changed).
     """
-    key = webhook_secret(config, provider).encode("utf-8")
-    if provider is ProviderName.NOVASEND:
-        digest = hmac.new(key, signed.encode("utf-8"), hashlib.sha256).hexdigest()
-        return {NOVASEND_SIGNATURE: _spoiled(digest) if tampered else digest}
-    options = config.vesicash_signing
+    scheme = _scheme(config, provider)
     headers = {}
-    if options.signed == "timestamp.body":
-        headers[VESICASH_TIMESTAMP] = str(unix_seconds)
-        signed = f"{unix_seconds}.{signed}"
-    raw = hmac.new(key, signed.encode("utf-8"), hashlib.sha256).digest()
-    digest = raw.hex() if options.encoding == "hex" else base64.b64encode(raw).decode("ascii")
-    headers[VESICASH_SIGNATURE] = _spoiled(digest) if tampered else digest
+    if scheme.signed is SignedContent.TIMESTAMP_BODY:
+        headers[scheme.timestamp_header] = str(unix_seconds)
+    secret = Secret(webhook_secret(config, provider))
+    digest = sign(scheme, secret, signed.encode("utf-8"), unix_seconds)
+    headers[scheme.header] = _spoiled(digest) if tampered else digest
     return headers
+
+
+def vesicash_scheme(signed: str, encoding: str) -> SignatureScheme:
+    """Vesicash's scheme with the simulator's ``vesicash_signing`` options."""
+    return replace(VESICASH_SCHEME, signed=SignedContent(signed), encoding=DigestEncoding(encoding))
+
+
+def _scheme(config: WebhookConfig, provider: ProviderName) -> SignatureScheme:
+    if provider is ProviderName.NOVASEND:
+        return NOVASEND_SCHEME
+    return vesicash_scheme(config.vesicash_signing.signed, config.vesicash_signing.encoding)
 
 
 def _spoiled(digest: str) -> str:

@@ -213,6 +213,8 @@ class RefundApp(App[None]):
 
     def tracked_changes(self) -> None:
         """Statuses changed: refresh the banner counts and whatever screen shows refunds."""
+        if self._ledger_watch is not None:
+            self._ledger_watch.changed()  # the refresh below reads every commit made so far
         self.refresh_counts()
         self.screen.post_message(LedgerChanged())
 

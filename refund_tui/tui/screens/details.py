@@ -58,7 +58,9 @@ class Details:
 def read_details(ledger: Ledger, attempt_id: str) -> Details:
     """Read an attempt and its links from the ledger (blocking: run it in a thread)."""
     attempt = ledger.get(attempt_id)
-    siblings = ledger.attempts(provider=attempt.provider, payment_reference=attempt.payment_reference)
+    siblings = ledger.attempts(
+        provider=attempt.provider, payment_reference=attempt.payment_reference
+    )
     return Details(
         attempt=attempt,
         events=ledger.events(attempt.attempt_id),
@@ -338,7 +340,9 @@ class DetailsScreen(Screen):
         if event.state is not WorkerState.ERROR or event.worker.group not in FAILURES:
             return
         problem = describe_error(event.worker.error)
-        self.notify(f"{FAILURES[event.worker.group]}: {problem}", severity="error", timeout=8, markup=False)
+        self.notify(
+            f"{FAILURES[event.worker.group]}: {problem}", severity="error", timeout=8, markup=False
+        )
         if self.details is None:
             self.query_one("#details-title", Static).update(
                 Text(f"Refund {self.attempt_id}: {problem}", style="bold red")

@@ -15,10 +15,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from refund_tui.core.ledger import Ledger, NewAttempt, Operator
+from refund_tui.core.ledger import NewAttempt, Operator
 from refund_tui.core.models import ProviderName, RefundStatus
 from refund_tui.core.money import Money
-from refund_tui.providers.base import RefundRequest
+from refund_tui.core.provider import RefundRequest
+from refund_tui.ledgers.sqlite import SqliteLedger
 
 INSERTS = 500
 BOARD_SIZES = (10_000, 100_000)
@@ -59,7 +60,7 @@ def percentile(samples: list[float], fraction: float) -> float:
 
 def intent_latency(directory: Path) -> None:
     samples = []
-    with Ledger(directory / "intents.sqlite3") as ledger:
+    with SqliteLedger(directory / "intents.sqlite3") as ledger:
         for number in range(INSERTS):
             new = new_attempt(f"tr_{number % 50}")
             started = time.perf_counter()
@@ -77,7 +78,7 @@ def bulk_load(path: Path, count: int) -> str:
 
     Returns a provider reference from the middle of the ledger, for a lookup.
     """
-    Ledger(path).close()
+    SqliteLedger(path).close()
     rng = random.Random(count)
     start = datetime.now(UTC) - timedelta(days=90)
     attempts, events = [], []
@@ -133,7 +134,7 @@ def board_queries(directory: Path, count: int) -> None:
     started = time.perf_counter()
     reference = bulk_load(path, count)
     print(f"{count:,} attempts (bulk-loaded in {time.perf_counter() - started:.1f} s):")
-    with Ledger(path) as ledger:
+    with SqliteLedger(path) as ledger:
         timed("attempts(limit=None)  (whole board)", ledger.attempts)
         timed("attempts(limit=500)   (board page)", lambda: ledger.attempts(limit=500))
         timed("counts()", ledger.counts)

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import httpx
 
-from refund_tui.core.ledger import Ledger
 from refund_tui.core.models import ProviderName
+from refund_tui.core.provider import ProviderSettings
 from refund_tui.core.secret import Secret
 from refund_tui.core.service import RefundService
+from refund_tui.ledgers.sqlite import SqliteLedger
 from refund_tui.providers import make_provider
-from refund_tui.providers.base import ProviderSettings
 from refund_tui.sandbox.server import EmbeddedSandbox
 
 PAYMENTS = {
@@ -80,7 +80,7 @@ async def main(count: int, latency_ms: int, concurrency: int) -> None:
     counter = InFlightCounter()
     with tempfile.TemporaryDirectory() as home, EmbeddedSandbox(settle_seconds=100_000) as sandbox:
         control = httpx.Client(base_url=f"{sandbox.url}/_sandbox")
-        ledger = Ledger(Path(home) / "ledger.sqlite3")
+        ledger = SqliteLedger(Path(home) / "ledger.sqlite3")
         service = RefundService(
             ledger, providers_for(sandbox.url, counter), profile="bench",
             environment="sandbox", refunds_enabled=True, concurrency=concurrency,

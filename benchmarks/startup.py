@@ -163,16 +163,17 @@ def startup(runs: int) -> float:
 def fill_ledger(home: Path) -> float:
     """Record LEDGER_SIZE attempts through the Ledger API, with a realistic mix of outcomes."""
     from refund_tui.config import paths
-    from refund_tui.core.ledger import Ledger, NewAttempt, Operator
+    from refund_tui.core.ledger import NewAttempt, Operator
     from refund_tui.core.models import ProviderName, RefundStatus
     from refund_tui.core.money import Money
-    from refund_tui.providers.base import RefundRequest
+    from refund_tui.core.provider import RefundRequest
+    from refund_tui.ledgers.sqlite import SqliteLedger
 
     outcomes = [RefundStatus.COMPLETED] * 17 + [RefundStatus.FAILED] * 2 + [RefundStatus.PROCESSING]
     operator = Operator(name="bench", uid=1000, hostname="bench-host", ssh_client=None)
     os.environ["REFUND_TUI_HOME"] = str(home)
     started = time.perf_counter()
-    with Ledger(paths().ledger_file("sandbox")) as ledger:
+    with SqliteLedger(paths().ledger_file("sandbox")) as ledger:
         for number in range(LEDGER_SIZE):
             payment = f"tr_bench_{number}"
             request = RefundRequest(

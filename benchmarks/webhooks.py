@@ -38,10 +38,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.startup import Terminal, child_env  # noqa: E402
-from refund_tui.core.ledger import Ledger, NewAttempt, Operator  # noqa: E402
+from refund_tui.core.ledger import NewAttempt, Operator  # noqa: E402
 from refund_tui.core.models import ProviderName, RefundStatus  # noqa: E402
 from refund_tui.core.money import Money  # noqa: E402
-from refund_tui.providers.base import RefundRequest  # noqa: E402
+from refund_tui.core.provider import RefundRequest  # noqa: E402
+from refund_tui.ledgers.sqlite import SqliteLedger  # noqa: E402
 from refund_tui.tui.widgets.status import LOOKS  # noqa: E402
 
 LOAD_REFUNDS = 2_000
@@ -76,7 +77,7 @@ def percentile(samples: list[float], fraction: float) -> float:
 def fill(ledger_path: Path, count: int) -> list[tuple[str, str]]:
     """``count`` pending Novasend refunds with provider references: (reference, payment)."""
     refunds = []
-    with Ledger(ledger_path) as ledger:
+    with SqliteLedger(ledger_path) as ledger:
         for number in range(count):
             payment = f"tr_bench_{number}"
             amount = Money(1500, "XOF")
@@ -226,7 +227,7 @@ def throughput(home: Path) -> float:
         elapsed, latencies, outcomes = asyncio.run(send_all(receiver.url, refunds))
     finally:
         receiver.stop()
-    with Ledger(ledger_path) as ledger:
+    with SqliteLedger(ledger_path) as ledger:
         completed = ledger.counts()[RefundStatus.COMPLETED]
     rate = len(latencies) / elapsed
     print(f"1. Throughput: {len(latencies):,} signed Novasend deliveries, {CONCURRENCY} at a time")

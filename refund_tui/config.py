@@ -55,16 +55,10 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from refund_tui.core.models import ProviderName
+from refund_tui.core.provider import ProviderSettings
 from refund_tui.core.webhooks import (
     NOVASEND_SCHEME,
     VESICASH_SCHEME,
@@ -72,7 +66,6 @@ from refund_tui.core.webhooks import (
     SignatureScheme,
     SignedContent,
 )
-from refund_tui.providers.base import ProviderSettings
 
 APP_NAME = "refund-tui"
 SANDBOX_PROFILE = "sandbox"

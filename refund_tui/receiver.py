@@ -26,10 +26,10 @@ from starlette.routing import Route
 from refund_tui.core.ledger import LedgerError
 from refund_tui.core.models import ProviderError, ProviderName
 from refund_tui.core.notices import NoticeInbox, NoticeOutcome
+from refund_tui.core.provider import Notice
 from refund_tui.core.secret import Secret
 from refund_tui.core.webhooks import SignatureRejected, SignatureScheme, verify
 from refund_tui.providers import novasend, vesicash
-from refund_tui.providers.base import Notice
 from refund_tui.serving import background_lifespan
 
 log = logging.getLogger("refund_tui.webhooks")

@@ -17,10 +17,11 @@ from refund_tui.config import Config, Profile, load_config, paths, sandbox_url
 from refund_tui.core.credentials import WEBHOOK_SECRET, CredentialStore
 from refund_tui.core.ledger import Ledger
 from refund_tui.core.models import ProviderName
+from refund_tui.core.provider import ProviderSettings
 from refund_tui.core.secret import Secret
 from refund_tui.core.service import RefundService
+from refund_tui.ledgers import open_ledger
 from refund_tui.providers import make_provider
-from refund_tui.providers.base import ProviderSettings
 
 NOVASEND_WINDOW = timedelta(days=7)
 SANDBOX_TIMEOUT = 10.0
@@ -43,7 +44,7 @@ class Session:
         """Open a profile. Blocking (starts the embedded simulator, reads the keyring)."""
         config = config or load_config()
         profile = config.profile(profile_name)
-        ledger = Ledger(paths().ledger_file(profile.name))
+        ledger = open_ledger(profile)
         sandbox = None
         try:
             if profile.uses_simulator:

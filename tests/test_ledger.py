@@ -15,21 +15,22 @@ from pathlib import Path
 import pytest
 
 from refund_tui import __version__
-from refund_tui.core import ledger as ledger_module
 from refund_tui.core.ledger import (
     AUDIT_FIELDS,
     AttemptNotFound,
     CapExceeded,
-    Ledger,
     LedgerError,
     NewAttempt,
     Operator,
 )
-from refund_tui.core.ledger_schema import MIGRATIONS, SCHEMA_VERSION
 from refund_tui.core.models import ProviderName, RefundStatus
 from refund_tui.core.money import Money
 from refund_tui.core.notices import NoticeInbox
-from refund_tui.providers.base import RefundRequest
+from refund_tui.core.provider import RefundRequest
+from refund_tui.ledgers import sql as sql_module
+from refund_tui.ledgers import sqlite as ledger_module
+from refund_tui.ledgers.sqlite import SqliteLedger
+from refund_tui.ledgers.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
 OPERATOR = Operator(name="ama", uid=1001, hostname="ops-1", ssh_client="10.0.0.5:52314")
 
@@ -80,11 +81,11 @@ def path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def ledger(path: Path):
-    with Ledger(path) as opened:
+    with SqliteLedger(path) as opened:
         yield opened
 
 
-def record(ledger: Ledger, minor: int, limit: int = 10_000, **kwargs) -> str:
+def record(ledger: SqliteLedger, minor: int, limit: int = 10_000, **kwargs) -> str:
     attempt = ledger.record_attempt(
         new_attempt(xof(minor), **kwargs), limit=xof(limit), known_references=()
     )
@@ -105,20 +106,20 @@ def test_pragmas_schema_version_and_file_mode(ledger, path):
 
 
 def test_reopening_keeps_data_and_schema(path):
-    with Ledger(path) as first:
+    with SqliteLedger(path) as first:
         attempt_id = record(first, 500)
-    with Ledger(path) as again:
+    with SqliteLedger(path) as again:
         assert again.get(attempt_id).amount == xof(500)
         assert again._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_pending_migrations_run_once_in_order(path, monkeypatch):
-    Ledger(path).close()
+    SqliteLedger(path).close()
     added = ("CREATE TABLE notes (id INTEGER PRIMARY KEY)", "INSERT INTO notes VALUES (7)")
     monkeypatch.setattr(ledger_module, "MIGRATIONS", (*MIGRATIONS, added))
     monkeypatch.setattr(ledger_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     for _ in range(2):  # the second open finds nothing to do
-        with Ledger(path) as upgraded:
+        with SqliteLedger(path) as upgraded:
             assert upgraded._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
             assert upgraded._conn.execute("SELECT id FROM notes").fetchall() == [(7,)]
 
@@ -126,20 +127,20 @@ def test_pending_migrations_run_once_in_order(path, monkeypatch):
 def test_a_version_2_ledger_keeps_its_refunds_and_gains_the_notice_inbox(path, monkeypatch):
     monkeypatch.setattr(ledger_module, "MIGRATIONS", MIGRATIONS[:2])
     monkeypatch.setattr(ledger_module, "SCHEMA_VERSION", 2)
-    with Ledger(path) as old:
+    with SqliteLedger(path) as old:
         recorded = old.record_attempt(
             new_attempt(Money(1500, "XOF")), limit=Money(5000, "XOF"), known_references=()
         )
         assert old._conn.execute("PRAGMA user_version").fetchone()[0] == 2
     monkeypatch.undo()
-    with Ledger(path) as upgraded:
+    with SqliteLedger(path) as upgraded:
         assert upgraded._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         assert upgraded.get(recorded.attempt_id).amount == Money(1500, "XOF")
         assert NoticeInbox(upgraded).recent() == []
 
 
 def test_change_watch_sees_commits_from_other_connections(path):
-    with Ledger(path) as ours, Ledger(path) as theirs:
+    with SqliteLedger(path) as ours, SqliteLedger(path) as theirs:
         watch = ours.change_watch()
         try:
             assert not watch.changed()
@@ -151,23 +152,23 @@ def test_change_watch_sees_commits_from_other_connections(path):
 
 
 def test_newer_schema_is_a_readable_error(path):
-    Ledger(path).close()
+    SqliteLedger(path).close()
     with sqlite3.connect(path) as raw:
         raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(LedgerError, match="newer refund-tui .*upgrade refund-tui"):
-        Ledger(path)
+        SqliteLedger(path)
 
 
 def test_foreign_files_are_refused(tmp_path):
     garbage = tmp_path / "garbage.sqlite3"
     garbage.write_bytes(b"this is not a database at all" * 200)
     with pytest.raises(LedgerError, match="not a readable refund-tui ledger"):
-        Ledger(garbage)
+        SqliteLedger(garbage)
     other = tmp_path / "other.sqlite3"
     with sqlite3.connect(other) as raw:
         raw.execute("CREATE TABLE notes (text TEXT)")
     with pytest.raises(LedgerError, match="not a refund-tui ledger"):
-        Ledger(other)
+        SqliteLedger(other)
 
 
 @pytest.mark.parametrize(
@@ -189,7 +190,7 @@ def test_attempts_and_events_are_append_only(ledger, path, statement):
 
 
 def test_busy_ledger_gives_a_readable_error(path):
-    with Ledger(path, busy_timeout=0.1) as ledger:
+    with SqliteLedger(path, busy_timeout=0.1) as ledger:
         blocker = sqlite3.connect(path, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")
         try:
@@ -253,7 +254,7 @@ def test_cap_is_per_payment_and_provider(ledger):
 
 
 def _compete(path: str, barrier, results, attempts: int) -> None:
-    with Ledger(Path(path)) as ledger:
+    with SqliteLedger(Path(path)) as ledger:
         barrier.wait()
         recorded = 0
         for _ in range(attempts):
@@ -266,7 +267,7 @@ def _compete(path: str, barrier, results, attempts: int) -> None:
 
 
 def test_concurrent_processes_never_exceed_the_limit(path):
-    Ledger(path).close()
+    SqliteLedger(path).close()
     context = multiprocessing.get_context("fork")
     workers, attempts = 4, 6
     barrier = context.Barrier(workers)
@@ -281,7 +282,7 @@ def test_concurrent_processes_never_exceed_the_limit(path):
         process.join(timeout=60)
     assert [process.exitcode for process in processes] == [0] * workers
     assert sum(results.get(timeout=5) for _ in processes) == 10
-    with Ledger(path) as ledger:
+    with SqliteLedger(path) as ledger:
         recorded = ledger.attempts(payment_reference="tr_shared")
     total = sum(attempt.amount.minor for attempt in recorded)
     assert total == 1000
@@ -374,7 +375,7 @@ def test_filters_order_counts_and_unresolved(ledger):
 
 
 def test_audit_rows(ledger, monkeypatch):
-    monkeypatch.setattr(ledger_module, "_AUDIT_CHUNK", 2)  # exercise the chunked reading
+    monkeypatch.setattr(sql_module, "_AUDIT_CHUNK", 2)  # exercise the chunked reading
     first = ledger.record_attempt(
         new_attempt(Money(1250, "GHS"), provider=ProviderName.VESICASH),
         limit=Money(5000, "GHS"),

@@ -30,9 +30,9 @@ from refund_tui.core.models import (
     RefundStatus,
 )
 from refund_tui.core.money import Money
+from refund_tui.core.provider import ProviderSettings, RefundDraft
 from refund_tui.core.secret import Secret
 from refund_tui.providers import CLIENTS, make_provider
-from refund_tui.providers.base import ProviderSettings, RefundDraft
 from refund_tui.providers.http import retry_after
 
 SECRETS = {

@@ -22,8 +22,8 @@ from refund_tui.core.models import (
     RefundStatus,
 )
 from refund_tui.core.money import Money, parse_amount
+from refund_tui.core.provider import ProviderSettings, RefundDraft, RefundRequest
 from refund_tui.core.secret import Secret
-from refund_tui.providers.base import ProviderSettings, RefundDraft, RefundRequest
 from refund_tui.providers.novasend import NovasendClient
 from refund_tui.sandbox.demo import NOVASEND_API_CLIENT, NOVASEND_API_KEY
 

@@ -20,8 +20,8 @@ from refund_tui.core.models import (
     RefundStatus,
 )
 from refund_tui.core.money import Money, parse_amount
+from refund_tui.core.provider import ProviderSettings, RefundDraft
 from refund_tui.core.secret import Secret
-from refund_tui.providers.base import ProviderSettings, RefundDraft
 from refund_tui.providers.vesicash import VesicashClient
 from refund_tui.sandbox.demo import VESICASH_PUBLIC_KEY, VESICASH_SECRET_KEY
 

@@ -8,7 +8,7 @@ from refund_tui.core.ledger import Attempt
 from refund_tui.core.models import ProviderName, RefundStatus
 from refund_tui.core.money import Money
 from refund_tui.core.operator import Operator
-from refund_tui.providers.base import RefundRequest
+from refund_tui.core.provider import RefundRequest
 from refund_tui.tui.screens import board as board_module
 from refund_tui.tui.screens.board import BoardScreen, BoardTable
 from refund_tui.tui.screens.details import DetailsScreen

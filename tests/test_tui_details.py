@@ -10,8 +10,9 @@ import pytest
 from rich.console import Console
 from textual.widgets import Static
 
-from refund_tui.core.ledger import Event, Ledger
+from refund_tui.core.ledger import Event
 from refund_tui.core.models import ProviderName, RefundStatus
+from refund_tui.ledgers.sqlite import SqliteLedger
 from refund_tui.tui.screens.details import DetailsScreen, timeline
 from refund_tui.tui.screens.refund_form import RefundFormScreen
 from tests.console import wait_for
@@ -123,7 +124,7 @@ async def test_no_retry_for_a_failure_the_provider_contradicted(sandbox, session
 async def test_open_details_show_a_reversal_the_receiver_wrote(sandbox, session, app):
     """Final refunds are not polled; the console's watch on the ledger still shows the change."""
     attempt = await make_refund(sandbox, session.service)
-    receiver_ledger = Ledger(session.ledger.path)  # another connection, as another process has
+    receiver_ledger = SqliteLedger(session.ledger.path)  # another connection, as another process has
     try:
         with running_receiver(receiver_ledger) as url:
             deliver(url, attempt.provider, notice_body(attempt, "completed"))

@@ -15,10 +15,10 @@ import sqlite3
 import httpx
 import pytest
 
-from refund_tui.core.ledger import Ledger
 from refund_tui.core.models import ProviderName, RefundStatus
 from refund_tui.core.notices import NoticeInbox, NoticeOutcome
 from refund_tui.core.service import RefundNotAllowed
+from refund_tui.ledgers.sqlite import SqliteLedger
 from refund_tui.receiver import MAX_BODY_BYTES, path_for
 from tests.notices import HEADERS, SECRETS, deliver, notice_body, running_receiver, signature
 from tests.test_service import PAYMENTS, REFUND_AMOUNT, _prepare
@@ -37,7 +37,7 @@ def raw_signature(provider: ProviderName, body: bytes) -> str:
     return hmac.new(SECRETS[provider].encode(), body, hashlib.sha256).hexdigest()
 
 
-def history(ledger: Ledger, attempt_id: str) -> list[tuple[str, str]]:
+def history(ledger: SqliteLedger, attempt_id: str) -> list[tuple[str, str]]:
     return [(event.status.value, event.source) for event in ledger.events(attempt_id)]
 
 
@@ -328,7 +328,7 @@ async def test_kept_notices_are_matched_once_the_attempt_learns_its_reference(sa
 async def test_a_busy_ledger_answers_503_and_the_retry_is_applied(sandbox, session, tmp_path):
     provider = ProviderName.NOVASEND
     attempt = await refund(sandbox, session, provider)
-    impatient = Ledger(session.ledger.path, busy_timeout=0.1)
+    impatient = SqliteLedger(session.ledger.path, busy_timeout=0.1)
     blocker = sqlite3.connect(session.ledger.path, isolation_level=None)
     try:
         with running_receiver(impatient) as url:

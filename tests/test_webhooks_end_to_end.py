@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from refund_tui.core.credentials import WEBHOOK_SECRET
-from refund_tui.core.ledger import Ledger
 from refund_tui.core.models import ProviderName, RefundStatus
 from refund_tui.core.notices import NoticeInbox
+from refund_tui.ledgers.sqlite import SqliteLedger
 from refund_tui.receiver import path_for
 from refund_tui.session import simulator_index
 from refund_tui.tui.screens.board import BoardScreen
@@ -40,7 +40,7 @@ def accepted(deliveries: list[dict]) -> list[str]:
     return [d["event"] for d in deliveries if d["status_code"] == 200 and not d["duplicate"]]
 
 
-def sources(ledger: Ledger, attempt_id: str) -> list[tuple[str, str]]:
+def sources(ledger: SqliteLedger, attempt_id: str) -> list[tuple[str, str]]:
     return [(event.status.value, event.source) for event in ledger.events(attempt_id)]
 
 
@@ -59,7 +59,7 @@ async def test_simulator_to_receiver_to_ledger_to_board(
             prepared.view, amount=REFUND_AMOUNT[provider], reason="Customer cancellation",
             phone=phone, country=next(c for c in await session.service.countries(provider) if c.iso_code == prepared.view.country),
         )  # fmt: skip
-    receiver_ledger = Ledger(session.ledger.path)  # its own connection, as another process has
+    receiver_ledger = SqliteLedger(session.ledger.path)  # its own connection, as another process has
     try:
         with running_receiver(receiver_ledger, demo_secrets(sandbox)) as url:
             sandbox.webhooks(vesicash_url=url + path_for(ProviderName.VESICASH))
@@ -88,7 +88,7 @@ async def test_the_simulators_delivery_faults_leave_the_ledger_right(sandbox, se
     provider = ProviderName.NOVASEND
     reference = sandbox.create_payment(**PAYMENTS[provider])
     prepared = await _prepare(session.service, provider, reference, REFUND_AMOUNT[provider])
-    receiver_ledger = Ledger(session.ledger.path)
+    receiver_ledger = SqliteLedger(session.ledger.path)
     try:
         with running_receiver(receiver_ledger, demo_secrets(sandbox)) as url:
             sandbox.webhooks(
@@ -149,7 +149,7 @@ def test_webhooks_serve_command_points_the_simulator_at_itself(sandbox, sandbox_
                        "--reason", "Client cancellation", "--yes")  # fmt: skip
             assert made.returncode == 0, made.stderr
         deadline = time.monotonic() + 15
-        with Ledger(sandbox_env / "data" / "ledger-sandbox.sqlite3") as ledger:
+        with SqliteLedger(sandbox_env / "data" / "ledger-sandbox.sqlite3") as ledger:
             while {a.status for a in ledger.attempts()} != {RefundStatus.COMPLETED}:
                 assert time.monotonic() < deadline, [a.status for a in ledger.attempts()]
                 time.sleep(0.1)

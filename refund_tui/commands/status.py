@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+from contextlib import closing
 from datetime import datetime
 from typing import TextIO
 
 import click
 
 from refund_tui.commands.output import Refused, attempt_line, attempt_record, print_json
-from refund_tui.core.ledger import AUDIT_FIELDS, Attempt, Ledger, LedgerError
+from refund_tui.core.ledger import AUDIT_FIELDS, Attempt, LedgerError
 from refund_tui.core.models import RefundStatus
+from refund_tui.ledgers import open_ledger
 
 WATCH_INTERVAL = 2.0
 
@@ -76,11 +78,11 @@ def write_export(fmt: str, since: datetime | None, output: TextIO, profile: str 
     from refund_tui.config import ConfigError, load_config, paths
 
     try:
-        name = load_config().profile(profile).name
-        ledger_file = paths().ledger_file(name)
+        chosen = load_config().profile(profile)
+        ledger_file = paths().ledger_file(chosen.name)
         if not ledger_file.exists():
-            raise Refused(f"no refunds recorded for profile '{name}' yet ({ledger_file})")
-        with Ledger(ledger_file) as ledger:
+            raise Refused(f"no refunds recorded for profile '{chosen.name}' yet ({ledger_file})")
+        with closing(open_ledger(chosen)) as ledger:
             rows = list(ledger.audit_rows(since))
     except (ConfigError, LedgerError) as error:
         raise Refused(str(error)) from None

@@ -18,13 +18,14 @@ import click
 import httpx
 
 from refund_tui.commands.output import Refused, print_json
-from refund_tui.config import ConfigError, Profile, load_config, paths
+from refund_tui.config import ConfigError, Profile, load_config
 from refund_tui.core.credentials import WEBHOOK_SECRET, CredentialsError, CredentialStore
 from refund_tui.core.ledger import Ledger, LedgerError
 from refund_tui.core.models import ProviderName
 from refund_tui.core.notices import NoticeInbox
 from refund_tui.core.secret import Secret
 from refund_tui.core.webhooks import NOVASEND_SCHEME
+from refund_tui.ledgers import open_ledger
 from refund_tui.receiver import Endpoint, create_receiver, path_for
 from refund_tui.serving import ServeError, listen, serve_foreground, url_of
 
@@ -41,7 +42,7 @@ def _profile(profile_name: str | None) -> Profile:
 
 def _open_ledger(profile: Profile) -> Ledger:
     try:
-        return Ledger(paths().ledger_file(profile.name))
+        return open_ledger(profile)
     except LedgerError as error:
         raise Refused(str(error)) from None
 
@@ -124,7 +125,7 @@ def _banner(url: str, endpoints: dict, profile: Profile, ledger: Ledger) -> str:
             f"  {provider.value:<9} POST {path_for(provider)}  {scheme.header}: "
             f"{scheme.encoding.value} HMAC-SHA256({scheme.signed.value})"
         )
-    lines.append(f"  ledger    {ledger.path}")
+    lines.append(f"  ledger    {ledger.location}")
     return "\n".join(lines)
 
 

@@ -18,7 +18,7 @@ from datetime import timedelta
 
 from refund_tui.core.ledger import Attempt, Ledger
 from refund_tui.core.models import ErrorCode, ProviderError, ProviderName, Refund, RefundStatus
-from refund_tui.providers.base import Provider
+from refund_tui.core.provider import Provider
 
 #: Rejections that describe the refund itself (not our credentials, key or endpoint).
 BUSINESS_REJECTIONS = frozenset(

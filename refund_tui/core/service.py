@@ -32,15 +32,9 @@ from refund_tui.core.models import (
 from refund_tui.core.money import Money, MoneyError
 from refund_tui.core.notices import NoticeInbox
 from refund_tui.core.outcomes import Outcomes
-from refund_tui.core.phone import (
-    MobileNumber,
-    PhoneError,
-    country_name,
-    region_of,
-    validate_mobile,
-)
+from refund_tui.core.phone import MobileNumber, PhoneError, country_name, region_of, validate_mobile
+from refund_tui.core.provider import Provider, RefundDraft
 from refund_tui.core.validation import RefundInvalid, check_amount, check_reason, check_webhook_url
-from refund_tui.providers.base import Provider, RefundDraft
 
 #: What a payment reference may look like (anything else never reaches a provider's URL).
 REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")

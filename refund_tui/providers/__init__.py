@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from refund_tui.core.models import ProviderName
+from refund_tui.core.provider import Provider, ProviderSettings
 from refund_tui.core.secret import Secret
-from refund_tui.providers.base import Provider, ProviderSettings
 from refund_tui.providers.novasend import NovasendClient
 from refund_tui.providers.vesicash import VesicashClient
 

@@ -30,8 +30,8 @@ from refund_tui.core.models import (
     RefundStatus,
 )
 from refund_tui.core.money import Money, MoneyError
+from refund_tui.core.provider import ProviderSettings
 from refund_tui.core.secret import Secret
-from refund_tui.providers.base import ProviderSettings
 
 log = logging.getLogger(__name__)
 

@@ -14,16 +14,9 @@ from urllib.parse import quote
 from pydantic import AliasGenerator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from refund_tui.core.models import (
-    Country,
-    ErrorCode,
-    Payment,
-    ProviderError,
-    ProviderName,
-    Refund,
-)
+from refund_tui.core.models import Country, ErrorCode, Payment, ProviderError, ProviderName, Refund
+from refund_tui.core.provider import Notice, ProviderSettings, RefundDraft, RefundRequest
 from refund_tui.core.secret import Secret
-from refund_tui.providers.base import Notice, ProviderSettings, RefundDraft, RefundRequest
 from refund_tui.providers.http import (
     NO_BALANCE,
     NOT_FOUND,

@@ -15,17 +15,10 @@ from urllib.parse import quote
 
 from pydantic import Field
 
-from refund_tui.core.models import (
-    Country,
-    ErrorCode,
-    Payment,
-    ProviderError,
-    ProviderName,
-    Refund,
-)
+from refund_tui.core.models import Country, ErrorCode, Payment, ProviderError, ProviderName, Refund
 from refund_tui.core.phone import vesicash_wire
+from refund_tui.core.provider import Notice, ProviderSettings, RefundDraft, RefundRequest
 from refund_tui.core.secret import Secret
-from refund_tui.providers.base import Notice, ProviderSettings, RefundDraft, RefundRequest
 from refund_tui.providers.http import (
     NO_BALANCE,
     NOT_FOUND,

@@ -113,7 +113,8 @@ def frozen_world(home: Path, simulator: str, start: datetime = START) -> Iterato
     (the no-keyring backend of a bare SSH host) and Input's cursor blink. ``CONFIG`` keeps the
     app from polling in the background.
     """
-    from refund_tui.core import ledger, service
+    from refund_tui.core import service
+    from refund_tui.ledgers import sql, sqlite
     from refund_tui.sandbox import control, novasend, vesicash
     from refund_tui.sandbox.world import World
 
@@ -136,9 +137,9 @@ def frozen_world(home: Path, simulator: str, start: datetime = START) -> Iterato
         patch = stack.enter_context
         patch(mock.patch.dict(os.environ, environ, clear=True))
         patch(mock.patch.object(World, "now", world_now))
-        patch(mock.patch.object(ledger, "_now", lambda: clock().isoformat(timespec="microseconds")))
-        patch(mock.patch.object(ledger, "uuid", ledger_ids))
-        patch(mock.patch.object(ledger, "os", _OsWithPid()))
+        patch(mock.patch.object(sqlite, "_now", lambda: clock().isoformat(timespec="microseconds")))
+        patch(mock.patch.object(sql, "uuid", ledger_ids))
+        patch(mock.patch.object(sql, "os", _OsWithPid()))
         patch(mock.patch.object(service, "uuid", service_ids))
         patch(mock.patch.object(novasend, "token", sandbox_ids.token))
         patch(mock.patch.object(control, "token", sandbox_ids.token))

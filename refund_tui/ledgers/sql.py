@@ -1,0 +1,583 @@
+"""The ledger port in the SQL that SQLite and PostgreSQL both speak.
+
+``SqlLedger`` holds every query and applies ``core.ledger_rules``; an adapter supplies
+connections, transactions (``_write``: one atomic unit, retried by the adapter when the
+database asks), the clock, the per-payment lock and its error translation. SQL here uses
+``?`` placeholders; the PostgreSQL adapter translates them.
+
+Both schemas share these names: ``attempts`` (one row per attempt, ``seq`` its order),
+``events`` (status changes, ``id`` their order), ``current_state`` (each attempt's latest
+state, derived from events by a trigger) and ``notices`` (the webhook inbox).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Collection, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol, TypeVar
+
+from refund_tui import __version__
+from refund_tui.core import ledger_rules as rules
+from refund_tui.core.ledger import (
+    AUDIT_FIELDS,
+    MIN_PREFIX,
+    UNRESOLVED,
+    Attempt,
+    AttemptNotFound,
+    CapExceeded,
+    Event,
+    NewAttempt,
+    NoticeOutcome,
+    StoredNotice,
+)
+from refund_tui.core.models import ProviderName, RefundStatus
+from refund_tui.core.money import Money
+from refund_tui.core.operator import Operator
+from refund_tui.core.provider import Notice, RefundRequest
+
+_AUDIT_CHUNK = 1000
+#: Value -> member, much faster than calling the enum when building 100,000 rows.
+_PROVIDER_BY_VALUE = {provider.value: provider for provider in ProviderName}
+_STATUS_BY_VALUE = {status.value: status for status in RefundStatus}
+_HOLDING = tuple(status.value for status in rules.HOLDING)
+
+_ATTEMPT_COLUMNS = (
+    "a.attempt_id, a.created_at, a.profile, a.environment, a.provider, a.payment_reference, "
+    "a.amount_minor, a.currency, a.phone, a.country_id, a.reason, a.webhook_url, "
+    "a.idempotency_key, a.external_reference, a.request_method, a.request_path, "
+    "a.request_body, a.operator_name, a.operator_uid, a.hostname, a.ssh_client, a.pid, "
+    "a.app_version, a.retry_of, c.status, c.provider_reference, c.failure_reason, "
+    "c.raw_code, c.raw_message, c.updated_at, c.flagged"
+)
+_ATTEMPTS_FROM = "FROM attempts a JOIN current_state c ON c.attempt_seq = a.seq"
+_EVENT_COLUMNS = (
+    "at, status, source, provider_reference, failure_reason, raw_code, raw_message, "
+    "http_status, note"
+)
+#: Selected for ``audit_rows``, in this order (``amount`` is computed).
+_AUDIT_COLUMNS = tuple(field for field in AUDIT_FIELDS if field != "amount")
+_AUDIT_SELECT = f"""SELECT e.id AS event_id, e.at AS event_at, e.status, e.source,
+    e.provider_reference, e.failure_reason, e.raw_code, e.raw_message, e.http_status, e.note,
+    a.attempt_id, a.created_at AS attempt_created_at,
+    {", ".join(f"a.{name}" for name in _AUDIT_COLUMNS[12:])}
+    FROM events e JOIN attempts a ON a.attempt_id = e.attempt_id"""
+_NOTICE_COLUMNS = (
+    "provider, identity, event, refund_reference, payment_reference, status, failure_reason, "
+    "tag, received_at, outcome, attempt_id"
+)
+#: Kept notices an attempt now matches, by the provider's reference or by our tag.
+_MATCHABLE = """SELECT {columns} FROM notices n WHERE outcome = 'kept' AND (
+    EXISTS (SELECT 1 FROM current_state c JOIN attempts a ON a.seq = c.attempt_seq
+            WHERE c.provider_reference = n.refund_reference AND a.provider = n.provider)
+    OR EXISTS (SELECT 1 FROM attempts a WHERE a.provider = n.provider
+               AND a.external_reference = n.tag))"""
+
+T = TypeVar("T")
+
+
+class Cursor(Protocol):
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Connection(Protocol):
+    """What ``SqlLedger`` needs of a connection inside ``_write``: ``?`` placeholders."""
+
+    def execute(self, sql: str, params: tuple | list = ()) -> Cursor: ...
+
+
+def moment(value: str | datetime) -> datetime:
+    """A stored timestamp (ISO text in SQLite, timestamptz in PostgreSQL) as an aware datetime."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def iso(moment_: datetime) -> str:
+    if moment_.tzinfo is None:
+        raise ValueError("give an aware datetime (UTC), not a naive one")
+    return moment_.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _to_attempt(row: tuple) -> Attempt:
+    (attempt_id, created_at, profile, environment, provider, payment_reference, amount_minor,
+     currency, phone, country_id, reason, webhook_url, idempotency_key, external_reference,
+     method, path, body, operator_name, operator_uid, hostname, ssh_client, pid, app_version,
+     retry_of, status, provider_reference, failure_reason, raw_code, raw_message, updated_at,
+     flagged, *recorded_by) = row  # fmt: skip
+    provider = _PROVIDER_BY_VALUE[provider]
+    return Attempt(
+        attempt_id=attempt_id,
+        created_at=moment(created_at),
+        profile=profile,
+        environment=environment,
+        provider=provider,
+        payment_reference=payment_reference,
+        amount=Money(amount_minor, currency),
+        phone=phone,
+        country_id=country_id,
+        reason=reason,
+        webhook_url=webhook_url,
+        request=RefundRequest(
+            provider=provider,
+            payment_reference=payment_reference,
+            method=method,
+            path=path,
+            body=body,
+            idempotency_key=idempotency_key,
+            external_reference=external_reference,
+            amount=Money(amount_minor, currency),
+        ),
+        operator=Operator(operator_name, operator_uid, hostname, ssh_client),
+        pid=pid,
+        app_version=app_version,
+        retry_of=retry_of,
+        status=_STATUS_BY_VALUE[status],
+        provider_reference=provider_reference,
+        failure_reason=failure_reason,
+        raw_code=raw_code,
+        raw_message=raw_message,
+        updated_at=moment(updated_at),
+        flagged=bool(flagged),
+        recorded_by=recorded_by[0] if recorded_by else None,
+    )
+
+
+def _to_event(row: tuple) -> Event:
+    at, status, *rest = row
+    return Event(moment(at), _STATUS_BY_VALUE[status], *rest)
+
+
+def _stored(row: tuple) -> StoredNotice:
+    provider, identity, event, reference, payment, status, failure, tag, *rest = row
+    received_at, outcome, attempt_id = rest
+    notice = Notice(
+        ProviderName(provider), identity, event, reference, payment,
+        RefundStatus(status) if status else None, failure, tag,
+    )  # fmt: skip
+    return StoredNotice(notice, moment(received_at), NoticeOutcome(outcome), attempt_id)
+
+
+class SqlLedger:
+    """The port's behaviour over SQL; subclasses implement the hooks below."""
+
+    location: str
+    #: Extra attempt/event columns an adapter reads (PostgreSQL: who recorded it).
+    _attempt_extra = ""
+    _event_extra = ""
+
+    # -- hooks ----------------------------------------------------------------------------
+
+    def _write(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in one write transaction, committed on success, else rolled back."""
+        raise NotImplementedError
+
+    def query(self, sql: str, params: tuple | list = ()) -> list[tuple]:
+        """Rows of one read-only statement."""
+        raise NotImplementedError
+
+    def _now(self, conn: Connection) -> str | datetime:
+        """The ledger's clock, as stored in timestamp columns."""
+        raise NotImplementedError
+
+    def _lock_payment(self, conn: Connection, provider: ProviderName, payment: str) -> None:
+        """Serialise cap checks of one payment until the transaction ends."""
+
+    def _match_kept_notice(
+        self, conn: Connection, notice_id: int, outcome: NoticeOutcome, attempt_id: str | None
+    ) -> None:
+        conn.execute(
+            "UPDATE notices SET outcome = ?, attempt_id = ? WHERE id = ?",
+            (outcome.value, attempt_id, notice_id),
+        )
+
+    def _since(self, since: datetime) -> str | datetime:
+        """A ``since`` filter as the timestamp columns compare it."""
+        return iso(since)
+
+    # -- writing --------------------------------------------------------------------------
+
+    def record_attempt(
+        self, new: NewAttempt, *, limit: Money, known_references: Collection[str]
+    ) -> Attempt:
+        rules.check_new(new, limit)
+        known = set(known_references)
+        request = new.request
+
+        def write(conn: Connection) -> str:
+            self._lock_payment(conn, new.provider, new.payment_reference)
+            held = conn.execute(
+                f"""SELECT a.amount_minor, a.currency, c.provider_reference {_ATTEMPTS_FROM}
+                WHERE a.provider = ? AND a.payment_reference = ?
+                AND c.status IN ({", ".join("?" * len(_HOLDING))})""",
+                (new.provider.value, new.payment_reference, *_HOLDING),
+            ).fetchall()
+            flying = rules.in_flight(
+                ((Money(minor, currency), reference) for minor, currency, reference in held),
+                known,
+                limit.currency,
+            )
+            if flying + new.amount > limit:
+                remaining = max(limit - flying, Money.zero(limit.currency))
+                raise CapExceeded(remaining, new.payment_reference)
+            attempt_id = str(uuid.uuid4())
+            now = self._now(conn)
+            conn.execute(
+                """INSERT INTO attempts (attempt_id, created_at, profile, environment, provider,
+                payment_reference, amount_minor, currency, phone, country_id, reason,
+                webhook_url, idempotency_key, external_reference, request_method, request_path,
+                request_body, operator_name, operator_uid, hostname, ssh_client, pid,
+                app_version, retry_of)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    attempt_id, now, new.profile, new.environment, new.provider.value,
+                    new.payment_reference, new.amount.minor, new.amount.currency, new.phone,
+                    new.country_id, new.reason, new.webhook_url, request.idempotency_key,
+                    request.external_reference, request.method, request.path, request.body,
+                    new.operator.name, new.operator.uid, new.operator.hostname,
+                    new.operator.ssh_client, os.getpid(), __version__, new.retry_of,
+                ),
+            )  # fmt: skip
+            self._insert_event(conn, attempt_id, RefundStatus.PENDING, "intent", at=now)
+            return attempt_id
+
+        return self.get(self._write(write))
+
+    def add_event(
+        self, attempt_id: str, status: RefundStatus, source: str, **details: str | int | None
+    ) -> bool:
+        status = RefundStatus(status)
+        return self._write(lambda conn: self._append_status(conn, attempt_id, status, source, **details))
+
+    def _append_status(
+        self,
+        conn: Connection,
+        attempt_id: str,
+        status: RefundStatus,
+        source: str,
+        *,
+        provider_reference: str | None = None,
+        failure_reason: str | None = None,
+        raw_code: str | None = None,
+        raw_message: str | None = None,
+        http_status: int | None = None,
+        note: str | None = None,
+    ) -> bool:
+        current = self._current(conn, attempt_id)
+        if rules.tells_nothing_new(current, status, provider_reference, failure_reason, note):
+            return False
+        if not rules.may_follow(current[0], status) or not rules.reference_free(
+            current[1], provider_reference, self._reference_taken(conn, attempt_id, provider_reference)
+        ):
+            return False
+        self._insert_event(
+            conn, attempt_id, status, source,
+            provider_reference=provider_reference, failure_reason=failure_reason,
+            raw_code=raw_code, raw_message=raw_message, http_status=http_status, note=note,
+        )  # fmt: skip
+        return True
+
+    @staticmethod
+    def _reference_taken(conn: Connection, attempt_id: str, reference: str | None) -> bool:
+        if reference is None:
+            return False
+        taken = conn.execute(
+            """SELECT 1 FROM current_state c JOIN attempts a ON a.seq = c.attempt_seq
+            WHERE c.provider_reference = ? AND a.attempt_id != ? LIMIT 1""",
+            (reference, attempt_id),
+        ).fetchone()
+        return taken is not None
+
+    def claim_send(self, attempt_id: str, lease: timedelta) -> bool:
+        def write(conn: Connection) -> bool:
+            status, reference, failure = self._current(conn, attempt_id)
+            if reference is not None or status.is_terminal:
+                return False
+            last_id, last_at = conn.execute(
+                """SELECT id, at FROM events WHERE attempt_id = ? AND source IN ('intent', 'send')
+                ORDER BY id DESC LIMIT 1""",
+                (attempt_id,),
+            ).fetchone()
+            answered = conn.execute(
+                """SELECT 1 FROM events WHERE attempt_id = ? AND id > ?
+                AND http_status BETWEEN 400 AND 499 LIMIT 1""",
+                (attempt_id, last_id),
+            ).fetchone()
+            now = self._now(conn)
+            if rules.send_may_be_running(bool(answered), moment(now) - moment(last_at), lease):
+                return False
+            raw_code, raw_message = conn.execute(
+                f"SELECT c.raw_code, c.raw_message {_ATTEMPTS_FROM} WHERE a.attempt_id = ?",
+                (attempt_id,),
+            ).fetchone()
+            self._insert_event(
+                conn, attempt_id, status, "send", at=now, failure_reason=failure,
+                raw_code=raw_code, raw_message=raw_message, note="resending the stored request",
+            )  # fmt: skip
+            return True
+
+        return self._write(write)
+
+    def flag(self, attempt_id: str, note: str) -> None:
+        if not note.strip():
+            raise ValueError("say why the refund needs manual reconciliation")
+        self._write(lambda conn: self._append_flag(conn, attempt_id, note.strip()))
+
+    def _append_flag(self, conn: Connection, attempt_id: str, note: str) -> None:
+        status, reference, failure = self._current(conn, attempt_id)
+        self._insert_event(
+            conn, attempt_id, status, "flag",
+            provider_reference=reference, failure_reason=failure, note=note,
+        )  # fmt: skip
+
+    @staticmethod
+    def _current(conn: Connection, attempt_id: str) -> tuple[RefundStatus, str | None, str | None]:
+        row = conn.execute(
+            f"""SELECT c.status, c.provider_reference, c.failure_reason {_ATTEMPTS_FROM}
+            WHERE a.attempt_id = ?""",
+            (attempt_id,),
+        ).fetchone()
+        if row is None:
+            raise AttemptNotFound(f"no refund attempt {attempt_id}")
+        return _STATUS_BY_VALUE[row[0]], row[1], row[2]
+
+    def _insert_event(
+        self,
+        conn: Connection,
+        attempt_id: str,
+        status: RefundStatus,
+        source: str,
+        *,
+        at: str | datetime | None = None,
+        provider_reference: str | None = None,
+        failure_reason: str | None = None,
+        raw_code: str | None = None,
+        raw_message: str | None = None,
+        http_status: int | None = None,
+        note: str | None = None,
+    ) -> None:
+        conn.execute(
+            f"INSERT INTO events (attempt_id, {_EVENT_COLUMNS}) VALUES ({', '.join('?' * 10)})",
+            (
+                attempt_id, at or self._now(conn), status.value, source, provider_reference,
+                failure_reason, raw_code, raw_message, http_status, note,
+            ),
+        )  # fmt: skip
+
+    # -- notices --------------------------------------------------------------------------
+
+    def receive_notice(self, notice: Notice, body: str) -> NoticeOutcome:
+        def write(conn: Connection) -> NoticeOutcome:
+            seen = conn.execute(
+                "SELECT 1 FROM notices WHERE provider = ? AND identity = ?",
+                (notice.provider.value, notice.identity),
+            ).fetchone()
+            if seen:
+                return NoticeOutcome.DUPLICATE
+            attempt_id, outcome = self._apply_notice(conn, notice)
+            conn.execute(
+                f"INSERT INTO notices ({_NOTICE_COLUMNS}, body) VALUES ({', '.join('?' * 12)})",
+                (
+                    notice.provider.value, notice.identity, notice.event, notice.refund_reference,
+                    notice.payment_reference, notice.status.value if notice.status else None,
+                    notice.failure_reason, notice.tag, self._now(conn), outcome.value,
+                    attempt_id, body,
+                ),
+            )  # fmt: skip
+            return outcome
+
+        return self._write(write)
+
+    def reconcile_notices(self) -> int:
+        """Looks first without a write transaction, which it opens only when there is work."""
+        if not self.query(_MATCHABLE.format(columns="1") + " LIMIT 1"):
+            return 0
+
+        def write(conn: Connection) -> int:
+            rows = conn.execute(
+                _MATCHABLE.format(columns=f"id, {_NOTICE_COLUMNS}") + " ORDER BY id"
+            ).fetchall()
+            for notice_id, *columns in rows:
+                attempt_id, outcome = self._apply_notice(conn, _stored(tuple(columns)).notice)
+                self._match_kept_notice(conn, notice_id, outcome, attempt_id)
+            return len(rows)
+
+        return self._write(write)
+
+    def notice_conflicts(self, attempt_id: str) -> list[StoredNotice]:
+        rows = self.query(
+            f"""SELECT {_NOTICE_COLUMNS} FROM notices WHERE attempt_id = ?
+            AND outcome = 'conflict' ORDER BY id""",
+            (attempt_id,),
+        )
+        return [_stored(row) for row in rows]
+
+    def recent_notices(self, *, kept_only: bool = False, limit: int = 50) -> list[StoredNotice]:
+        where = "WHERE outcome = 'kept'" if kept_only else ""
+        rows = self.query(
+            f"SELECT {_NOTICE_COLUMNS} FROM notices {where} ORDER BY id DESC LIMIT ?", (limit,)
+        )
+        return [_stored(row) for row in rows]
+
+    def _apply_notice(self, conn: Connection, notice: Notice) -> tuple[str | None, NoticeOutcome]:
+        """A notice becomes a ``webhook`` status change under the usual guards; one that
+        contradicts the attempt's outcome or reference flags it instead."""
+        if notice.status is None:
+            return None, NoticeOutcome.IGNORED
+        attempt_id = self._match_notice(conn, notice)
+        if attempt_id is None:
+            return None, NoticeOutcome.KEPT
+        current, reference, _ = self._current(conn, attempt_id)
+        name = notice.provider.value
+        if reference is not None and reference != notice.refund_reference:
+            self._append_flag(
+                conn, attempt_id, f"{name} notified refund {notice.refund_reference}, which "
+                f"also carries this attempt's tag [{notice.tag}]: check for a double refund",
+            )  # fmt: skip
+            return attempt_id, NoticeOutcome.CONFLICT
+        if self._append_status(
+            conn, attempt_id, notice.status, "webhook",
+            provider_reference=notice.refund_reference, failure_reason=notice.failure_reason,
+        ):  # fmt: skip
+            return attempt_id, NoticeOutcome.APPLIED
+        if notice.status is current:
+            return attempt_id, NoticeOutcome.UNCHANGED
+        if rules.contradicts(current, notice.status):
+            self._append_flag(
+                conn, attempt_id, f"{name} notified refund {notice.refund_reference or '?'} "
+                f"{notice.status.value}, but it is recorded {current.value}: check with the "
+                "provider before any retry",
+            )  # fmt: skip
+            return attempt_id, NoticeOutcome.CONFLICT
+        return attempt_id, NoticeOutcome.STALE
+
+    @staticmethod
+    def _match_notice(conn: Connection, notice: Notice) -> str | None:
+        """The attempt the notice is about: by the provider's reference, else by our tag."""
+        row = None
+        if notice.refund_reference:
+            row = conn.execute(
+                """SELECT a.attempt_id FROM current_state c JOIN attempts a ON a.seq = c.attempt_seq
+                WHERE c.provider_reference = ? AND a.provider = ?""",
+                (notice.refund_reference, notice.provider.value),
+            ).fetchone()
+        if row is None and notice.tag:
+            row = conn.execute(
+                "SELECT attempt_id FROM attempts WHERE provider = ? AND external_reference = ?",
+                (notice.provider.value, notice.tag),
+            ).fetchone()
+        return row[0] if row else None
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _select(
+        self, where: str, params: list, *, newest_first: bool = True, limit: int | None = None
+    ) -> list[Attempt]:
+        order = "DESC" if newest_first else "ASC"
+        sql = (
+            f"SELECT {_ATTEMPT_COLUMNS}{self._attempt_extra} {_ATTEMPTS_FROM} {where} "
+            f"ORDER BY c.attempt_seq {order}"
+        )
+        if limit is not None:
+            sql += " LIMIT ?"
+            params = [*params, limit]
+        return [_to_attempt(row) for row in self.query(sql, params)]
+
+    def get(self, key: str) -> Attempt:
+        key = key.strip()
+        found = self._select("WHERE a.attempt_id = ?", [key])
+        if not found and len(key) >= MIN_PREFIX:
+            prefix = key.lower()
+            found = self._select(
+                "WHERE a.attempt_id >= ? AND a.attempt_id < ?", [prefix, prefix + "\x7f"], limit=2
+            )
+            if len(found) > 1:
+                raise AttemptNotFound(f"'{key}' matches several attempts: type more of the id")
+        if not found:
+            found = self._select("WHERE c.provider_reference = ?", [key], limit=2)
+            if len(found) > 1:
+                raise AttemptNotFound(f"several refund attempts carry the reference '{key}'")
+        if not found:
+            raise AttemptNotFound(f"no refund attempt or provider reference '{key}'")
+        return found[0]
+
+    def events(self, attempt_id: str) -> list[Event]:
+        rows = self.query(
+            f"""SELECT {_EVENT_COLUMNS}{self._event_extra} FROM events WHERE attempt_id = ?
+            ORDER BY id""",
+            (attempt_id,),
+        )
+        if not rows:
+            raise AttemptNotFound(f"no refund attempt {attempt_id}")
+        return [_to_event(row) for row in rows]
+
+    def attempts(
+        self,
+        *,
+        statuses: Collection[RefundStatus] | None = None,
+        provider: ProviderName | None = None,
+        payment_reference: str | None = None,
+        since: datetime | None = None,
+        retry_of: str | None = None,
+        limit: int | None = None,
+    ) -> list[Attempt]:
+        clauses: list[str] = []
+        params: list = []
+        if statuses is not None:
+            clauses.append(f"c.status IN ({', '.join('?' * len(statuses)) or 'NULL'})")
+            params.extend(RefundStatus(status).value for status in statuses)
+        if provider is not None:
+            clauses.append("a.provider = ?")
+            params.append(ProviderName(provider).value)
+        if payment_reference is not None:
+            clauses.append("a.payment_reference = ?")
+            params.append(payment_reference)
+        if since is not None:
+            clauses.append("a.created_at >= ?")
+            params.append(self._since(since))
+        if retry_of is not None:
+            clauses.append("a.retry_of = ?")
+            params.append(retry_of)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        return self._select(where, params, limit=limit)
+
+    def unresolved(self) -> list[Attempt]:
+        placeholders = ", ".join("?" * len(UNRESOLVED))
+        return self._select(
+            f"WHERE c.status IN ({placeholders})",
+            [status.value for status in UNRESOLVED],
+            newest_first=False,
+        )
+
+    def counts(self) -> dict[RefundStatus, int]:
+        totals = dict.fromkeys(RefundStatus, 0)
+        rows = self.query("SELECT status, count(*) FROM current_state GROUP BY status")
+        for status, count in rows:
+            totals[_STATUS_BY_VALUE[status]] = count
+        [(retried,)] = self.query(
+            f"""SELECT count(*) FROM attempts r JOIN attempts a ON a.attempt_id = r.retry_of
+            JOIN current_state c ON c.attempt_seq = a.seq
+            WHERE r.retry_of IS NOT NULL AND c.status = '{RefundStatus.FAILED.value}'"""
+        )
+        totals[RefundStatus.FAILED] -= retried
+        return totals
+
+    def audit_rows(self, since: datetime | None = None) -> Iterator[dict]:
+        """Read in chunks, so the ledger stays usable while a long export is written."""
+        after = 0
+        extra, params = ("AND e.at >= ?", [self._since(since)]) if since is not None else ("", [])
+        while True:
+            rows = self.query(
+                f"{_AUDIT_SELECT} WHERE e.id > ? {extra} ORDER BY e.id LIMIT {_AUDIT_CHUNK}",
+                [after, *params],
+            )
+            for row in rows:
+                record = dict(zip(_AUDIT_COLUMNS, row, strict=True))
+                for name in ("event_at", "attempt_created_at"):
+                    record[name] = iso(moment(record[name]))
+                record["amount"] = Money(record["amount_minor"], record["currency"]).plain()
+                yield {field: record[field] for field in AUDIT_FIELDS}
+            if len(rows) < _AUDIT_CHUNK:
+                return
+            after = rows[-1][0]

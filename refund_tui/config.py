@@ -83,6 +83,20 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message names the file and the key."""
 
 
+_PASSWORD_PARAMETER = re.compile(r"(password=)[^&\s]*", re.IGNORECASE)
+
+
+def masked_url(url: str) -> str:
+    """A database URL as it may be shown: any password (in the authority or a parameter)
+    replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is not None:
+        user = parts.username or ""
+        host = parts.netloc.rpartition("@")[2]
+        parts = parts._replace(netloc=f"{user}:***@{host}")
+    return _PASSWORD_PARAMETER.sub(r"\1***", parts.geturl())
+
+
 @dataclass(frozen=True, slots=True)
 class Paths:
     config_dir: Path

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -183,3 +185,42 @@ def fast_refresh(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(app_module, "MIN_INTERVAL", FAST_INTERVAL)
     session.config = dataclasses.replace(session.config, tracking_interval=FAST_INTERVAL)
+
+
+# -- PostgreSQL (the team ledger) --------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """URL of a fresh database for this session on a real server (see tests/postgres.py)."""
+    from tests import postgres
+
+    with contextlib.ExitStack() as stack:
+        try:
+            admin = stack.enter_context(postgres.server())
+        except postgres.NoPostgres as missing:
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"CI=true needs PostgreSQL: {missing}")
+            pytest.skip(str(missing))
+        yield stack.enter_context(postgres.session_database(admin))
+
+
+@pytest.fixture
+def team_ledger_factory(postgres_database: str) -> Iterator[Callable[..., Any]]:
+    """Opens ledgers on one fresh schema of the session database (set up at once):
+    ``factory(url=...)`` connects as another role; ``factory.url``, ``factory.schema``."""
+    from refund_tui.ledgers.postgres import PostgresLedger, setup
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    setup(postgres_database, schema=schema)
+    opened: list[PostgresLedger] = []
+
+    def open_ledger(url: str = postgres_database) -> PostgresLedger:
+        ledger = PostgresLedger(url, schema=schema, pool_size=2)
+        opened.append(ledger)
+        return ledger
+
+    open_ledger.url, open_ledger.schema = postgres_database, schema  # type: ignore[attr-defined]
+    yield open_ledger
+    for ledger in opened:
+        ledger.close()

@@ -181,8 +181,9 @@ class SqlLedger:
         """The ledger's clock, as stored in timestamp columns."""
         raise NotImplementedError
 
-    def _lock_payment(self, conn: Connection, provider: ProviderName, payment: str) -> None:
-        """Serialise cap checks of one payment until the transaction ends."""
+    def _serialise(self, conn: Connection, key: str) -> None:
+        """Serialise the writes that name ``key`` (a payment, attempt or notice) until the
+        transaction ends. SQLite's write lock already serialises every write."""
 
     def _match_kept_notice(
         self, conn: Connection, notice_id: int, outcome: NoticeOutcome, attempt_id: str | None
@@ -206,7 +207,7 @@ class SqlLedger:
         request = new.request
 
         def write(conn: Connection) -> str:
-            self._lock_payment(conn, new.provider, new.payment_reference)
+            self._serialise(conn, f"payment:{new.provider.value}:{new.payment_reference}")
             held = conn.execute(
                 f"""SELECT a.amount_minor, a.currency, c.provider_reference {_ATTEMPTS_FROM}
                 WHERE a.provider = ? AND a.payment_reference = ?
@@ -331,8 +332,9 @@ class SqlLedger:
             provider_reference=reference, failure_reason=failure, note=note,
         )  # fmt: skip
 
-    @staticmethod
-    def _current(conn: Connection, attempt_id: str) -> tuple[RefundStatus, str | None, str | None]:
+    def _current(self, conn: Connection, attempt_id: str) -> tuple[RefundStatus, str | None, str | None]:
+        """The attempt's state, locked for this transaction: read it only to change it."""
+        self._serialise(conn, f"attempt:{attempt_id}")
         row = conn.execute(
             f"""SELECT c.status, c.provider_reference, c.failure_reason {_ATTEMPTS_FROM}
             WHERE a.attempt_id = ?""",
@@ -369,6 +371,7 @@ class SqlLedger:
 
     def receive_notice(self, notice: Notice, body: str) -> NoticeOutcome:
         def write(conn: Connection) -> NoticeOutcome:
+            self._serialise(conn, f"notice:{notice.provider.value}:{notice.identity}")
             seen = conn.execute(
                 "SELECT 1 FROM notices WHERE provider = ? AND identity = ?",
                 (notice.provider.value, notice.identity),
@@ -395,6 +398,7 @@ class SqlLedger:
             return 0
 
         def write(conn: Connection) -> int:
+            self._serialise(conn, "notices:reconcile")
             rows = conn.execute(
                 _MATCHABLE.format(columns=f"id, {_NOTICE_COLUMNS}") + " ORDER BY id"
             ).fetchall()

@@ -1,0 +1,235 @@
+"""The team ledger's PostgreSQL schema: versioned migrations, group roles and their grants.
+
+``MIGRATIONS[n]`` takes a schema from version ``n`` to ``n + 1`` (recorded in
+``schema_migrations``); migrations are only ever appended, never edited. ``setup`` runs them
+under a transaction-scoped advisory lock, so two hosts never migrate at once.
+
+What the database itself guarantees, whatever a client does:
+- append-only: no app role holds UPDATE, DELETE or TRUNCATE on attempts, events or notices,
+  and triggers refuse them even to the owner (a kept notice is matched later only through
+  ``match_kept_notice``, which can do nothing else);
+- identity: ``recorded_by`` on every attempt, event and notice is ``session_user``, the
+  authenticated login, set by a trigger whatever the client sends;
+- the receiver role records notices and their ``webhook``/``flag`` events only;
+- ``current_state`` is written only by the trigger that derives it from events.
+"""
+
+from __future__ import annotations
+
+from refund_tui.core.models import RefundStatus
+
+VIEWER = "refund_tui_viewer"
+OPERATOR = "refund_tui_operator"
+RECEIVER = "refund_tui_receiver"
+ROLES = (VIEWER, OPERATOR, RECEIVER)
+#: Event sources the receiver role may record (everything else needs the operator role).
+RECEIVER_SOURCES = ("webhook", "flag")
+
+_STATUSES = ", ".join(f"'{status.value}'" for status in RefundStatus)
+
+
+def _append_only(table: str) -> tuple[str, ...]:
+    return (
+        f"""CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}
+        FOR EACH ROW EXECUTE FUNCTION refuse_change()""",
+        f"""CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
+        FOR EACH STATEMENT EXECUTE FUNCTION refuse_change()""",
+    )
+
+
+def _identity(table: str) -> str:
+    return f"""CREATE TRIGGER {table}_recorded_by BEFORE INSERT ON {table}
+        FOR EACH ROW EXECUTE FUNCTION set_recorded_by()"""
+
+
+_V1 = (
+    """CREATE FUNCTION refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION '% are append-only: % refused', TG_TABLE_NAME, TG_OP
+            USING ERRCODE = 'insufficient_privilege';
+    END $$""",
+    """CREATE FUNCTION set_recorded_by() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        NEW.recorded_by := session_user;
+        RETURN NEW;
+    END $$""",
+    f"""CREATE FUNCTION guard_event_source() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF NEW.source NOT IN ({", ".join(f"'{s}'" for s in RECEIVER_SOURCES)})
+           AND NOT pg_has_role(session_user, '{OPERATOR}', 'USAGE') THEN
+            RAISE EXCEPTION 'role % may record only webhook events', session_user
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        RETURN NEW;
+    END $$""",
+    """CREATE TABLE attempts (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        attempt_id text COLLATE "C" NOT NULL UNIQUE,
+        created_at timestamptz NOT NULL,
+        profile text NOT NULL,
+        environment text NOT NULL CHECK (environment IN ('sandbox', 'live')),
+        provider text NOT NULL,
+        payment_reference text NOT NULL,
+        amount_minor bigint NOT NULL CHECK (amount_minor > 0),
+        currency text NOT NULL,
+        phone text NOT NULL,
+        country_id text,
+        reason text NOT NULL,
+        webhook_url text,
+        idempotency_key text,
+        external_reference text NOT NULL,
+        request_method text NOT NULL,
+        request_path text NOT NULL,
+        request_body text NOT NULL,
+        operator_name text NOT NULL,
+        operator_uid bigint NOT NULL,
+        hostname text NOT NULL,
+        ssh_client text,
+        pid bigint NOT NULL,
+        app_version text NOT NULL,
+        retry_of text COLLATE "C" REFERENCES attempts (attempt_id),
+        recorded_by text NOT NULL DEFAULT session_user
+    )""",
+    "CREATE INDEX attempts_payment ON attempts (provider, payment_reference)",
+    "CREATE INDEX attempts_created ON attempts (created_at)",
+    """CREATE UNIQUE INDEX attempts_idempotency_key ON attempts (provider, idempotency_key)
+        WHERE idempotency_key IS NOT NULL""",
+    "CREATE UNIQUE INDEX attempts_one_retry ON attempts (retry_of) WHERE retry_of IS NOT NULL",
+    "CREATE INDEX attempts_external_reference ON attempts (provider, external_reference)",
+    f"""CREATE TABLE events (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        attempt_id text COLLATE "C" NOT NULL REFERENCES attempts (attempt_id),
+        at timestamptz NOT NULL,
+        status text NOT NULL CHECK (status IN ({_STATUSES})),
+        source text NOT NULL,
+        provider_reference text,
+        failure_reason text,
+        raw_code text,
+        raw_message text,
+        http_status integer,
+        note text,
+        recorded_by text NOT NULL DEFAULT session_user
+    )""",
+    "CREATE INDEX events_attempt ON events (attempt_id, id)",
+    "CREATE INDEX events_at ON events (at)",
+    """CREATE TABLE current_state (
+        attempt_seq bigint PRIMARY KEY REFERENCES attempts (seq),
+        status text NOT NULL,
+        provider_reference text,
+        failure_reason text,
+        raw_code text,
+        raw_message text,
+        updated_at timestamptz NOT NULL,
+        flagged boolean NOT NULL DEFAULT false
+    )""",
+    "CREATE INDEX current_state_status ON current_state (status, attempt_seq)",
+    "CREATE INDEX current_state_reference ON current_state (provider_reference)",
+    """CREATE FUNCTION derive_current_state() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+    BEGIN
+        PERFORM set_config('refund_tui.deriving', 'on', true);
+        INSERT INTO current_state AS c (attempt_seq, status, provider_reference, failure_reason,
+                                        raw_code, raw_message, updated_at, flagged)
+        VALUES ((SELECT seq FROM attempts WHERE attempt_id = NEW.attempt_id), NEW.status,
+                NEW.provider_reference, NEW.failure_reason, NEW.raw_code, NEW.raw_message,
+                NEW.at, NEW.source = 'flag')
+        ON CONFLICT (attempt_seq) DO UPDATE SET
+            status = excluded.status,
+            provider_reference = coalesce(excluded.provider_reference, c.provider_reference),
+            failure_reason = excluded.failure_reason,
+            raw_code = excluded.raw_code,
+            raw_message = excluded.raw_message,
+            updated_at = excluded.updated_at,
+            flagged = c.flagged OR excluded.flagged;
+        PERFORM set_config('refund_tui.deriving', 'off', true);
+        RETURN NULL;
+    END $$""",
+    """CREATE FUNCTION guard_current_state() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF current_setting('refund_tui.deriving', true) = 'on' THEN
+            RETURN NEW;
+        END IF;
+        RAISE EXCEPTION 'current_state is derived from events: % refused', TG_OP
+            USING ERRCODE = 'insufficient_privilege';
+    END $$""",
+    """CREATE TRIGGER current_state_derived_only BEFORE INSERT OR UPDATE OR DELETE
+        ON current_state FOR EACH ROW EXECUTE FUNCTION guard_current_state()""",
+    """CREATE TRIGGER events_to_current_state AFTER INSERT ON events
+        FOR EACH ROW EXECUTE FUNCTION derive_current_state()""",
+    """CREATE TABLE notices (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        received_at timestamptz NOT NULL,
+        provider text NOT NULL,
+        identity text NOT NULL,
+        event text NOT NULL,
+        refund_reference text,
+        payment_reference text,
+        tag text,
+        status text,
+        failure_reason text,
+        outcome text NOT NULL
+            CHECK (outcome IN ('applied', 'unchanged', 'stale', 'kept', 'ignored', 'conflict')),
+        attempt_id text COLLATE "C" REFERENCES attempts (attempt_id),
+        body text NOT NULL,
+        recorded_by text NOT NULL DEFAULT session_user,
+        UNIQUE (provider, identity)
+    )""",
+    "CREATE INDEX notices_kept ON notices (id) WHERE outcome = 'kept'",
+    "CREATE INDEX notices_attempt ON notices (attempt_id) WHERE attempt_id IS NOT NULL",
+    # The one change a notice may see: a kept one matched to its attempt, by this function.
+    """CREATE FUNCTION match_kept_notice(notice_id bigint, new_outcome text, matched text)
+    RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+    BEGIN
+        PERFORM set_config('refund_tui.matching', 'on', true);
+        UPDATE notices SET outcome = new_outcome, attempt_id = matched
+            WHERE id = notice_id AND outcome = 'kept';
+        PERFORM set_config('refund_tui.matching', 'off', true);
+        RETURN FOUND;
+    END $$""",
+    """CREATE FUNCTION guard_notice() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'UPDATE' AND current_setting('refund_tui.matching', true) = 'on'
+           AND OLD.outcome = 'kept' AND NEW.id = OLD.id AND NEW.received_at = OLD.received_at
+           AND NEW.identity = OLD.identity AND NEW.body = OLD.body
+           AND NEW.recorded_by = OLD.recorded_by THEN
+            RETURN NEW;
+        END IF;
+        RAISE EXCEPTION 'notices are kept as received: % refused', TG_OP
+            USING ERRCODE = 'insufficient_privilege';
+    END $$""",
+    """CREATE TRIGGER notices_guard BEFORE UPDATE OR DELETE ON notices
+        FOR EACH ROW EXECUTE FUNCTION guard_notice()""",
+    """CREATE TRIGGER notices_no_truncate BEFORE TRUNCATE ON notices
+        FOR EACH STATEMENT EXECUTE FUNCTION refuse_change()""",
+    """CREATE FUNCTION notify_change() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify(TG_TABLE_SCHEMA, TG_TABLE_NAME);
+        RETURN NULL;
+    END $$""",
+    """CREATE TRIGGER events_notify AFTER INSERT ON events
+        FOR EACH STATEMENT EXECUTE FUNCTION notify_change()""",
+    """CREATE TRIGGER notices_notify AFTER INSERT OR UPDATE ON notices
+        FOR EACH STATEMENT EXECUTE FUNCTION notify_change()""",
+    *_append_only("attempts"),
+    *_append_only("events"),
+    _identity("attempts"),
+    _identity("events"),
+    _identity("notices"),
+    """CREATE TRIGGER events_source_guard BEFORE INSERT ON events
+        FOR EACH ROW EXECUTE FUNCTION guard_event_source()""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+#: Applied after every migration run (idempotent): who may do what in the schema.
+GRANTS = (
+    "REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM PUBLIC",
+    "REVOKE ALL ON ALL FUNCTIONS IN SCHEMA {schema} FROM PUBLIC",
+    f"GRANT USAGE ON SCHEMA {{schema}} TO {VIEWER}, {OPERATOR}, {RECEIVER}",
+    f"GRANT SELECT ON ALL TABLES IN SCHEMA {{schema}} TO {VIEWER}, {OPERATOR}, {RECEIVER}",
+    f"GRANT INSERT ON {{schema}}.attempts, {{schema}}.events TO {OPERATOR}",
+    f"GRANT INSERT ON {{schema}}.events, {{schema}}.notices TO {RECEIVER}",
+    f"""GRANT EXECUTE ON FUNCTION {{schema}}.match_kept_notice(bigint, text, text)
+        TO {OPERATOR}, {RECEIVER}""",
+)

@@ -1,0 +1,139 @@
+"""What only the PostgreSQL ledger promises: the database enforces roles, identity and
+append-only whatever the client does; setup is versioned and serialised; clear failures."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import psycopg
+import pytest
+
+from refund_tui.core.ledger import LedgerError, NoticeOutcome
+from refund_tui.core.models import RefundStatus
+from refund_tui.ledgers.postgres import PostgresLedger, schema_version, setup
+from refund_tui.ledgers.postgres_schema import OPERATOR, RECEIVER, SCHEMA_VERSION, VIEWER
+from tests.ledger.factories import notice, record
+from tests.postgres import login_role
+
+
+@pytest.fixture
+def owner(team_ledger_factory) -> PostgresLedger:
+    return team_ledger_factory()
+
+
+def raw(url: str, schema: str) -> psycopg.Connection:
+    return psycopg.connect(url, autocommit=True, options=f"-c search_path={schema}")
+
+
+def test_the_database_records_who_recorded_each_row(team_ledger_factory, postgres_database):
+    operator_url = login_role(postgres_database, f"op_{uuid.uuid4().hex[:6]}", OPERATOR)
+    ledger = team_ledger_factory(operator_url)
+    attempt_id = record(ledger, 500)
+    ledger.add_event(attempt_id, RefundStatus.PROCESSING, "provider", provider_reference="rf_1")
+    login = ledger.role
+    assert login.endswith("_op_" + login.rsplit("_", 1)[1]) and login != "postgres"
+    assert ledger.get(attempt_id).recorded_by == login
+    assert [event.recorded_by for event in ledger.events(attempt_id)] == [login, login]
+
+    with raw(operator_url, team_ledger_factory.schema) as conn:  # a modified client
+        conn.execute(
+            """INSERT INTO events (attempt_id, at, status, source, recorded_by)
+            VALUES (%s, now(), 'processing', 'poll', 'somebody_else')""",
+            (attempt_id,),
+        )
+    assert ledger.events(attempt_id)[-1].recorded_by == login
+
+
+def test_a_viewer_reads_but_cannot_record(team_ledger_factory, postgres_database, owner):
+    attempt_id = record(owner, 500)
+    viewer = team_ledger_factory(login_role(postgres_database, f"view_{uuid.uuid4().hex[:6]}", VIEWER))
+    assert viewer.get(attempt_id).amount.minor == 500
+    with pytest.raises(LedgerError, match=f"refused role {viewer.role}: permission denied"):
+        record(viewer, 100)
+    with pytest.raises(LedgerError, match="permission denied"):
+        viewer.add_event(attempt_id, RefundStatus.FAILED, "poll")
+    assert [a.attempt_id for a in owner.attempts()] == [attempt_id]
+
+
+def test_a_receiver_records_notices_and_nothing_else(team_ledger_factory, postgres_database, owner):
+    attempt_id = record(owner, 500)
+    owner.add_event(attempt_id, RefundStatus.PROCESSING, "provider", provider_reference="rf_r")
+    receiver = team_ledger_factory(login_role(postgres_database, f"recv_{uuid.uuid4().hex[:6]}", RECEIVER))
+    early = notice(RefundStatus.COMPLETED, reference="rf_unknown_yet")
+    assert receiver.receive_notice(early, "{}") is NoticeOutcome.KEPT
+    completed = notice(RefundStatus.COMPLETED, reference="rf_r")
+    assert receiver.receive_notice(completed, "{}") is NoticeOutcome.APPLIED
+    assert owner.events(attempt_id)[-1].recorded_by == receiver.role
+    with pytest.raises(LedgerError, match="permission denied"):
+        record(receiver, 100)
+    with pytest.raises(LedgerError, match="may record only webhook events"):
+        receiver.add_event(attempt_id, RefundStatus.REVERSED, "poll")
+    other = record(owner, 100)
+    owner.add_event(other, RefundStatus.PROCESSING, "provider", provider_reference="rf_unknown_yet")
+    assert receiver.reconcile_notices() == 1
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE attempts SET amount_minor = 1",
+        "DELETE FROM attempts",
+        "UPDATE events SET status = 'completed'",
+        "DELETE FROM events",
+        "TRUNCATE events CASCADE",
+        "UPDATE notices SET outcome = 'applied'",
+        "DELETE FROM notices",
+        "UPDATE current_state SET status = 'completed'",
+    ],
+)
+@pytest.mark.parametrize("who", ["operator", "owner"])
+def test_history_cannot_be_rewritten(team_ledger_factory, postgres_database, owner, statement, who):
+    attempt_id = record(owner, 500)
+    owner.receive_notice(notice(RefundStatus.COMPLETED, reference="rf_kept"), "{}")
+    url = postgres_database
+    if who == "operator":
+        url = login_role(postgres_database, f"op_{uuid.uuid4().hex[:6]}", OPERATOR, RECEIVER)
+    with raw(url, team_ledger_factory.schema) as conn, pytest.raises(psycopg.Error) as refused:
+        conn.execute(statement)
+    if who == "operator":
+        assert isinstance(refused.value, psycopg.errors.InsufficientPrivilege)
+    else:
+        assert "refused" in str(refused.value)
+    assert owner.get(attempt_id).status is RefundStatus.PENDING
+    assert len(owner.events(attempt_id)) == 1 and len(owner.recent_notices()) == 1
+
+
+def test_opening_needs_the_schema_set_up(postgres_database):
+    with pytest.raises(LedgerError, match="no refund-tui schema 'nowhere' yet: .*ledger setup"):
+        PostgresLedger(postgres_database, schema="nowhere")
+
+
+def test_concurrent_setups_migrate_once(postgres_database):
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    results, problems = [], []
+
+    def run() -> None:
+        try:
+            results.append(setup(postgres_database, schema=schema))
+        except Exception as error:  # noqa: BLE001 - reported by the assertion below
+            problems.append(error)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert problems == []
+    assert sorted(results) == [(0, SCHEMA_VERSION)] + [(SCHEMA_VERSION, SCHEMA_VERSION)] * 2
+    with raw(postgres_database, schema) as conn:
+        assert schema_version(conn, schema) == SCHEMA_VERSION
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_an_unreachable_server_is_one_line_naming_where_and_who_never_the_password():
+    with pytest.raises(LedgerError) as caught:
+        PostgresLedger("postgresql://ama:hunter2@127.0.0.1:1/ledger")
+    message = str(caught.value)
+    assert message.startswith("cannot reach the team ledger (role ama at 127.0.0.1:1/ledger)")
+    assert "hunter2" not in message and "\n" not in message

@@ -5,8 +5,10 @@ PostgreSQL for a team. Whatever must be atomic is one method (``record_attempt``
 ``add_event``, ``claim_send``, ``receive_notice``), so no connection or transaction ever
 crosses the port, and adapters raise only the exceptions defined here (plus ValueError for
 a programming error). The port is synchronous: code on an event loop calls it through a
-thread (``asyncio.to_thread``, Textual thread workers, Starlette's thread pool), never
-directly, so a slow network database cannot freeze the console.
+thread (``ThreadedLedger``, Textual thread workers, Starlette's thread pool), never
+directly, so a slow network database cannot freeze the console. A synchronous port keeps
+one implementation of the rules for both adapters (SQLite has no async driver worth its
+cost) and suits the CLI and the receiver, which are threaded already.
 
 Invariants every adapter keeps: an attempt is recorded, with its exact request, in the same
 transaction that checks the payment's cap (serialised per payment across processes and
@@ -16,11 +18,13 @@ never moves backwards (``ledger_rules``); a notice is applied at most once.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from refund_tui.core.models import ProviderName, RefundStatus
 from refund_tui.core.money import Money
@@ -40,6 +44,7 @@ __all__ = [
     "NoticeOutcome",
     "Operator",
     "StoredNotice",
+    "ThreadedLedger",
 ]
 
 #: Shortest attempt-id prefix ``Ledger.get`` accepts.
@@ -276,3 +281,43 @@ class Ledger(Protocol):
     def recent_notices(self, *, kept_only: bool = False, limit: int = 50) -> list[StoredNotice]:
         """The newest notices first; ``kept_only``: those still waiting for an attempt."""
         ...
+
+
+class ThreadedLedger:
+    """The port for code on an event loop: each call runs in a worker thread and is awaited,
+    so a slow or unreachable database delays the caller, never the loop (the console)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    async def get(self, key: str) -> Attempt:
+        return await asyncio.to_thread(self.ledger.get, key)
+
+    async def attempts(self, **filters: Any) -> list[Attempt]:
+        return await asyncio.to_thread(functools.partial(self.ledger.attempts, **filters))
+
+    async def unresolved(self) -> list[Attempt]:
+        return await asyncio.to_thread(self.ledger.unresolved)
+
+    async def record_attempt(
+        self, new: NewAttempt, *, limit: Money, known_references: Collection[str]
+    ) -> Attempt:
+        return await asyncio.to_thread(
+            functools.partial(self.ledger.record_attempt, new, limit=limit, known_references=known_references)
+        )
+
+    async def add_event(
+        self, attempt_id: str, status: RefundStatus, source: str, **details: str | int | None
+    ) -> bool:
+        return await asyncio.to_thread(
+            functools.partial(self.ledger.add_event, attempt_id, status, source, **details)
+        )
+
+    async def claim_send(self, attempt_id: str, lease: timedelta) -> bool:
+        return await asyncio.to_thread(self.ledger.claim_send, attempt_id, lease)
+
+    async def flag(self, attempt_id: str, note: str) -> None:
+        await asyncio.to_thread(self.ledger.flag, attempt_id, note)
+
+    async def notice_conflicts(self, attempt_id: str) -> list[StoredNotice]:
+        return await asyncio.to_thread(self.ledger.notice_conflicts, attempt_id)

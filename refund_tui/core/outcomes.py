@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-from refund_tui.core.ledger import Attempt, Ledger
+from refund_tui.core.ledger import Attempt, Ledger, ThreadedLedger
 from refund_tui.core.models import ErrorCode, ProviderError, ProviderName, Refund, RefundStatus
 from refund_tui.core.provider import Provider
 
@@ -37,7 +37,7 @@ class Outcomes:
     """Sends stored requests and records, in the ledger, what happened to them."""
 
     def __init__(self, ledger: Ledger, provider: Callable[[ProviderName], Provider]) -> None:
-        self.ledger = ledger
+        self.db = ThreadedLedger(ledger)
         self.provider = provider
         self.lease_margin = LEASE_MARGIN
 
@@ -55,11 +55,11 @@ class Outcomes:
         except ProviderError as error:
             await self._classify(attempt, error, source, resend)
             return
-        self.record(attempt, refund, source, note="accepted by the provider")
+        await self.record(attempt, refund, source, note="accepted by the provider")
 
-    def record(self, attempt: Attempt, refund: Refund, source: str, note: str | None = None) -> bool:
+    async def record(self, attempt: Attempt, refund: Refund, source: str, note: str | None = None) -> bool:
         """Write the provider's view of the refund; True if anything changed."""
-        return self.ledger.add_event(
+        return await self.db.add_event(
             attempt.attempt_id,
             refund.status,
             source,
@@ -86,12 +86,12 @@ class Outcomes:
                 not resend or (found is False and error.code in BUSINESS_REJECTIONS)
             )
         if definitive:
-            self.ledger.add_event(
+            await self.db.add_event(
                 attempt.attempt_id, RefundStatus.FAILED, source, failure_reason=error.message,
                 **raw, note="refused by the provider",
             )  # fmt: skip
         else:
-            self.ledger.add_event(
+            await self.db.add_event(
                 attempt.attempt_id, RefundStatus.UNKNOWN, source, **raw,
                 note=f"outcome unknown ({error.message}); resolved by status, never by a new key",
             )  # fmt: skip
@@ -109,7 +109,7 @@ class Outcomes:
             return None
         claimed = {
             other.provider_reference
-            for other in self.ledger.attempts(
+            for other in await self.db.attempts(
                 provider=attempt.provider, payment_reference=attempt.payment_reference
             )
             if other.provider_reference and other.attempt_id != attempt.attempt_id
@@ -117,28 +117,28 @@ class Outcomes:
         refund = provider.match_refund(payment, attempt.request, attempt.created_at, claimed)
         if refund is None:
             return False
-        self.record(attempt, refund, source, note="found on the provider's payment record")
+        await self.record(attempt, refund, source, note="found on the provider's payment record")
         return True
 
     async def resolve(self, attempt: Attempt, source: str = "recovery") -> str:
         """Settle an attempt whose request may or may not have been executed."""
-        attempt = self.ledger.get(attempt.attempt_id)
+        attempt = await self.db.get(attempt.attempt_id)
         if attempt.status.is_terminal:
             return attempt.status.value
         if attempt.provider_reference:
             await self.poll(attempt, source)
-            return self.ledger.get(attempt.attempt_id).status.value
+            return (await self.db.get(attempt.attempt_id)).status.value
         provider = self.provider(attempt.provider)
         if not provider.idempotent:
             found = await self.adopt(attempt, source)
             if found is None:
                 return "still unknown: the payment record could not be read"
             if found:
-                return self.ledger.get(attempt.attempt_id).status.value
-        if not self.ledger.claim_send(attempt.attempt_id, self.lease(attempt)):
+                return (await self.db.get(attempt.attempt_id)).status.value
+        if not await self.db.claim_send(attempt.attempt_id, self.lease(attempt)):
             return "waiting: the last request may still be in flight"
         await self.send(attempt, source, resend=True)
-        return self.ledger.get(attempt.attempt_id).status.value
+        return (await self.db.get(attempt.attempt_id)).status.value
 
     async def poll(self, attempt: Attempt, source: str = "poll") -> tuple[bool, float | None]:
         """Read the refund's status; returns (changed, Retry-After seconds when refused)."""
@@ -147,4 +147,4 @@ class Outcomes:
             refund = await provider.refund_status(attempt.payment_reference, attempt.provider_reference)
         except ProviderError as error:
             return False, error.retry_after
-        return self.record(attempt, refund, source), None
+        return await self.record(attempt, refund, source), None

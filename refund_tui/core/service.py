@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from refund_tui.core.ledger import Attempt, Ledger, LedgerError, NewAttempt, Operator
+from refund_tui.core.ledger import Attempt, Ledger, LedgerError, NewAttempt, Operator, ThreadedLedger
 from refund_tui.core.models import (
     Country,
     ErrorCode,
@@ -151,6 +151,8 @@ class RefundService:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.ledger = ledger
+        #: The same ledger for this class's coroutines: called in threads, never on the loop.
+        self.db = ThreadedLedger(ledger)
         self.providers = dict(providers)
         self.profile = profile
         self.environment = environment
@@ -188,19 +190,19 @@ class RefundService:
             )
             raise ProviderError(ErrorCode.PAYMENT_NOT_FOUND, message, provider=provider)
         payment = await self.provider(provider).get_payment(reference)
-        return self.view(payment)
+        return await self.view(payment)
 
-    def view(self, payment: Payment) -> PaymentView:
+    async def view(self, payment: Payment) -> PaymentView:
         """Refundable balance (the stricter of the provider's and the ledger's view) and
         blockers; the ledger learns any status the provider now reports differently."""
         known = {refund.reference: refund for refund in payment.refunds}
         in_flight = Money.zero(payment.currency)
-        for attempt in self.ledger.attempts(
+        for attempt in await self.db.attempts(
             provider=payment.provider, payment_reference=payment.reference
         ):
             reported = known.get(attempt.provider_reference)
             if reported is not None and reported.status is not attempt.status:
-                self.outcomes.record(attempt, reported, "lookup")
+                await self.outcomes.record(attempt, reported, "lookup")
             elif reported is None and attempt.status.holds_balance:
                 in_flight = in_flight + attempt.amount
         held = payment.refunds_holding_balance() + in_flight
@@ -265,12 +267,17 @@ class RefundService:
         country: Country | None = None,
         webhook_url: str = "",
         retry_of: str | None = None,
+        retry_checked: bool = False,
     ) -> PreparedRefund:
-        """Validate every field; raise RefundInvalid naming each problem, or RefundNotAllowed."""
+        """Validate every field; raise RefundInvalid naming each problem, or RefundNotAllowed.
+
+        ``retry_checked``: the caller already ran ``check_retry`` (the console, once, in a
+        thread), so this call reads nothing from the ledger; ``submit`` checks again anyway.
+        """
         if view.blockers:
             raise RefundNotAllowed("cannot refund: " + "; ".join(view.blockers))
-        if retry_of is not None:
-            self._check_retry(view.payment, retry_of)
+        if retry_of is not None and not retry_checked:
+            self.check_retry(view.payment, retry_of)
         provider = self.provider(view.payment.provider)
         problems: dict[str, str] = {}
         money = mobile = clean_reason = url = None
@@ -314,7 +321,9 @@ class RefundService:
         )
         return PreparedRefund(view=view, draft=draft, phone=mobile, retry_of=retry_of)
 
-    def _check_retry(self, payment: Payment, attempt_id: str) -> None:
+    def check_retry(self, payment: Payment, attempt_id: str) -> Attempt:
+        """The failed attempt a refund of ``payment`` may retry; RefundNotAllowed says why not.
+        Blocking (three ledger reads): from an event loop, run it in a thread."""
         failed = self.ledger.get(attempt_id)
         if failed.status is not RefundStatus.FAILED:
             raise RefundNotAllowed(f"only a failed refund can be retried; this one is {failed.status}")
@@ -330,6 +339,7 @@ class RefundService:
             raise RefundNotAllowed(
                 f"already retried as {retries[0].attempt_id[:8]}: retry that one if it failed too"
             )
+        return failed
 
     # -- sending ------------------------------------------------------------------------
 
@@ -348,8 +358,8 @@ class RefundService:
         payment = draft.payment
         provider = self.provider(payment.provider)
         if prepared.retry_of is not None:
-            self._check_retry(payment, prepared.retry_of)
-        attempt = self.ledger.record_attempt(
+            await asyncio.to_thread(self.check_retry, payment, prepared.retry_of)
+        attempt = await self.db.record_attempt(
             NewAttempt(
                 profile=self.profile,
                 environment=self.environment,
@@ -371,7 +381,7 @@ class RefundService:
         try:
             await self.outcomes.send(attempt)
             for delay in self.retry_delays:
-                if self.ledger.get(attempt.attempt_id).status is not RefundStatus.UNKNOWN:
+                if (await self.db.get(attempt.attempt_id)).status is not RefundStatus.UNKNOWN:
                     break
                 await asyncio.sleep(delay)
                 await self.outcomes.resolve(attempt, source="provider")
@@ -382,10 +392,11 @@ class RefundService:
             raise
         finally:
             self._in_flight.discard(attempt.attempt_id)
-        return self.ledger.get(attempt.attempt_id)
+        return await self.db.get(attempt.attempt_id)
 
     def _mark_interrupted(self, attempt: Attempt) -> None:
-        """Leave a clear UNKNOWN behind when sending was cut short (best effort)."""
+        """Leave a clear UNKNOWN behind when sending was cut short (best effort). Blocking on
+        purpose: it runs while the task is being cancelled, when awaiting may not finish."""
         with contextlib.suppress(Exception):
             current = self.ledger.get(attempt.attempt_id)
             if current.provider_reference is None and not current.status.is_terminal:
@@ -399,7 +410,7 @@ class RefundService:
     async def recover(self, attempt_ids: Collection[str] | None = None) -> list[RecoveryResult]:
         """Resolve every pending or unknown attempt; flag those too old to resolve safely."""
         results = []
-        for attempt in self.ledger.unresolved():
+        for attempt in await self.db.unresolved():
             if attempt_ids is None or attempt.attempt_id in attempt_ids:
                 results.append(await self._recover_one(attempt))
         return results
@@ -419,16 +430,16 @@ class RefundService:
         finally:
             self._in_flight.discard(attempt.attempt_id)
         try:
-            return RecoveryResult(self.ledger.get(attempt.attempt_id), outcome)
+            return RecoveryResult(await self.db.get(attempt.attempt_id), outcome)
         except LedgerError:
             return RecoveryResult(attempt, outcome)
 
     async def _flag_or_adopt(self, attempt: Attempt) -> str:
         """Too old to resend (keys expire): adopt a matching refund or flag for a human."""
         if await self.outcomes.adopt(attempt, "recovery"):
-            return self.ledger.get(attempt.attempt_id).status.value
+            return (await self.db.get(attempt.attempt_id)).status.value
         if not attempt.flagged:
-            self.ledger.flag(
+            await self.db.flag(
                 attempt.attempt_id,
                 f"unresolved for over {self.flag_after}: reconcile manually with the provider",
             )
@@ -436,11 +447,11 @@ class RefundService:
 
     async def refresh(self, attempt_id: str) -> Attempt:
         """Bring one attempt up to date: poll it, or resolve it when its outcome is unknown."""
-        attempt = self.ledger.get(attempt_id)
+        attempt = await self.db.get(attempt_id)
         if attempt.status.is_terminal and attempt.status is not RefundStatus.COMPLETED:
             return attempt
         await self._recover_one(attempt)
-        return self.ledger.get(attempt.attempt_id)
+        return await self.db.get(attempt.attempt_id)
 
     # -- tracking ------------------------------------------------------------------------
 
@@ -451,10 +462,10 @@ class RefundService:
         reversal is seen. Returns how many attempts changed.
         """
         now = self.clock()
-        recent = self.ledger.attempts(statuses=[RefundStatus.COMPLETED], since=now - RECHECK_COMPLETED)
+        recent = await self.db.attempts(statuses=[RefundStatus.COMPLETED], since=now - RECHECK_COMPLETED)
         due = [
             attempt
-            for attempt in [*self.ledger.unresolved(), *recent]
+            for attempt in [*await self.db.unresolved(), *recent]
             if (attempt.provider_reference or attempt.status is RefundStatus.UNKNOWN)
             and attempt.attempt_id not in self._in_flight
             and (force or self._schedule.is_due(attempt.attempt_id, now))
@@ -469,7 +480,7 @@ class RefundService:
                 else:
                     result = await self._recover_one(attempt)
                     changed, retry_after = result.attempt.status is not attempt.status, None
-            status = self.ledger.get(attempt.attempt_id).status
+            status = (await self.db.get(attempt.attempt_id)).status
             self._schedule.after(attempt.attempt_id, self.clock(), changed, retry_after, status)
             return changed
 

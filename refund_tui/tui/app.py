@@ -28,7 +28,7 @@ from refund_tui.tui.screens.too_small import MIN_HEIGHT, MIN_WIDTH, TooSmallScre
 from refund_tui.tui.widgets.banner import BannerInfo
 
 if TYPE_CHECKING:
-    from refund_tui.core.ledger import ChangeWatch
+    from refund_tui.core.ledger import Attempt, ChangeWatch
     from refund_tui.core.service import PaymentView, RefundService
     from refund_tui.session import Session
 
@@ -141,6 +141,7 @@ class RefundApp(App[None]):
         if get_current_worker().is_cancelled:
             asyncio.run(session.aclose())
             return None
+        self._ledger_watch = session.ledger.change_watch()  # connects: here, not on the loop
         return session
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -170,7 +171,8 @@ class RefundApp(App[None]):
         )
         self._apply_keymap(session.config.keys)
         self.set_interval(self.refresh_interval, self._tick_tracking, name="tracking")
-        self._ledger_watch = session.ledger.change_watch()
+        if self._ledger_watch is None:  # a session handed in: its watch is a local file's
+            self._ledger_watch = session.ledger.change_watch()
         self.set_interval(WATCH_INTERVAL, self._watch_ledger, name="ledger-watch")
         self.refresh_counts()
         self.recover_at_start()
@@ -300,10 +302,10 @@ class RefundApp(App[None]):
         if not isinstance(self.screen, CredentialsScreen):
             self.push_screen(CredentialsScreen())
 
-    def open_refund(self, view: PaymentView, retry_of: str | None = None) -> None:
+    def open_refund(self, view: PaymentView, retry_of: Attempt | None = None) -> None:
         """Open the refund form for ``view`` (prefilled; a new key and confirmation).
 
-        ``retry_of`` is the id of the failed attempt this refund retries.
+        ``retry_of`` is the failed attempt this refund retries (``service.check_retry``).
         """
         from refund_tui.tui.screens.refund_form import RefundFormScreen
 

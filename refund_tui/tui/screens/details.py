@@ -39,7 +39,7 @@ from refund_tui.tui.widgets.status import status_label, status_text
 FAILURES = {
     "details-load": "Could not read the refund",
     "details-resolve": "Could not resolve the refund",
-    "details-retry": "Could not look up the payment to retry",
+    "details-retry": "Could not retry the refund",
 }
 
 
@@ -253,9 +253,10 @@ class DetailsScreen(Screen):
             self.attempt = attempt
 
     class RetryReady(Message):
-        def __init__(self, view: PaymentView) -> None:
+        def __init__(self, view: PaymentView, failed: Attempt) -> None:
             super().__init__()
             self.view = view
+            self.failed = failed
 
     def __init__(self, attempt_id: str) -> None:
         super().__init__()
@@ -381,12 +382,14 @@ class DetailsScreen(Screen):
     @work(exclusive=True, exit_on_error=False, group="details-retry", description="look up payment")
     async def look_up_for_retry(self) -> None:
         attempt = self.attempt
-        view = await self.app.service.lookup(attempt.provider, attempt.payment_reference)
-        self.post_message(self.RetryReady(view))
+        service = self.app.service
+        view = await service.lookup(attempt.provider, attempt.payment_reference)
+        failed = await asyncio.to_thread(service.check_retry, view.payment, attempt.attempt_id)
+        self.post_message(self.RetryReady(view, failed))
 
     @on(RetryReady)
     def _open_retry(self, message: RetryReady) -> None:
-        self.app.open_refund(message.view, retry_of=self.attempt_id)
+        self.app.open_refund(message.view, retry_of=message.failed)
 
     def action_resolve(self) -> None:
         provider = self.attempt.provider.value.title()

@@ -21,6 +21,7 @@ from refund_tui.tui.messages import describe_error
 from refund_tui.tui.widgets.banner import Banner
 
 if TYPE_CHECKING:
+    from refund_tui.core.ledger import Attempt
     from refund_tui.core.models import Country
     from refund_tui.core.service import PaymentView, PreparedRefund
 
@@ -33,11 +34,11 @@ class RefundFormScreen(Screen[None]):
 
     BINDINGS = keys.bindings("refund")
 
-    def __init__(self, view: PaymentView, *, retry_of: str | None = None) -> None:
+    def __init__(self, view: PaymentView, *, retry_of: Attempt | None = None) -> None:
         super().__init__()
         self.view = view
-        self.retry_of = retry_of
-        self.failed = None
+        self.failed = retry_of
+        self.retry_of = retry_of.attempt_id if retry_of else None
         self.countries: list[Country] = []
         self.countries_problem: str | None = None
         self.problems: dict[str, str] = {}
@@ -50,8 +51,6 @@ class RefundFormScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         payment = self.view.payment
-        if self.retry_of:
-            self.failed = self.app.service.ledger.get(self.retry_of)
         amount = min(self.failed.amount, self.view.refundable) if self.failed else self.view.refundable
         yield Banner()
         title = (
@@ -163,6 +162,7 @@ class RefundFormScreen(Screen[None]):
             "country": self._country(),
             "webhook_url": self.query_one("#webhook_url", Input).value if self._routed else "",
             "retry_of": self.retry_of,
+            "retry_checked": True,
         }
 
     def prepare(self) -> PreparedRefund | None:

@@ -210,3 +210,42 @@ def webhooks_list(profile_name, kept, limit, as_json) -> None:
     from refund_tui.commands.webhooks import list_notices
 
     list_notices(profile_name, kept, limit, as_json)
+
+
+@main.group()
+def ledger() -> None:
+    """The team ledger on PostgreSQL: set it up and give logins their roles (its owner runs these)."""
+
+
+@ledger.command("setup")
+@click.option("--profile", "profile_name", required=True)
+def ledger_setup(profile_name) -> None:
+    """Create or migrate the schema and the roles refund_tui_viewer, _operator and _receiver."""
+    from refund_tui.commands.ledger import setup_ledger
+
+    setup_ledger(profile_name)
+
+
+_ROLE_CHOICE = click.Choice(["refund_tui_viewer", "refund_tui_operator", "refund_tui_receiver"])
+
+
+@ledger.command("grant")
+@click.option("--profile", "profile_name", required=True)
+@click.argument("login")
+@click.argument("role", type=_ROLE_CHOICE)
+def ledger_grant(profile_name, login, role) -> None:
+    """Give a database login one of the refund-tui roles."""
+    from refund_tui.commands.ledger import change_role
+
+    change_role(profile_name, login, role, grant=True)
+
+
+@ledger.command("revoke")
+@click.option("--profile", "profile_name", required=True)
+@click.argument("login")
+@click.argument("role", type=_ROLE_CHOICE)
+def ledger_revoke(profile_name, login, role) -> None:
+    """Take one of the refund-tui roles from a database login."""
+    from refund_tui.commands.ledger import change_role
+
+    change_role(profile_name, login, role, grant=False)

@@ -25,6 +25,10 @@ Example ``config.toml``::
     [profiles.prod]
     environment = "live"         # "live", or "sandbox" for a provider's test system
     refunds_enabled = false      # profiles you define are read-only unless this is true
+    # Where refunds are recorded. Absent: an SQLite file of this profile in the data directory.
+    # A path: that SQLite file (a folder shared by a group is honoured). A PostgreSQL URL: the
+    # team ledger (docs/TEAM.md); never a password here - ~/.pgpass, PGPASSWORD or a service file.
+    ledger = "postgresql://ama@db.internal:5432/refunds?sslmode=verify-full"
 
     [profiles.prod.vesicash]
     base_url = "https://api.mor.vesicash.com"    # live profiles require https
@@ -52,7 +56,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -73,6 +77,13 @@ HOME_VARIABLE = "REFUND_TUI_HOME"
 SANDBOX_URL_VARIABLE = "REFUND_TUI_SANDBOX_URL"
 _PROFILE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")
+_POSTGRES_SCHEMES = ("postgresql", "postgres")
+#: Connection parameters a ledger URL may carry (libpq's names); never a password.
+_LEDGER_PARAMETERS = frozenset(
+    {"sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl", "connect_timeout",
+     "target_session_attrs", "service", "passfile", "gssencmode", "application_name"}
+)  # fmt: skip
+_SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 DEFAULT_SCHEMES: dict[ProviderName, SignatureScheme] = {
     ProviderName.VESICASH: VESICASH_SCHEME,
     ProviderName.NOVASEND: NOVASEND_SCHEME,
@@ -141,6 +152,10 @@ class Profile:
     webhook_schemes: dict[ProviderName, SignatureScheme] = field(
         default_factory=lambda: dict(DEFAULT_SCHEMES)
     )
+    #: The team ledger's PostgreSQL URL (no password), or None.
+    ledger_url: str | None = None
+    #: Where the SQLite ledger file is when not in the data directory (ignored with ledger_url).
+    ledger_path: Path | None = None
 
     @property
     def is_live(self) -> bool:
@@ -238,11 +253,56 @@ class _NovasendSection(_ProviderSection):
         )
 
 
+def check_ledger_url(value: str) -> str:
+    """A PostgreSQL URL with a host and no password; ValueError naming what is wrong."""
+    parts = urlsplit(value)
+    if parts.password is not None or "password" in parse_qs(parts.query):
+        raise ValueError(
+            "must not contain a password: use ~/.pgpass, PGPASSWORD or a libpq service file"
+        )
+    try:
+        parts.port
+    except ValueError:
+        raise ValueError(f"has an invalid port (got {masked_url(value)!r})") from None
+    if not parts.hostname and "host" not in parse_qs(parts.query):
+        raise ValueError(f"must name the database host, like postgresql://ROLE@HOST:5432/DB "
+                         f"(got {value!r})")  # fmt: skip
+    if parts.fragment:
+        raise ValueError(f"must not carry a fragment (got {value!r})")
+    query = parse_qs(parts.query, keep_blank_values=True)
+    unknown = sorted(set(query) - _LEDGER_PARAMETERS - {"host"})
+    if unknown:
+        raise ValueError(f"unknown connection parameter {unknown[0]!r} (allowed: "
+                         f"{', '.join(sorted(_LEDGER_PARAMETERS))})")  # fmt: skip
+    for mode in query.get("sslmode", []):
+        if mode not in _SSL_MODES:
+            raise ValueError(f"sslmode must be one of {', '.join(_SSL_MODES)} (got {mode!r})")
+    return value
+
+
 class _Profile(_Strict):
     environment: Literal["sandbox", "live"]
     refunds_enabled: bool = False
+    ledger: Annotated[str, Field(min_length=1)] | None = None
     vesicash: _ProviderSection | None = None
     novasend: _NovasendSection | None = None
+
+    @field_validator("ledger")
+    @classmethod
+    def _ledger(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        if urlsplit(value).scheme in _POSTGRES_SCHEMES:
+            return check_ledger_url(value)
+        if "://" in value:
+            raise ValueError(
+                f"must be a postgresql:// URL or a file path (got {masked_url(value)!r})"
+            )
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            raise ValueError(f"a ledger file path must be absolute or start with ~ (got {value!r})")
+        return str(path)
 
     @model_validator(mode="after")
     def _check(self) -> _Profile:
@@ -329,6 +389,8 @@ def _describe(error: dict) -> str:
         return f"{where}: unknown setting"
     message = error["msg"].removeprefix("Value error, ")
     value = error.get("input")
+    if isinstance(value, str):
+        value = masked_url(value)  # a database URL's password never reaches a message
     if isinstance(value, str | int | float | bool) and "(got" not in message:
         message += f" (got {value!r})"
     return f"{where}: {message}"
@@ -352,6 +414,8 @@ def _build(parsed: _File) -> Config:
             vesicash=section.vesicash.settings() if section.vesicash else None,
             novasend=section.novasend.settings() if section.novasend else None,
             webhook_schemes={**DEFAULT_SCHEMES, **schemes},
+            ledger_url=section.ledger if _is_url(section.ledger) else None,
+            ledger_path=None if section.ledger is None or _is_url(section.ledger) else Path(section.ledger),
         )
     return Config(
         profiles=profiles,
@@ -361,6 +425,10 @@ def _build(parsed: _File) -> Config:
         tracking_interval=parsed.tracking.interval_seconds,
         keys=dict(parsed.keys),
     )
+
+
+def _is_url(ledger: str | None) -> bool:
+    return ledger is not None and urlsplit(ledger).scheme in _POSTGRES_SCHEMES
 
 
 def sandbox_url() -> str | None:

@@ -215,3 +215,53 @@ def test_sandbox_url(monkeypatch):
         monkeypatch.setenv(config.SANDBOX_URL_VARIABLE, bad)
         with pytest.raises(ConfigError, match="must look like http://HOST:PORT"):
             sandbox_url()
+
+
+def with_ledger(value: str) -> str:
+    return f'[profiles.prod]\nenvironment = "live"\nledger = {value}\n[profiles.prod.novasend]\nbase_url = "https://n.example"\n'
+
+
+def test_a_profile_ledger_is_an_sqlite_file_by_default_a_path_or_a_postgresql_url(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    default = load_config(write(tmp_path, with_ledger('"~/team/refunds.sqlite3"').replace("ledger = ", "# ")))
+    assert (default.profile("prod").ledger_url, default.profile("prod").ledger_path) == (None, None)
+    on_file = load_config(write(tmp_path, with_ledger('"~/team/refunds.sqlite3"'))).profile("prod")
+    assert on_file.ledger_path == tmp_path / "team" / "refunds.sqlite3" and on_file.ledger_url is None
+    url = "postgresql://ama@db.internal:5432/refunds?sslmode=verify-full&connect_timeout=5"
+    on_postgres = load_config(write(tmp_path, with_ledger(f'"{url}"'))).profile("prod")
+    assert (on_postgres.ledger_url, on_postgres.ledger_path) == (url, None)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('"postgresql://ama:hunter2@db/refunds"', "must not contain a password: use ~/.pgpass"),
+        ('"postgresql://db/refunds?password=hunter2"', "must not contain a password"),
+        ('"postgresql:///refunds"', "must name the database host"),
+        ('"postgresql://ama@db/refunds?sslmode=maybe"', "sslmode must be one of disable, allow"),
+        ('"postgresql://ama@db/refunds?options=-csearch_path=x"', "unknown connection parameter 'options'"),
+        ('"postgresql://ama@db:port/refunds"', "has an invalid port"),
+        ('"mysql://ama:hunter2@db/refunds"', "must be a postgresql:// URL or a file path"),
+        ('"ledgers/refunds.sqlite3"', "a ledger file path must be absolute or start with ~"),
+        ('""', "String should have at least 1 character"),
+    ],
+)
+def test_a_bad_ledger_setting_is_one_line_without_its_password(tmp_path, value, message):
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, with_ledger(value)))
+    text = str(caught.value)
+    assert f"profiles.prod.ledger: {message}" in text
+    assert "hunter2" not in text and "\n" not in text
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://ama:hunter2@db:5432/refunds?sslmode=require", "postgresql://ama:***@db:5432/refunds?sslmode=require"),
+        ("postgresql://db/refunds?password=hunter2&sslmode=require", "postgresql://db/refunds?password=***&sslmode=require"),
+        ("host=db password=hunter2 user=ama", "host=db password=*** user=ama"),
+        ("postgresql://ama@db/refunds", "postgresql://ama@db/refunds"),
+    ],
+)
+def test_database_urls_are_shown_with_the_password_masked(url, shown):
+    assert config.masked_url(url) == shown

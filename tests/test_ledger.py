@@ -144,3 +144,24 @@ def test_operator_comes_from_the_password_database(monkeypatch):
         "[2001:db8::1]:50022"
     )
     assert Operator.current(environ={}).ssh_client is None
+
+
+def test_a_group_shared_folder_gets_group_writable_files_wal_included(tmp_path):
+    folder = tmp_path / "team"
+    folder.mkdir()
+    folder.chmod(0o2770)  # setgid: new files take the folder's group
+    path = folder / "ledger.sqlite3"
+    with SqliteLedger(path) as ledger:
+        record(ledger, 500)
+        made = sorted(p.name for p in folder.iterdir())
+        assert made == ["ledger.sqlite3", "ledger.sqlite3-shm", "ledger.sqlite3-wal"]
+        assert {stat.S_IMODE((folder / name).stat().st_mode) for name in made} == {0o660}
+        assert {(folder / name).stat().st_gid for name in made} == {folder.stat().st_gid}
+
+
+def test_a_private_folder_keeps_the_ledger_private(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir(mode=0o700)
+    with SqliteLedger(folder / "ledger.sqlite3") as ledger:
+        record(ledger, 500)
+    assert stat.S_IMODE((folder / "ledger.sqlite3").stat().st_mode) == 0o600

@@ -79,8 +79,8 @@ def write_export(fmt: str, since: datetime | None, output: TextIO, profile: str 
 
     try:
         chosen = load_config().profile(profile)
-        ledger_file = paths().ledger_file(chosen.name)
-        if not ledger_file.exists():
+        ledger_file = chosen.ledger_path or paths().ledger_file(chosen.name)
+        if chosen.ledger_url is None and not ledger_file.exists():
             raise Refused(f"no refunds recorded for profile '{chosen.name}' yet ({ledger_file})")
         with closing(open_ledger(chosen)) as ledger:
             rows = list(ledger.audit_rows(since))

@@ -177,7 +177,8 @@ class PostgresLedger(SqlLedger):
         self._password = password
         with connect(url, schema, password) as first:
             self.role = first.execute("SELECT session_user").fetchone()[0]
-            self._check_version(first)
+            with self._translate():
+                self._check_version(first)
         self._pool = ConnectionPool(
             url,
             kwargs={"autocommit": True, **connection_options(schema, password)},

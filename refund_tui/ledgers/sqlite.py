@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -58,8 +59,22 @@ class SqliteChangeWatch:
         self._conn.close()
 
 
+def _group_shared(folder: Path) -> bool:
+    """A folder several accounts share through its group: setgid, group-writable."""
+    try:
+        mode = folder.stat().st_mode
+    except OSError:
+        return False
+    return bool(mode & stat.S_ISGID and mode & stat.S_IWGRP)
+
+
 class SqliteLedger(SqlLedger):
-    """One ledger file. Safe to share between threads; several processes may open it."""
+    """One ledger file. Safe to share between threads; several processes may open it.
+
+    Private (0600 in a 0700 folder) unless its folder is group-shared (setgid, group-writable):
+    then the file is 0660, and so are the WAL and shared-memory files SQLite makes after it
+    (it gives them the database file's mode), so every account of the group can record.
+    """
 
     def __init__(self, path: Path, *, busy_timeout: float = BUSY_TIMEOUT) -> None:
         self.path = Path(path)
@@ -78,7 +93,17 @@ class SqliteLedger(SqlLedger):
     def _connect(self) -> sqlite3.Connection:
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+            mode = 0o660 if _group_shared(self.path.parent) else 0o600
+            descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, mode)
+        except FileExistsError:
+            pass
+        except OSError as error:
+            raise LedgerError(f"cannot open the ledger {self.path}: {error.strerror}") from None
+        else:
+            os.fchmod(descriptor, mode)  # whatever the umask took away
+            os.close(descriptor)
+        try:
+            os.close(os.open(self.path, os.O_RDWR))
         except OSError as error:
             raise LedgerError(f"cannot open the ledger {self.path}: {error.strerror}") from None
         conn = sqlite3.connect(

@@ -1,0 +1,54 @@
+"""``refund-tui ledger setup|grant|revoke``: the team ledger on PostgreSQL, run by its owner.
+
+``setup`` creates (or migrates) the schema and the group roles; ``grant``/``revoke`` give a
+database login one of those roles: refund_tui_viewer (read), refund_tui_operator (record
+refunds), refund_tui_receiver (record webhook notices). Logins themselves are made with the
+database's own tools (``CREATE ROLE ama LOGIN``), as are their passwords or certificates.
+"""
+
+from __future__ import annotations
+
+import click
+
+from refund_tui.commands.output import Refused
+from refund_tui.config import ConfigError, Profile, load_config, masked_url
+from refund_tui.core.ledger import LedgerError
+
+
+def _team_profile(profile_name: str) -> Profile:
+    try:
+        profile = load_config().profile(profile_name)
+    except ConfigError as error:
+        raise Refused(str(error)) from None
+    if profile.ledger_url is None:
+        raise Refused(
+            f"profile '{profile.name}' keeps its ledger in an SQLite file: set its "
+            '`ledger = "postgresql://ROLE@HOST:PORT/DB"` to use a team ledger'
+        )
+    return profile
+
+
+def setup_ledger(profile_name: str) -> None:
+    from refund_tui.ledgers.postgres import setup
+
+    profile = _team_profile(profile_name)
+    try:
+        before, after = setup(profile.ledger_url)
+    except LedgerError as error:
+        raise Refused(str(error)) from None
+    where = masked_url(profile.ledger_url)
+    if before == after:
+        click.echo(f"the team ledger at {where} is up to date (schema version {after})")
+    else:
+        click.echo(f"the team ledger at {where} is at schema version {after} (was {before})")
+
+
+def change_role(profile_name: str, login: str, role: str, *, grant: bool) -> None:
+    from refund_tui.ledgers.postgres import change_membership
+
+    profile = _team_profile(profile_name)
+    try:
+        change_membership(profile.ledger_url, login, role, grant=grant)
+    except LedgerError as error:
+        raise Refused(str(error)) from None
+    click.echo(f"{'granted' if grant else 'revoked'} {role} {'to' if grant else 'from'} {login}")

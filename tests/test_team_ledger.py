@@ -1,0 +1,186 @@
+"""The team ledger end to end: real processes with their own homes and database logins, one
+PostgreSQL ledger, one simulator. Roles are the database's, and so is each row's author."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from psycopg import sql
+
+from refund_tui.core.credentials import FIELDS, env_variable
+from refund_tui.core.models import ProviderName, RefundStatus
+from refund_tui.ledgers.postgres import PostgresLedger
+
+PAYMENTS = {
+    "vesicash": dict(provider="vesicash", amount=500, currency="GHS", phone="+233241234567"),
+    "novasend": dict(provider="novasend", amount=20000, currency="XOF", phone="+2250701234567"),
+}
+FULL = {"vesicash": "500", "novasend": "20000"}
+
+
+class Team:
+    """Config homes on one team ledger, each connecting as its own database login."""
+
+    def __init__(self, sandbox, database_url: str, root: Path) -> None:
+        self.sandbox, self.database_url, self.root = sandbox, database_url, root
+        self.published = httpx.get(f"{sandbox.url}/_sandbox/", timeout=10).json()
+        self.prefix = f"rt_{uuid.uuid4().hex[:6]}"
+
+    def login(self, name: str) -> str:
+        """A new database login (no refund-tui role yet); its name."""
+        login = f"{self.prefix}_{name}"
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(login)))
+        return login
+
+    def home(self, name: str, login: str | None = None, url: str | None = None) -> dict[str, str]:
+        """The environment of a process whose ``team`` profile uses the ledger as ``login``."""
+        if url is None:
+            base = self.database_url.replace("postgresql://postgres@", f"postgresql://{login}@")
+            url = base if login else self.database_url
+        home = self.root / name
+        (home / "config").mkdir(parents=True, exist_ok=True)
+        (home / "config" / "config.toml").write_text(
+            f'default_profile = "team"\n[profiles.team]\nenvironment = "sandbox"\n'
+            f'refunds_enabled = true\nledger = "{url}"\n'
+            f'[profiles.team.vesicash]\nbase_url = "{self.sandbox.vesicash_url}"\ntimeout_seconds = 2\n'
+            f'[profiles.team.novasend]\nbase_url = "{self.sandbox.novasend_url}"\ntimeout_seconds = 2\n',
+            "utf-8",
+        )
+        env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("REFUND_TUI_")}
+        env["REFUND_TUI_HOME"] = str(home)
+        for provider in ProviderName:
+            for field in FIELDS[provider]:
+                env[env_variable("team", provider, field)] = self.published[provider.value][field]
+        return env
+
+
+def cli(env, *args, timeout=60):
+    return subprocess.run(
+        [sys.executable, "-m", "refund_tui", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def refund_args(provider: str, reference: str, amount: str) -> tuple[str, ...]:
+    return ("refund", "--provider", provider, "--payment", reference, "--amount", amount,
+            "--reason", "Customer cancellation", "--yes")  # fmt: skip
+
+
+def executed(sandbox, reference):
+    return [r for r in sandbox.refunds() if r["payment_reference"] == reference]
+
+
+@pytest.fixture
+def team(sandbox, postgres_database, tmp_path) -> Team:
+    team = Team(sandbox, postgres_database, tmp_path)
+    setup = cli(team.home("owner"), "ledger", "setup", "--profile", "team")
+    assert setup.returncode == 0, setup.stderr
+    assert "schema version 1" in setup.stdout
+    return team
+
+
+@pytest.fixture
+def owner_ledger(team) -> PostgresLedger:
+    with PostgresLedger(team.database_url) as ledger:
+        yield ledger
+
+
+def test_setup_twice_grant_revoke_and_the_database_names_who_recorded(team, owner_ledger, sandbox):
+    owner = team.home("owner")
+    again = cli(owner, "ledger", "setup", "--profile", "team")
+    assert (again.returncode, again.stdout.strip()) == (0, f"the team ledger at {team.database_url} "
+                                                        "is up to date (schema version 1)")  # fmt: skip
+    ama = team.login("ama")
+    granted = cli(owner, "ledger", "grant", "--profile", "team", ama, "refund_tui_operator")
+    assert (granted.returncode, granted.stdout.strip()) == (0, f"granted refund_tui_operator to {ama}")
+    reference = sandbox.create_payment(**PAYMENTS["novasend"])
+    sent = cli(team.home("ama", ama), *refund_args("novasend", reference, "1000"))
+    assert sent.returncode == 0, sent.stderr
+    [attempt] = owner_ledger.attempts(payment_reference=reference)
+    assert attempt.recorded_by == ama
+    assert {event.recorded_by for event in owner_ledger.events(attempt.attempt_id)} == {ama}
+
+    revoked = cli(owner, "ledger", "revoke", "--profile", "team", ama, "refund_tui_operator")
+    assert revoked.returncode == 0, revoked.stderr
+    refused = cli(team.home("ama", ama), *refund_args("novasend", reference, "1000"))
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("refused: the team ledger refused role")
+    assert len(executed(sandbox, reference)) == 1
+
+
+def test_a_viewer_is_refused_by_the_database_and_nothing_is_sent(team, owner_ledger, sandbox):
+    viewer = team.login("viewer")
+    assert cli(team.home("owner"), "ledger", "grant", "--profile", "team", viewer,
+               "refund_tui_viewer").returncode == 0  # fmt: skip
+    reference = sandbox.create_payment(**PAYMENTS["vesicash"])
+    refused = cli(team.home("viewer", viewer), *refund_args("vesicash", reference, "100"))
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        f"refused: the team ledger refused role {viewer}: permission denied for table attempts "
+        "(roles are granted with `refund-tui ledger grant`): nothing was sent"
+    )
+    assert executed(sandbox, reference) == []
+    assert owner_ledger.attempts(payment_reference=reference) == []
+    listed = cli(team.home("viewer", viewer), "status", "--json")
+    assert listed.returncode == 0, listed.stderr
+
+
+def test_an_unreachable_team_ledger_is_one_line_naming_where_and_who(team):
+    env = team.home("lost", url="postgresql://ama@127.0.0.1:1/refunds?sslmode=disable")
+    result = cli(env, "status")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("refused: cannot reach the team ledger (role ama at 127.0.0.1:1/refunds)")
+
+
+def _wait_for_intent(ledger: PostgresLedger, reference: str) -> None:
+    deadline = time.monotonic() + 20
+    while not ledger.attempts(payment_reference=reference):
+        assert time.monotonic() < deadline, "the intent was never recorded"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("provider", ["novasend", "vesicash"])
+def test_the_trials_double_refund_cannot_happen_on_a_team_ledger(team, owner_ledger, sandbox, provider):
+    """A's refund is cut off in flight; B (another account and login) is refused while it is
+    in flight; B's recovery resolves A's attempt; exactly one refund executes."""
+    owner = team.home("owner")
+    logins = {name: team.login(name) for name in ("a", "b")}
+    for login in logins.values():
+        assert cli(owner, "ledger", "grant", "--profile", "team", login, "refund_tui_operator").returncode == 0
+    a_env, b_env = (team.home(name, login) for name, login in logins.items())
+    reference = sandbox.create_payment(**PAYMENTS[provider])
+    sandbox.faults(latency_ms=1500)
+    a = subprocess.Popen([sys.executable, "-m", "refund_tui", *refund_args(provider, reference, FULL[provider])],
+                         env=a_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    _wait_for_intent(owner_ledger, reference)
+    a.send_signal(signal.SIGKILL)
+    a.wait()
+    sandbox.faults(latency_ms=0)
+
+    b_refund = cli(b_env, *refund_args(provider, reference, FULL[provider]))
+    assert b_refund.returncode == 1
+    assert "refunds in flight" in b_refund.stderr, b_refund.stderr
+    time.sleep(1.6)  # A's request, still held by the simulator's latency, executes (or not)
+    recovered = cli(b_env, "recover", "--json")
+
+    assert recovered.returncode == 0, recovered.stderr
+    [result] = [r for r in json.loads(recovered.stdout) if r["payment_reference"] == reference]
+    refunds = executed(sandbox, reference)
+    assert len(refunds) == 1
+    [attempt] = owner_ledger.attempts(payment_reference=reference)
+    assert attempt.recorded_by == logins["a"]
+    assert result["refund_reference"] == refunds[0]["refund_reference"] == attempt.provider_reference
+    assert attempt.status in (RefundStatus.PENDING, RefundStatus.PROCESSING, RefundStatus.COMPLETED)
+    resolved_by = {e.recorded_by for e in owner_ledger.events(attempt.attempt_id) if e.source == "recovery"}
+    assert resolved_by == {logins["b"]}

@@ -3,10 +3,12 @@ PostgreSQL ledger, one simulator. Roles are the database's, and so is each row's
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -184,3 +186,35 @@ def test_the_trials_double_refund_cannot_happen_on_a_team_ledger(team, owner_led
     assert attempt.status in (RefundStatus.PENDING, RefundStatus.PROCESSING, RefundStatus.COMPLETED)
     resolved_by = {e.recorded_by for e in owner_ledger.events(attempt.attempt_id) if e.source == "recovery"}
     assert resolved_by == {logins["b"]}
+
+
+async def test_a_slow_team_ledger_never_freezes_the_event_loop(team, sandbox, monkeypatch):
+    """Another host holds the payment's lock: the refund waits for it, the loop does not."""
+    from refund_tui.session import Session
+
+    for name, value in team.home("console").items():
+        monkeypatch.setenv(name, value)
+    session = Session.open("team")
+    try:
+        reference = sandbox.create_payment(**PAYMENTS["novasend"])
+        view = await session.service.lookup(ProviderName.NOVASEND, reference)
+        prepared = session.service.prepare(view, amount="1000", reason="Customer cancellation")
+        with psycopg.connect(team.database_url) as blocker:  # a transaction on another host
+            blocker.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                            (f"payment:novasend:{reference}",))  # fmt: skip
+            release = threading.Timer(0.5, blocker.rollback)  # not from the loop: it may be stuck
+            release.start()
+            submit = asyncio.create_task(session.service.submit(prepared))
+            gaps, last = [], time.monotonic()
+            while not submit.done() and len(gaps) < 500:
+                await asyncio.sleep(0.01)
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+            release.join()
+        attempt = await asyncio.wait_for(submit, 10)  # ...and done once it is released
+        assert sum(gaps) >= 0.45  # it did wait for the other host's transaction
+        assert max(gaps) < 0.2  # while the loop kept running
+        assert attempt.provider_reference == executed(sandbox, reference)[0]["refund_reference"]
+    finally:
+        await session.aclose()

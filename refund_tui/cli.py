@@ -249,3 +249,13 @@ def ledger_revoke(profile_name, login, role) -> None:
     from refund_tui.commands.ledger import change_role
 
     change_role(profile_name, login, role, grant=False)
+
+
+@ledger.command("import")
+@click.option("--profile", "profile_name", required=True)
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+def ledger_import(profile_name, file) -> None:
+    """Copy a solo SQLite ledger into the team ledger (ids intact; running it twice adds nothing)."""
+    from refund_tui.commands.ledger import import_ledger
+
+    import_ledger(profile_name, file)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -218,3 +219,45 @@ async def test_a_slow_team_ledger_never_freezes_the_event_loop(team, sandbox, mo
         assert attempt.provider_reference == executed(sandbox, reference)[0]["refund_reference"]
     finally:
         await session.aclose()
+
+
+def test_a_solo_ledger_moves_in_once_with_its_ids_and_conflicts_are_refused(team, owner_ledger, tmp_path):
+    from refund_tui.ledgers.sqlite import SqliteLedger
+    from tests.ledger.factories import notice, record
+
+    solo_path = tmp_path / "solo.sqlite3"
+    with SqliteLedger(solo_path) as solo:
+        first, second = record(solo, 500), record(solo, 700)
+        solo.add_event(first, RefundStatus.PROCESSING, "provider", provider_reference=f"rf_{first[:8]}")
+        solo.receive_notice(notice(RefundStatus.COMPLETED, reference=f"rf_{first[:8]}"), '{"n": 1}')
+        solo_events = {a: solo.events(a) for a in (first, second)}
+    owner = team.home("owner")
+
+    imported = cli(owner, "ledger", "import", "--profile", "team", str(solo_path))
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.strip() == (
+        "imported 2 attempts, 4 events and 1 notices; 0 attempts were already in the team ledger"
+    )
+    for attempt_id, events in solo_events.items():
+        assert [(e.at, e.status, e.source, e.note) for e in owner_ledger.events(attempt_id)] == [
+            (e.at, e.status, e.source, e.note) for e in events
+        ]
+    assert owner_ledger.get(first).status is RefundStatus.COMPLETED
+
+    again = cli(owner, "ledger", "import", "--profile", "team", str(solo_path))
+    assert again.stdout.strip() == (
+        "imported 0 attempts, 0 events and 0 notices; 2 attempts were already in the team ledger"
+    )
+    with SqliteLedger(solo_path) as solo:  # the solo ledger went on; then it is edited by hand
+        solo.add_event(second, RefundStatus.FAILED, "poll", failure_reason="wallet closed")
+    assert "imported 0 attempts, 1 events" in cli(owner, "ledger", "import", "--profile", "team",
+                                                   str(solo_path)).stdout  # fmt: skip
+    with sqlite3.connect(solo_path) as raw:
+        raw.execute("DROP TRIGGER attempts_no_update")
+        raw.execute("UPDATE attempts SET amount_minor = 9999 WHERE attempt_id = ?", (first,))
+    refused = cli(owner, "ledger", "import", "--profile", "team", str(solo_path))
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        f"refused: nothing imported: 1 conflict(s) with the team ledger: {first}: the attempt differs"
+    )
+    assert owner_ledger.get(first).amount.minor == 500

@@ -1,4 +1,4 @@
-"""``refund-tui ledger setup|grant|revoke``: the team ledger on PostgreSQL, run by its owner.
+"""``refund-tui ledger setup|grant|revoke|import``: the team ledger on PostgreSQL.
 
 ``setup`` creates (or migrates) the schema and the group roles; ``grant``/``revoke`` give a
 database login one of those roles: refund_tui_viewer (read), refund_tui_operator (record
@@ -7,6 +7,8 @@ database's own tools (``CREATE ROLE ama LOGIN``), as are their passwords or cert
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
@@ -52,3 +54,15 @@ def change_role(profile_name: str, login: str, role: str, *, grant: bool) -> Non
     except LedgerError as error:
         raise Refused(str(error)) from None
     click.echo(f"{'granted' if grant else 'revoked'} {role} {'to' if grant else 'from'} {login}")
+
+
+def import_ledger(profile_name: str, path: Path) -> None:
+    from refund_tui.ledgers.postgres import PostgresLedger
+
+    profile = _team_profile(profile_name)
+    try:
+        with PostgresLedger(profile.ledger_url) as ledger:
+            report = ledger.import_solo(path)
+    except LedgerError as error:
+        raise Refused(str(error)) from None
+    click.echo(report.summary())

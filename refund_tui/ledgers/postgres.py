@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
@@ -35,6 +36,7 @@ from refund_tui import __version__
 from refund_tui.config import masked_url
 from refund_tui.core.ledger import LedgerError, NoticeOutcome
 from refund_tui.core.secret import Secret
+from refund_tui.ledgers.importing import ImportReport, merge, read_solo
 from refund_tui.ledgers.postgres_schema import GRANTS, MIGRATIONS, ROLES, SCHEMA_VERSION
 from refund_tui.ledgers.sql import Connection, Cursor, SqlLedger, iso
 
@@ -264,6 +266,16 @@ class PostgresLedger(SqlLedger):
         self, conn: Connection, notice_id: int, outcome: NoticeOutcome, attempt_id: str | None
     ) -> None:
         conn.execute("SELECT match_kept_notice(?, ?, ?)", (notice_id, outcome.value, attempt_id))
+
+    def import_solo(self, path: Path) -> ImportReport:
+        """Copy a solo SQLite ledger in (``importing``), in one transaction, at most once."""
+        solo = read_solo(path)
+
+        def write(conn: Connection) -> ImportReport:
+            self._serialise(conn, "ledger:import")
+            return merge(conn, solo)
+
+        return self._write(write)
 
     def _since(self, since: datetime) -> datetime:
         iso(since)  # refuses a naive datetime

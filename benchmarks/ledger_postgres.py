@@ -1,0 +1,172 @@
+"""Team ledger figures, side by side with the SQLite ledger in the same run.
+
+- intent record (cap check + insert + commit) p50/p99 (target on local PostgreSQL: p99 < 20 ms);
+- 4 processes x 250 refunds racing on one ledger: throughput, and no over-refund;
+- the board's first read (a 500-row page + counts) with 100,000 attempts (target < 0.5 s);
+- a change on one connection seen by another's change watch (target median < 300 ms, max < 1 s;
+  the console looks every WATCH_INTERVAL on top of this).
+
+Run: ``python benchmarks/ledger_postgres.py`` (a few minutes). Uses the server at
+``REFUND_TUI_TEST_POSTGRES`` (default postgresql://postgres@127.0.0.1:5432/test) in a
+database of its own, dropped at the end. Prints, does not assert.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.ledger import bulk_load, new_attempt, percentile  # noqa: E402
+from refund_tui.core.ledger import CapExceeded  # noqa: E402
+from refund_tui.core.money import Money  # noqa: E402
+from refund_tui.ledgers.postgres import PostgresLedger, setup  # noqa: E402
+from refund_tui.ledgers.sqlite import SqliteLedger  # noqa: E402
+from tests.postgres import DEFAULT_URL, URL_VARIABLE, session_database  # noqa: E402
+
+INTENTS = 500
+WORKERS, PER_WORKER = 4, 250
+#: The racing refunds (15.00 XOF each) may total at most this many.
+ALLOWED = 600
+BOARD_SIZE = 100_000
+CHANGES = 50
+
+
+def open_kind(kind: str, where: str):
+    return SqliteLedger(Path(where)) if kind == "sqlite" else PostgresLedger(where, pool_size=1)
+
+
+def intent_latency(kind: str, where: str) -> str:
+    samples = []
+    with open_kind(kind, where) as ledger:
+        for number in range(INTENTS):
+            new = new_attempt(f"lat_{number % 50}")
+            started = time.perf_counter()
+            ledger.record_attempt(new, limit=Money(10**12, "XOF"), known_references=())
+            samples.append((time.perf_counter() - started) * 1000)
+    return f"p50 {percentile(samples, 0.5):6.2f} ms  p99 {percentile(samples, 0.99):6.2f} ms"
+
+
+def _racer(kind: str, where: str, barrier, results) -> None:
+    with open_kind(kind, where) as ledger:
+        barrier.wait()
+        recorded = 0
+        for _ in range(PER_WORKER):
+            try:
+                ledger.record_attempt(new_attempt("race_1"), limit=Money(1500 * ALLOWED, "XOF"),
+                                      known_references=())  # fmt: skip
+                recorded += 1
+            except CapExceeded:
+                pass
+        results.put(recorded)
+
+
+def race(kind: str, where: str) -> str:
+    fork = multiprocessing.get_context("fork")
+    barrier, results = fork.Barrier(WORKERS + 1), fork.Queue()
+    workers = [fork.Process(target=_racer, args=(kind, where, barrier, results)) for _ in range(WORKERS)]
+    for worker in workers:
+        worker.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - started
+    recorded = sum(results.get() for _ in workers)
+    with open_kind(kind, where) as ledger:
+        total = sum(a.amount.minor for a in ledger.attempts(payment_reference="race_1"))
+    verdict = "no over-refund" if total <= 1500 * ALLOWED and recorded == ALLOWED else "OVER-REFUND"
+    return f"{WORKERS * PER_WORKER / elapsed:6.0f} attempts/s, {recorded} recorded of {ALLOWED} allowed: {verdict}"
+
+
+def pg_bulk_load(url: str, count: int) -> None:
+    """``count`` attempts with their events, the way bulk_load fills SQLite, in SQL."""
+    with psycopg.connect(url, options="-c search_path=refund_tui") as conn:
+        conn.execute(
+            """INSERT INTO attempts (attempt_id, created_at, profile, environment, provider,
+            payment_reference, amount_minor, currency, phone, reason, idempotency_key,
+            external_reference, request_method, request_path, request_body, operator_name,
+            operator_uid, hostname, pid, app_version)
+            SELECT gen_random_uuid()::text, now() - interval '90 days' + n * interval '1 minute',
+                'sandbox', 'sandbox', CASE WHEN mod(n, 2) = 0 THEN 'novasend' ELSE 'vesicash' END,
+                'tr_' || (n / 2), 1500, 'XOF', '+2250755550101', 'Duplicate charge',
+                gen_random_uuid()::text, 'ext-' || n, 'POST', '/v1/payin/x/refund',
+                '{"amount":1500}', 'bench', 1000, 'bench-host', 4242, 'bench'
+            FROM generate_series(1, %s) AS n""",
+            (count,),
+        )
+        conn.execute(
+            """INSERT INTO events (attempt_id, at, status, source)
+            SELECT attempt_id, created_at, 'pending', 'intent' FROM attempts"""
+        )
+        conn.execute(
+            """INSERT INTO events (attempt_id, at, status, source, provider_reference)
+            SELECT attempt_id, created_at,
+                (ARRAY['completed','completed','completed','completed','completed','completed',
+                       'completed','completed','failed','processing'])[1 + mod(seq, 10)],
+                'poll', 'rf_' || seq
+            FROM attempts"""
+        )
+
+
+def first_board_read(kind: str, where: str) -> str:
+    with open_kind(kind, where) as ledger:
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            ledger.attempts(limit=500)
+            ledger.counts()
+            times.append((time.perf_counter() - started) * 1000)
+    return f"median {statistics.median(times):7.1f} ms"
+
+
+def change_latency(kind: str, where: str) -> str:
+    with open_kind(kind, where) as writer, open_kind(kind, where) as reader:
+        watch = reader.change_watch()
+        samples = []
+        try:
+            for number in range(CHANGES):
+                started = time.perf_counter()
+                writer.record_attempt(new_attempt(f"watch_{number}"), limit=Money(10**9, "XOF"),
+                                      known_references=())  # fmt: skip
+                while not watch.changed():
+                    time.sleep(0.001)
+                samples.append((time.perf_counter() - started) * 1000)
+        finally:
+            watch.close()
+    return f"median {statistics.median(samples):6.2f} ms  max {max(samples):6.2f} ms"
+
+
+def main() -> None:
+    admin = os.environ.get(URL_VARIABLE, "").strip() or DEFAULT_URL
+    with tempfile.TemporaryDirectory(prefix="refund-tui-bench-") as name, session_database(admin) as url:
+        directory = Path(name)
+        setup(url)
+        rows = [
+            (f"intent record x{INTENTS}", intent_latency),
+            (f"{WORKERS} processes x {PER_WORKER} refunds, one payment", race),
+            ("change seen by another connection's watch", change_latency),
+        ]
+        places = {"sqlite": str(directory / "ledger.sqlite3"), "postgres": url}
+        for label, measure in rows:
+            print(f"{label}:")
+            for kind, where in places.items():
+                print(f"  {kind:<9} {measure(kind, where)}")
+        board = directory / "board.sqlite3"
+        bulk_load(board, BOARD_SIZE)
+        started = time.perf_counter()
+        pg_bulk_load(url, BOARD_SIZE)
+        print(f"board first read (500-row page + counts), {BOARD_SIZE:,} attempts "
+              f"(PostgreSQL loaded in {time.perf_counter() - started:.0f} s):")  # fmt: skip
+        print(f"  {'sqlite':<9} {first_board_read('sqlite', str(board))}")
+        print(f"  {'postgres':<9} {first_board_read('postgres', url)}")
+
+if __name__ == "__main__":
+    main()

@@ -137,3 +137,21 @@ def test_an_unreachable_server_is_one_line_naming_where_and_who_never_the_passwo
     message = str(caught.value)
     assert message.startswith("cannot reach the team ledger (role ama at 127.0.0.1:1/ledger)")
     assert "hunter2" not in message and "\n" not in message
+
+
+def test_the_change_watch_reconnects_and_reports_a_change_after_losing_its_connection(owner):
+    from tests.ledger.test_contract import changed_within
+
+    watch = owner.change_watch()
+    try:
+        with raw(owner.url, owner.schema) as admin:
+            killed = admin.execute(
+                """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                WHERE datname = current_database() AND query ILIKE 'LISTEN%%'"""
+            ).fetchall()
+        assert killed and all(ok for (ok,) in killed)
+        assert changed_within(watch, 5.0)  # re-opened: whatever was missed must be re-read
+        record(owner, 100)
+        assert changed_within(watch)
+    finally:
+        watch.close()

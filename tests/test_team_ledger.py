@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,6 +22,7 @@ from psycopg import sql
 from refund_tui.core.credentials import FIELDS, env_variable
 from refund_tui.core.models import ProviderName, RefundStatus
 from refund_tui.ledgers.postgres import PostgresLedger
+from tests.postgres import session_database
 
 PAYMENTS = {
     "vesicash": dict(provider="vesicash", amount=500, currency="GHS", phone="+233241234567"),
@@ -36,7 +37,7 @@ class Team:
     def __init__(self, sandbox, database_url: str, root: Path) -> None:
         self.sandbox, self.database_url, self.root = sandbox, database_url, root
         self.published = httpx.get(f"{sandbox.url}/_sandbox/", timeout=10).json()
-        self.prefix = f"rt_{uuid.uuid4().hex[:6]}"
+        self.prefix = database_url.rsplit("/", 1)[1]  # its logins are dropped with it
 
     def login(self, name: str) -> str:
         """A new database login (no refund-tui role yet); its name."""
@@ -83,12 +84,14 @@ def executed(sandbox, reference):
 
 
 @pytest.fixture
-def team(sandbox, postgres_database, tmp_path) -> Team:
-    team = Team(sandbox, postgres_database, tmp_path)
-    setup = cli(team.home("owner"), "ledger", "setup", "--profile", "team")
-    assert setup.returncode == 0, setup.stderr
-    assert "schema version 1" in setup.stdout
-    return team
+def team(sandbox, postgres_database, tmp_path) -> Iterator[Team]:
+    """A team on a database of its own: recovery is team-wide, so tests must not share one."""
+    with session_database(postgres_database) as database_url:
+        team = Team(sandbox, database_url, tmp_path)
+        setup = cli(team.home("owner"), "ledger", "setup", "--profile", "team")
+        assert setup.returncode == 0, setup.stderr
+        assert "schema version 1" in setup.stdout
+        yield team
 
 
 @pytest.fixture
@@ -146,47 +149,59 @@ def test_an_unreachable_team_ledger_is_one_line_naming_where_and_who(team):
     assert lines[0].startswith("refused: cannot reach the team ledger (role ama at 127.0.0.1:1/refunds)")
 
 
-def _wait_for_intent(ledger: PostgresLedger, reference: str) -> None:
+def _cut_off(sandbox, provider: str, reference: str, env: dict[str, str]) -> None:
+    """A's refund goes unknown, as in the trial. Novasend: the refund endpoint answers 5xx
+    (nothing executes). Vesicash: the refund executes, its answer is dropped, and A dies
+    before it can look at the payment record."""
+    args = [sys.executable, "-m", "refund_tui", *refund_args(provider, reference, FULL[provider])]
+    if provider == "novasend":
+        sandbox.faults(fail_refunds_next=50)
+        assert subprocess.run(args, env=env, capture_output=True, timeout=60).returncode == 3
+        sandbox.faults(fail_refunds_next=0)
+        return
+    sandbox.faults(latency_ms=300, drop_next=1)
+    a = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
-    while not ledger.attempts(payment_reference=reference):
-        assert time.monotonic() < deadline, "the intent was never recorded"
-        time.sleep(0.05)
+    while not executed(sandbox, reference):
+        assert time.monotonic() < deadline and a.poll() is None, "A's refund never executed"
+        time.sleep(0.01)
+    a.send_signal(signal.SIGKILL)
+    a.wait()
+    sandbox.faults(latency_ms=0)
 
 
 @pytest.mark.parametrize("provider", ["novasend", "vesicash"])
 def test_the_trials_double_refund_cannot_happen_on_a_team_ledger(team, owner_ledger, sandbox, provider):
-    """A's refund is cut off in flight; B (another account and login) is refused while it is
-    in flight; B's recovery resolves A's attempt; exactly one refund executes."""
+    """A's refund goes unknown; B (another account and login) is refused while it is in
+    flight; B's recovery resolves A's attempt (Novasend: the same-key resend; Vesicash: the
+    payment record, never a resend); exactly one refund executes."""
     owner = team.home("owner")
     logins = {name: team.login(name) for name in ("a", "b")}
     for login in logins.values():
         assert cli(owner, "ledger", "grant", "--profile", "team", login, "refund_tui_operator").returncode == 0
     a_env, b_env = (team.home(name, login) for name, login in logins.items())
     reference = sandbox.create_payment(**PAYMENTS[provider])
-    sandbox.faults(latency_ms=1500)
-    a = subprocess.Popen([sys.executable, "-m", "refund_tui", *refund_args(provider, reference, FULL[provider])],
-                         env=a_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    _wait_for_intent(owner_ledger, reference)
-    a.send_signal(signal.SIGKILL)
-    a.wait()
-    sandbox.faults(latency_ms=0)
+    _cut_off(sandbox, provider, reference, a_env)
 
     b_refund = cli(b_env, *refund_args(provider, reference, FULL[provider]))
     assert b_refund.returncode == 1
     assert "refunds in flight" in b_refund.stderr, b_refund.stderr
-    time.sleep(1.6)  # A's request, still held by the simulator's latency, executes (or not)
     recovered = cli(b_env, "recover", "--json")
 
     assert recovered.returncode == 0, recovered.stderr
-    [result] = [r for r in json.loads(recovered.stdout) if r["payment_reference"] == reference]
+    [result] = json.loads(recovered.stdout)
     refunds = executed(sandbox, reference)
     assert len(refunds) == 1
     [attempt] = owner_ledger.attempts(payment_reference=reference)
     assert attempt.recorded_by == logins["a"]
     assert result["refund_reference"] == refunds[0]["refund_reference"] == attempt.provider_reference
     assert attempt.status in (RefundStatus.PENDING, RefundStatus.PROCESSING, RefundStatus.COMPLETED)
-    resolved_by = {e.recorded_by for e in owner_ledger.events(attempt.attempt_id) if e.source == "recovery"}
-    assert resolved_by == {logins["b"]}
+    events = owner_ledger.events(attempt.attempt_id)
+    assert {e.recorded_by for e in events if e.source == "recovery"} == {logins["b"]}
+    b_resends = [e for e in events if e.source == "send" and e.recorded_by == logins["b"]]
+    assert len(b_resends) == (1 if provider == "novasend" else 0)  # the same stored request
+    if provider == "vesicash":
+        assert not [e for e in events if e.source == "send"]
 
 
 async def test_a_slow_team_ledger_never_freezes_the_event_loop(team, sandbox, monkeypatch):

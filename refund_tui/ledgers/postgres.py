@@ -187,6 +187,7 @@ class PostgresLedger(SqlLedger):
             min_size=1,
             max_size=pool_size,
             timeout=POOL_TIMEOUT,
+            check=ConnectionPool.check_connection,  # a restarted server or killed backend
             name="refund-tui-ledger",
             open=True,
         )

@@ -155,3 +155,28 @@ def test_the_change_watch_reconnects_and_reports_a_change_after_losing_its_conne
         assert changed_within(watch)
     finally:
         watch.close()
+
+
+def test_killed_backends_are_replaced_and_a_write_cut_off_is_refused_cleanly(owner):
+    attempt_id = record(owner, 100)
+
+    def kill_ledger_backends() -> int:
+        with raw(owner.url, owner.schema) as admin:
+            return len(admin.execute(
+                """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                WHERE application_name LIKE 'refund-tui%%' AND pid != pg_backend_pid()"""
+            ).fetchall())  # fmt: skip
+
+    assert kill_ledger_backends() >= 1
+    assert owner.get(attempt_id).amount.minor == 100  # a fresh connection, no error
+
+    def cut_off(conn):  # the backend dies mid-transaction, after the cap check
+        conn.execute("SELECT 1 FROM attempts LIMIT 1")
+        kill_ledger_backends()
+        conn.execute("SELECT 1")
+
+    with pytest.raises(LedgerError, match="cannot be reached"):
+        owner._write(cut_off)
+    assert [a.attempt_id for a in owner.attempts()] == [attempt_id]
+    record(owner, 100)
+    assert len(owner.attempts()) == 2

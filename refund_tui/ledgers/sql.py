@@ -28,6 +28,7 @@ from refund_tui.core.ledger import (
     AttemptNotFound,
     CapExceeded,
     Event,
+    LedgerError,
     NewAttempt,
     NoticeOutcome,
     StoredNotice,
@@ -205,8 +206,9 @@ class SqlLedger:
         rules.check_new(new, limit)
         known = set(known_references)
         request = new.request
+        attempt_id = str(uuid.uuid4())
 
-        def write(conn: Connection) -> str:
+        def write(conn: Connection) -> None:
             self._serialise(conn, f"payment:{new.provider.value}:{new.payment_reference}")
             held = conn.execute(
                 f"""SELECT a.amount_minor, a.currency, c.provider_reference {_ATTEMPTS_FROM}
@@ -222,7 +224,6 @@ class SqlLedger:
             if flying + new.amount > limit:
                 remaining = max(limit - flying, Money.zero(limit.currency))
                 raise CapExceeded(remaining, new.payment_reference)
-            attempt_id = str(uuid.uuid4())
             now = self._now(conn)
             conn.execute(
                 """INSERT INTO attempts (attempt_id, created_at, profile, environment, provider,
@@ -241,9 +242,23 @@ class SqlLedger:
                 ),
             )  # fmt: skip
             self._insert_event(conn, attempt_id, RefundStatus.PENDING, "intent", at=now)
-            return attempt_id
 
-        return self.get(self._write(write))
+        try:
+            self._write(write)
+        except LedgerError:
+            # A connection lost during COMMIT leaves its outcome unknown: if the intent is in
+            # the ledger, it stands (and will be sent); reporting "nothing recorded" would
+            # leave an intent nobody knows about for recovery to send.
+            if not self._recorded(attempt_id):
+                raise
+        return self.get(attempt_id)
+
+    def _recorded(self, attempt_id: str) -> bool:
+        """Whether the attempt is in the ledger; False when that cannot be read either."""
+        try:
+            return bool(self.query("SELECT 1 FROM attempts WHERE attempt_id = ?", (attempt_id,)))
+        except LedgerError:
+            return False
 
     def add_event(
         self, attempt_id: str, status: RefundStatus, source: str, **details: str | int | None

@@ -64,6 +64,7 @@ class Session:
             environment=profile.environment,
             refunds_enabled=profile.refunds_enabled,
             flag_after=config.flag_after,
+            resend_quiet=config.resend_quiet,
             concurrency=config.tracking_concurrency,
         )
         return cls(config, profile, ledger, service, sandbox)

@@ -1,9 +1,11 @@
-"""``refund-tui ledger setup|grant|revoke|import``: the team ledger on PostgreSQL.
+"""``refund-tui ledger``: the ledger itself.
 
-``setup`` creates (or migrates) the schema and the group roles; ``grant``/``revoke`` give a
-database login one of those roles: refund_tui_viewer (read), refund_tui_operator (record
-refunds), refund_tui_receiver (record webhook notices). Logins themselves are made with the
-database's own tools (``CREATE ROLE ama LOGIN``), as are their passwords or certificates.
+``init`` creates a profile's SQLite ledger (``--force``: starts afresh on purpose, the old
+file set aside). For a team ledger on PostgreSQL, run by its owner: ``setup`` creates (or
+migrates) the schema and the group roles; ``grant``/``revoke`` give a database login one of
+those roles: refund_tui_viewer (read), refund_tui_operator (record refunds),
+refund_tui_receiver (record webhook notices). Logins themselves are made with the database's
+own tools (``CREATE ROLE ama LOGIN``), as are their passwords or certificates.
 """
 
 from __future__ import annotations
@@ -13,8 +15,37 @@ from pathlib import Path
 import click
 
 from refund_tui.commands.output import Refused
-from refund_tui.config import ConfigError, Profile, load_config, masked_url
+from refund_tui.config import ConfigError, Profile, load_config, masked_url, paths
 from refund_tui.core.ledger import LedgerError
+from refund_tui.ledger_registry import open_profile_ledger, start_afresh
+
+
+def init_ledger(profile_name: str | None, force: bool) -> None:
+    """Create the profile's ledger; with ``force``, set aside whatever is there and start anew."""
+    try:
+        chosen = load_config().profile(profile_name)
+        profile = chosen.name
+        if chosen.ledger_url is not None:
+            raise Refused(
+                f"profile '{profile}' uses the team ledger at {masked_url(chosen.ledger_url)}: "
+                "its owner sets it up with `refund-tui ledger setup`"
+            )
+        path = chosen.ledger_path or paths().ledger_file(profile)
+        if force:
+            ledger, moved = start_afresh(profile, path=path)
+        else:
+            if path.exists():
+                raise Refused(
+                    f"profile '{profile}' already has a ledger ({path}); "
+                    "--force sets it aside and starts a new, empty one"
+                )
+            ledger, moved = open_profile_ledger(profile, path=path), []
+    except (ConfigError, LedgerError) as error:
+        raise Refused(str(error)) from None
+    with ledger:
+        for aside in moved:
+            click.echo(f"set aside: {aside}")
+        click.echo(f"new empty ledger {ledger.ledger_id[:8]} for profile '{profile}': {ledger.path}")
 
 
 def _team_profile(profile_name: str) -> Profile:

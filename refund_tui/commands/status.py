@@ -75,14 +75,10 @@ async def run_recovery(session, as_json: bool) -> int:
 
 def write_export(fmt: str, since: datetime | None, output: TextIO, profile: str | None) -> None:
     """The audit trail of one profile: one row per status change, joined with its attempt."""
-    from refund_tui.config import ConfigError, load_config, paths
+    from refund_tui.config import ConfigError, load_config
 
     try:
-        chosen = load_config().profile(profile)
-        ledger_file = chosen.ledger_path or paths().ledger_file(chosen.name)
-        if chosen.ledger_url is None and not ledger_file.exists():
-            raise Refused(f"no refunds recorded for profile '{chosen.name}' yet ({ledger_file})")
-        with closing(open_ledger(chosen)) as ledger:
+        with closing(open_ledger(load_config().profile(profile), create=False)) as ledger:
             rows = list(ledger.audit_rows(since))
     except (ConfigError, LedgerError) as error:
         raise Refused(str(error)) from None

@@ -40,6 +40,7 @@ __all__ = [
     "Event",
     "Ledger",
     "LedgerError",
+    "LedgerLost",
     "NewAttempt",
     "NoticeOutcome",
     "Operator",
@@ -54,6 +55,11 @@ UNRESOLVED = (RefundStatus.PENDING, RefundStatus.PROCESSING, RefundStatus.UNKNOW
 
 class LedgerError(Exception):
     """The ledger cannot be opened or used; the message says why and what to do."""
+
+
+class LedgerLost(LedgerError):
+    """The ledger is no longer the one this process writes to (a file deleted or replaced
+    while open): what was just written may be recorded nowhere."""
 
 
 class AttemptNotFound(KeyError):
@@ -124,6 +130,8 @@ class Attempt:
     raw_message: str | None
     updated_at: datetime
     flagged: bool
+    #: Provider references of further refunds carrying this attempt's tag (paid twice).
+    double_refunds: tuple[str, ...] = ()
     recorded_by: str | None = None
 
 
@@ -194,6 +202,11 @@ class Ledger(Protocol):
 
     location: str
 
+    @property
+    def ledger_id(self) -> str:
+        """This ledger's random identity, written once when it was created."""
+        ...
+
     def close(self) -> None: ...
 
     def change_watch(self) -> ChangeWatch: ...
@@ -219,10 +232,18 @@ class Ledger(Protocol):
         failure_reason, raw_code, raw_message, http_status, note."""
         ...
 
-    def claim_send(self, attempt_id: str, lease: timedelta) -> bool:
+    def claim_send(
+        self, attempt_id: str, lease: timedelta, note: str = "resending the stored request"
+    ) -> bool:
         """Claim the right to (re)send an attempt's stored request; False if it is settled or
         another send may still be executing (no 4xx answer and ``lease`` not over, by the
-        ledger's clock). The claim is a "send" event, so two processes never both resend."""
+        ledger's clock). The claim is a "send" event (with ``note``), so two processes never
+        both resend."""
+        ...
+
+    def record_double_refund(self, attempt_id: str, reference: str, second: str, note: str) -> bool:
+        """Record that ``second`` is another execution of the attempt whose refund is
+        ``reference``, and flag the attempt; False (nothing written) when already known."""
         ...
 
     def flag(self, attempt_id: str, note: str) -> None:
@@ -274,6 +295,10 @@ class Ledger(Protocol):
         """One flat dict per event (keys: AUDIT_FIELDS) joined with its attempt, oldest first."""
         ...
 
+    def double_refund_count(self) -> int:
+        """How many attempts were executed more than once by their provider."""
+        ...
+
     def notice_conflicts(self, attempt_id: str) -> list[StoredNotice]:
         """Notices that contradicted what the attempt records (it was flagged for them)."""
         ...
@@ -292,6 +317,9 @@ class ThreadedLedger:
 
     async def get(self, key: str) -> Attempt:
         return await asyncio.to_thread(self.ledger.get, key)
+
+    async def events(self, attempt_id: str) -> list[Event]:
+        return await asyncio.to_thread(self.ledger.events, attempt_id)
 
     async def attempts(self, **filters: Any) -> list[Attempt]:
         return await asyncio.to_thread(functools.partial(self.ledger.attempts, **filters))
@@ -313,8 +341,13 @@ class ThreadedLedger:
             functools.partial(self.ledger.add_event, attempt_id, status, source, **details)
         )
 
-    async def claim_send(self, attempt_id: str, lease: timedelta) -> bool:
-        return await asyncio.to_thread(self.ledger.claim_send, attempt_id, lease)
+    async def claim_send(
+        self, attempt_id: str, lease: timedelta, note: str = "resending the stored request"
+    ) -> bool:
+        return await asyncio.to_thread(self.ledger.claim_send, attempt_id, lease, note)
+
+    async def record_double_refund(self, attempt_id: str, reference: str, second: str, note: str) -> bool:
+        return await asyncio.to_thread(self.ledger.record_double_refund, attempt_id, reference, second, note)
 
     async def flag(self, attempt_id: str, note: str) -> None:
         await asyncio.to_thread(self.ledger.flag, attempt_id, note)

@@ -162,6 +162,10 @@ class PostgresChangeWatch:
 class PostgresLedger(SqlLedger):
     """The ledger in one schema of a PostgreSQL database. Safe to share between threads."""
 
+    _double_refunds_column = (
+        "(SELECT string_agg(d.second_reference, ',' ORDER BY d.id) FROM double_refunds d "
+        "WHERE d.attempt_id = a.attempt_id)"
+    )
     _attempt_extra = ", a.recorded_by"
     _event_extra = ", recorded_by"
 

@@ -5,7 +5,8 @@
 under a transaction-scoped advisory lock, so two hosts never migrate at once.
 
 What the database itself guarantees, whatever a client does:
-- append-only: no app role holds UPDATE, DELETE or TRUNCATE on attempts, events or notices,
+- append-only: no app role holds UPDATE, DELETE or TRUNCATE on attempts, events, notices or
+  double refunds,
   and triggers refuse them even to the owner (a kept notice is matched later only through
   ``match_kept_notice``, which can do nothing else);
 - identity: ``recorded_by`` on every attempt, event and notice is ``session_user``, the
@@ -201,6 +202,22 @@ _V1 = (
         FOR EACH ROW EXECUTE FUNCTION guard_notice()""",
     """CREATE TRIGGER notices_no_truncate BEFORE TRUNCATE ON notices
         FOR EACH STATEMENT EXECUTE FUNCTION refuse_change()""",
+    # The ledger's own identity, and second executions of an attempt's request found on a
+    # provider's record (double refunds), each recorded once.
+    """CREATE TABLE ledger_identity (
+        only_row integer PRIMARY KEY CHECK (only_row = 1),
+        ledger_id text NOT NULL DEFAULT md5(gen_random_uuid()::text)
+    )""",
+    "INSERT INTO ledger_identity (only_row) VALUES (1)",
+    """CREATE TABLE double_refunds (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        attempt_id text COLLATE "C" NOT NULL REFERENCES attempts (attempt_id),
+        found_at timestamptz NOT NULL,
+        provider_reference text NOT NULL,
+        second_reference text NOT NULL,
+        recorded_by text NOT NULL DEFAULT session_user,
+        UNIQUE (attempt_id, second_reference)
+    )""",
     """CREATE FUNCTION notify_change() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         PERFORM pg_notify(TG_TABLE_SCHEMA, TG_TABLE_NAME);
@@ -210,11 +227,16 @@ _V1 = (
         FOR EACH STATEMENT EXECUTE FUNCTION notify_change()""",
     """CREATE TRIGGER notices_notify AFTER INSERT OR UPDATE ON notices
         FOR EACH STATEMENT EXECUTE FUNCTION notify_change()""",
+    """CREATE TRIGGER double_refunds_notify AFTER INSERT ON double_refunds
+        FOR EACH STATEMENT EXECUTE FUNCTION notify_change()""",
     *_append_only("attempts"),
     *_append_only("events"),
+    *_append_only("double_refunds"),
+    *_append_only("ledger_identity"),
     _identity("attempts"),
     _identity("events"),
     _identity("notices"),
+    _identity("double_refunds"),
     """CREATE TRIGGER events_source_guard BEFORE INSERT ON events
         FOR EACH ROW EXECUTE FUNCTION guard_event_source()""",
 )
@@ -228,7 +250,7 @@ GRANTS = (
     "REVOKE ALL ON ALL FUNCTIONS IN SCHEMA {schema} FROM PUBLIC",
     f"GRANT USAGE ON SCHEMA {{schema}} TO {VIEWER}, {OPERATOR}, {RECEIVER}",
     f"GRANT SELECT ON ALL TABLES IN SCHEMA {{schema}} TO {VIEWER}, {OPERATOR}, {RECEIVER}",
-    f"GRANT INSERT ON {{schema}}.attempts, {{schema}}.events TO {OPERATOR}",
+    f"GRANT INSERT ON {{schema}}.attempts, {{schema}}.events, {{schema}}.double_refunds TO {OPERATOR}",
     f"GRANT INSERT ON {{schema}}.events, {{schema}}.notices TO {RECEIVER}",
     f"""GRANT EXECUTE ON FUNCTION {{schema}}.match_kept_notice(bigint, text, text)
         TO {OPERATOR}, {RECEIVER}""",

@@ -29,6 +29,7 @@ from refund_tui.core.ledger import (
     CapExceeded,
     Event,
     LedgerError,
+    LedgerLost,
     NewAttempt,
     NoticeOutcome,
     StoredNotice,
@@ -106,7 +107,7 @@ def _to_attempt(row: tuple) -> Attempt:
      currency, phone, country_id, reason, webhook_url, idempotency_key, external_reference,
      method, path, body, operator_name, operator_uid, hostname, ssh_client, pid, app_version,
      retry_of, status, provider_reference, failure_reason, raw_code, raw_message, updated_at,
-     flagged, *recorded_by) = row  # fmt: skip
+     flagged, double_refunds, *recorded_by) = row  # fmt: skip
     provider = _PROVIDER_BY_VALUE[provider]
     return Attempt(
         attempt_id=attempt_id,
@@ -141,6 +142,7 @@ def _to_attempt(row: tuple) -> Attempt:
         raw_message=raw_message,
         updated_at=moment(updated_at),
         flagged=bool(flagged),
+        double_refunds=tuple(double_refunds.split(",")) if double_refunds else (),
         recorded_by=recorded_by[0] if recorded_by else None,
     )
 
@@ -164,6 +166,8 @@ class SqlLedger:
     """The port's behaviour over SQL; subclasses implement the hooks below."""
 
     location: str
+    #: The second references of an attempt's double refunds, comma-separated (dialects differ).
+    _double_refunds_column: str
     #: Extra attempt/event columns an adapter reads (PostgreSQL: who recorded it).
     _attempt_extra = ""
     _event_extra = ""
@@ -245,6 +249,8 @@ class SqlLedger:
 
         try:
             self._write(write)
+        except LedgerLost:
+            raise  # the ledger itself went away: what it says now proves nothing
         except LedgerError:
             # A connection lost during COMMIT leaves its outcome unknown: if the intent is in
             # the ledger, it stands (and will be sent); reporting "nothing recorded" would
@@ -305,7 +311,9 @@ class SqlLedger:
         ).fetchone()
         return taken is not None
 
-    def claim_send(self, attempt_id: str, lease: timedelta) -> bool:
+    def claim_send(
+        self, attempt_id: str, lease: timedelta, note: str = "resending the stored request"
+    ) -> bool:
         def write(conn: Connection) -> bool:
             status, reference, failure = self._current(conn, attempt_id)
             if reference is not None or status.is_terminal:
@@ -329,11 +337,39 @@ class SqlLedger:
             ).fetchone()
             self._insert_event(
                 conn, attempt_id, status, "send", at=now, failure_reason=failure,
-                raw_code=raw_code, raw_message=raw_message, note="resending the stored request",
+                raw_code=raw_code, raw_message=raw_message, note=note,
             )  # fmt: skip
             return True
 
         return self._write(write)
+
+    def record_double_refund(self, attempt_id: str, reference: str, second: str, note: str) -> bool:
+        def write(conn: Connection) -> bool:
+            self._serialise(conn, f"attempt:{attempt_id}")
+            known = conn.execute(
+                "SELECT 1 FROM double_refunds WHERE attempt_id = ? AND second_reference = ?",
+                (attempt_id, second),
+            ).fetchone()
+            if known:
+                return False
+            conn.execute(
+                """INSERT INTO double_refunds
+                (attempt_id, found_at, provider_reference, second_reference) VALUES (?, ?, ?, ?)""",
+                (attempt_id, self._now(conn), reference, second),
+            )
+            self._append_flag(conn, attempt_id, note)
+            return True
+
+        return self._write(write)
+
+    def double_refund_count(self) -> int:
+        [(count,)] = self.query("SELECT count(DISTINCT attempt_id) FROM double_refunds")
+        return count
+
+    @property
+    def ledger_id(self) -> str:
+        [(ledger_id,)] = self.query("SELECT ledger_id FROM ledger_identity")
+        return ledger_id
 
     def flag(self, attempt_id: str, note: str) -> None:
         if not note.strip():
@@ -495,8 +531,8 @@ class SqlLedger:
     ) -> list[Attempt]:
         order = "DESC" if newest_first else "ASC"
         sql = (
-            f"SELECT {_ATTEMPT_COLUMNS}{self._attempt_extra} {_ATTEMPTS_FROM} {where} "
-            f"ORDER BY c.attempt_seq {order}"
+            f"SELECT {_ATTEMPT_COLUMNS}, {self._double_refunds_column}{self._attempt_extra} "
+            f"{_ATTEMPTS_FROM} {where} ORDER BY c.attempt_seq {order}"
         )
         if limit is not None:
             sql += " LIMIT ?"

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from refund_tui import __version__
-from refund_tui.core.ledger import LedgerError
-from refund_tui.ledgers.sql import SqlLedger
+from refund_tui.core.ledger import LedgerError, LedgerLost
+from refund_tui.ledgers.sql import SqlLedger, iso
 from refund_tui.ledgers.sqlite_schema import MIGRATIONS, PRAGMAS, SCHEMA_VERSION
 
 #: Seconds a write waits for another process's write before giving up.
@@ -30,8 +30,8 @@ BUSY_TIMEOUT = 5.0
 T = TypeVar("T")
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 class SqliteChangeWatch:
@@ -74,15 +74,30 @@ class SqliteLedger(SqlLedger):
     Private (0600 in a 0700 folder) unless its folder is group-shared (setgid, group-writable):
     then the file is 0660, and so are the WAL and shared-memory files SQLite makes after it
     (it gives them the database file's mode), so every account of the group can record.
+    Every write checks, before and after its commit, that the file at ``path`` is still the
+    one this ledger writes to; one deleted or replaced meanwhile raises LedgerLost.
     """
 
-    def __init__(self, path: Path, *, busy_timeout: float = BUSY_TIMEOUT) -> None:
+    _double_refunds_column = (
+        "(SELECT group_concat(d.second_reference) FROM double_refunds d "
+        "WHERE d.attempt_id = a.attempt_id)"
+    )
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        busy_timeout: float = BUSY_TIMEOUT,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.path = Path(path)
         self.location = str(self.path)
         self.busy_timeout = busy_timeout
+        self.clock = clock or utcnow
         self._lock = threading.RLock()
         self._conn = self._connect()
         try:
+            self._file = self._pin_file()
             self._migrate()
         except BaseException:
             self._conn.close()
@@ -125,6 +140,31 @@ class SqliteLedger(SqlLedger):
                 "keep it on a local disk, not a network share"
             )
         return conn
+
+    def _pin_file(self) -> os.stat_result:
+        """The identity (device, inode) of the file the connection just opened."""
+        try:
+            pinned = os.stat(self.path)
+        except OSError as error:
+            raise LedgerError(f"cannot open the ledger {self.path}: {error.strerror}") from None
+        self._conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+        return pinned
+
+    def check_file(self) -> None:
+        """Raise LedgerLost unless ``path`` is still the file this ledger writes to."""
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            raise LedgerLost(
+                f"the ledger {self.path} was deleted while refund-tui was writing to it"
+            ) from None
+        except OSError as error:
+            raise LedgerLost(f"the ledger {self.path} cannot be checked: {error.strerror}") from None
+        if (now.st_dev, now.st_ino) != (self._file.st_dev, self._file.st_ino):
+            raise LedgerLost(
+                f"the ledger {self.path} was replaced by another file while refund-tui was "
+                "writing to it"
+            )
 
     def _migrate(self) -> None:
         version = self._user_version()
@@ -190,11 +230,13 @@ class SqliteLedger(SqlLedger):
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
+                self.check_file()
             except BaseException:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+        self.check_file()
 
     def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         with self.transaction() as conn:
@@ -205,4 +247,4 @@ class SqliteLedger(SqlLedger):
             return self._conn.execute(sql, params).fetchall()
 
     def _now(self, conn: sqlite3.Connection) -> str:
-        return _now()
+        return iso(self.clock())

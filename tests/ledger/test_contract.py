@@ -295,3 +295,35 @@ def test_a_notice_finds_its_attempt_by_our_tag(ledger):
     tagged = notice(RefundStatus.PROCESSING, reference="rf_t", tag=attempt.request.external_reference)
     assert ledger.receive_notice(tagged, "{}") is NoticeOutcome.APPLIED
     assert ledger.get(attempt.attempt_id).provider_reference == "rf_t"
+
+
+# -- double refunds, identity -------------------------------------------------------------
+
+
+def test_a_double_refund_is_recorded_once_flags_the_attempt_and_is_counted(ledger):
+    attempt_id = record(ledger, 500)
+    other = record(ledger, 300)
+    ledger.add_event(attempt_id, RefundStatus.PROCESSING, "provider", provider_reference="rf_1")
+    assert ledger.double_refund_count() == 0
+    assert ledger.record_double_refund(attempt_id, "rf_1", "rf_2", "double refund: rf_2 too")
+    assert not ledger.record_double_refund(attempt_id, "rf_1", "rf_2", "double refund: rf_2 too")
+    assert ledger.record_double_refund(attempt_id, "rf_1", "rf_3", "double refund: rf_3 too")
+    attempt = ledger.get(attempt_id)
+    assert attempt.double_refunds == ("rf_2", "rf_3")
+    assert attempt.flagged and attempt.status is RefundStatus.PROCESSING
+    assert [e.note for e in ledger.events(attempt_id) if e.source == "flag"] == [
+        "double refund: rf_2 too", "double refund: rf_3 too",
+    ]  # fmt: skip
+    assert ledger.get(other).double_refunds == ()
+    assert ledger.double_refund_count() == 1
+
+
+def test_a_resend_claim_carries_its_note(ledger):
+    attempt_id = record(ledger, 100)
+    assert ledger.claim_send(attempt_id, timedelta(0), "resent on the decision of ama@ops-1")
+    assert ledger.events(attempt_id)[-1].note == "resent on the decision of ama@ops-1"
+
+
+def test_every_ledger_has_its_own_lasting_identity(open_ledger):
+    first, again = open_ledger(), open_ledger()
+    assert len(first.ledger_id) == 32 and first.ledger_id == again.ledger_id

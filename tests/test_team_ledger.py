@@ -4,6 +4,7 @@ PostgreSQL ledger, one simulator. Roles are the database's, and so is each row's
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import signal
 import sqlite3
@@ -276,3 +277,41 @@ def test_a_solo_ledger_moves_in_once_with_its_ids_and_conflicts_are_refused(team
         f"refused: nothing imported: 1 conflict(s) with the team ledger: {first}: the attempt differs"
     )
     assert owner_ledger.get(first).amount.minor == 500
+
+
+async def test_operator_bs_board_shows_operator_as_refund_within_a_second(team, monkeypatch):
+    """Two operators, two logins, two sessions on one team ledger: B's open board shows the
+    refund A records, by the ledger's change notification (the board's own refresh is 2 s)."""
+    from refund_tui.session import Session
+    from refund_tui.tui.app import RefundApp
+    from tests.console import FROZEN
+    from tests.ledger.factories import new_attempt, xof
+    from tests.test_tui_board import open_board, shown
+
+    owner = team.home("owner")
+    logins = {name: team.login(name) for name in ("a", "b")}
+    for login in logins.values():
+        assert cli(owner, "ledger", "grant", "--profile", "team", login, "refund_tui_operator").returncode == 0
+    sessions = {}
+    for name, login in logins.items():
+        for variable, value in team.home(name, login).items():
+            monkeypatch.setenv(variable, value)
+        sessions[name] = await asyncio.to_thread(Session.open, "team")
+    # B's board and tracking re-read nothing by themselves for an hour: only the watch can tell.
+    sessions["b"].config = dataclasses.replace(sessions["b"].config, tracking_interval=3600)
+    app = RefundApp(session=sessions["b"], clock=lambda: FROZEN)
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await open_board(app, pilot, 0)
+            attempt = await asyncio.to_thread(
+                sessions["a"].ledger.record_attempt, new_attempt(xof(500)), limit=xof(1000),
+                known_references=(),
+            )  # fmt: skip
+            recorded = time.monotonic()
+            while attempt.attempt_id not in shown(app):
+                assert time.monotonic() - recorded < 1.0, "B's board did not show A's refund within 1 s"
+                await pilot.pause(0.02)
+        assert sessions["b"].ledger.get(attempt.attempt_id).recorded_by == logins["a"]
+    finally:
+        for session in sessions.values():
+            await session.aclose()

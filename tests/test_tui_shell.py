@@ -271,3 +271,22 @@ async def test_banner_raises_reversed_refunds(sandbox, session, app):
 
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: "REVERSED 1" in screen_text(app))
+
+
+async def test_an_unreachable_team_ledger_opens_the_console_on_nothing_naming_where(home):
+    (home / "config").mkdir()
+    (home / "config" / "config.toml").write_text(
+        LIVE_CONFIG.replace(
+            'environment = "live"\n',
+            'environment = "live"\nledger = "postgresql://ama@127.0.0.1:1/refunds?sslmode=disable"\n',
+        ),
+        "utf-8",
+    )
+    app = RefundApp("prod")
+    async with app.run_test(size=(100, 24)) as pilot:
+        await wait_for(pilot, lambda: app.session_problem is not None)
+        await pilot.pause()
+        shown = flat(screen_text(app))
+        assert "could not open" in shown
+        assert "cannot reach the team ledger (role ama at 127.0.0.1:1/refunds)" in shown
+        assert app.session is None

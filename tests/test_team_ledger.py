@@ -315,3 +315,50 @@ async def test_operator_bs_board_shows_operator_as_refund_within_a_second(team, 
     finally:
         for session in sessions.values():
             await session.aclose()
+
+
+def test_racing_operators_killed_and_cut_off_never_over_refund_nor_lose_an_attempt(team, owner_ledger, sandbox):
+    """4 processes x 25 refunds of 1,000 on one 20,000 payment; one process SIGKILLed, every
+    ledger connection terminated by the server mid-run; then one recovery. Executed refunds
+    never exceed the payment, each has its attempt, and every attempt a process saw is kept."""
+    owner = team.home("owner")
+    envs = []
+    for number in range(4):
+        login = team.login(f"op{number}")
+        assert cli(owner, "ledger", "grant", "--profile", "team", login, "refund_tui_operator").returncode == 0
+        envs.append(team.home(f"op{number}", login))
+    payment = sandbox.create_payment(**PAYMENTS["novasend"])
+    sandbox.faults(latency_ms=40)
+    racers = [
+        subprocess.Popen([sys.executable, "-m", "tests.team_race", payment, "25"], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        for env in envs
+    ]
+    deadline = time.monotonic() + 30
+    while len(owner_ledger.attempts(payment_reference=payment)) < 4:
+        assert time.monotonic() < deadline, "the racers never got going"
+        time.sleep(0.05)
+    with psycopg.connect(team.database_url, autocommit=True) as admin:
+        terminated = admin.execute(
+            """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+            WHERE application_name LIKE 'refund-tui%%' AND datname = current_database()"""
+        ).fetchall()
+    assert terminated
+    racers[0].send_signal(signal.SIGKILL)
+    seen = []
+    for racer in racers:
+        out, err = racer.communicate(timeout=120)
+        assert racer.returncode in (0, -signal.SIGKILL), err
+        seen += out.split()
+    sandbox.faults(latency_ms=0)
+    recovered = cli(envs[1], "recover")
+    assert recovered.returncode in (0, 3), recovered.stderr
+
+    refunds = executed(sandbox, payment)
+    attempts = {a.attempt_id: a for a in owner_ledger.attempts(payment_reference=payment)}
+    references = {a.provider_reference for a in attempts.values()}
+    assert {r["refund_reference"] for r in refunds} <= references  # every refund has its attempt
+    assert set(seen) <= set(attempts)  # no attempt a process was told about is lost
+    total = sum(int(float(r["amount"])) for r in refunds)
+    assert total <= PAYMENTS["novasend"]["amount"]
+    assert len(refunds) >= 10  # the race really ran

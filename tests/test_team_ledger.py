@@ -246,23 +246,27 @@ def test_a_solo_ledger_moves_in_once_with_its_ids_and_conflicts_are_refused(team
         first, second = record(solo, 500), record(solo, 700)
         solo.add_event(first, RefundStatus.PROCESSING, "provider", provider_reference=f"rf_{first[:8]}")
         solo.receive_notice(notice(RefundStatus.COMPLETED, reference=f"rf_{first[:8]}"), '{"n": 1}')
+        solo.record_double_refund(first, f"rf_{first[:8]}", "rf_second", "double refund: rf_second")
         solo_events = {a: solo.events(a) for a in (first, second)}
     owner = team.home("owner")
 
     imported = cli(owner, "ledger", "import", "--profile", "team", str(solo_path))
     assert imported.returncode == 0, imported.stderr
     assert imported.stdout.strip() == (
-        "imported 2 attempts, 4 events and 1 notices; 0 attempts were already in the team ledger"
+        "imported 2 attempts, 5 events, 1 notices and 1 double refunds; 0 attempts were already "
+        "in the team ledger"
     )
     for attempt_id, events in solo_events.items():
         assert [(e.at, e.status, e.source, e.note) for e in owner_ledger.events(attempt_id)] == [
             (e.at, e.status, e.source, e.note) for e in events
         ]
     assert owner_ledger.get(first).status is RefundStatus.COMPLETED
+    assert owner_ledger.get(first).double_refunds == ("rf_second",) and owner_ledger.get(first).flagged
 
     again = cli(owner, "ledger", "import", "--profile", "team", str(solo_path))
     assert again.stdout.strip() == (
-        "imported 0 attempts, 0 events and 0 notices; 2 attempts were already in the team ledger"
+        "imported 0 attempts, 0 events, 0 notices and 0 double refunds; 2 attempts were already "
+        "in the team ledger"
     )
     with SqliteLedger(solo_path) as solo:  # the solo ledger went on; then it is edited by hand
         solo.add_event(second, RefundStatus.FAILED, "poll", failure_reason="wallet closed")

@@ -1,7 +1,7 @@
 """Moving a solo SQLite ledger into the team ledger (``refund-tui ledger import``).
 
-Every attempt keeps its id, request, operator and timestamps; its events and notices keep
-their order and timestamps (their row numbers are the team ledger's). Importing is one
+Every attempt keeps its id, request, operator and timestamps; its events, notices and double
+refunds keep their order and timestamps (their row numbers are the team ledger's). Importing is one
 transaction and idempotent: an attempt already there with the same contents is skipped (new
 events it gained since are appended); one with other contents is a conflict, and any
 conflict refuses the whole import with a report. ``recorded_by`` on imported rows names the
@@ -32,7 +32,8 @@ NOTICE_COLUMNS = (
     "received_at", "provider", "identity", "event", "refund_reference", "payment_reference",
     "tag", "status", "failure_reason", "outcome", "attempt_id", "body",
 )  # fmt: skip
-_TIMES = {"created_at", "at", "received_at"}
+DOUBLE_COLUMNS = ("attempt_id", "found_at", "provider_reference", "second_reference")
+_TIMES = {"created_at", "at", "received_at", "found_at"}
 
 
 @dataclass
@@ -40,13 +41,15 @@ class ImportReport:
     attempts: int = 0
     events: int = 0
     notices: int = 0
+    double_refunds: int = 0
     skipped: int = 0
     conflicts: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (
-            f"imported {self.attempts} attempts, {self.events} events and {self.notices} "
-            f"notices; {self.skipped} attempts were already in the team ledger"
+            f"imported {self.attempts} attempts, {self.events} events, {self.notices} notices "
+            f"and {self.double_refunds} double refunds; {self.skipped} attempts were already "
+            "in the team ledger"
         )
 
 
@@ -55,6 +58,7 @@ class SoloLedger:
     attempts: list[tuple]
     events: dict[str, list[tuple]]
     notices: list[tuple]
+    double_refunds: list[tuple]
 
 
 def _normal(columns: tuple[str, ...], row: tuple) -> tuple:
@@ -93,11 +97,15 @@ def read_solo(path: Path) -> SoloLedger:
             _normal(NOTICE_COLUMNS, row)
             for row in conn.execute(f"SELECT {', '.join(NOTICE_COLUMNS)} FROM notices ORDER BY id")
         ]
+        doubles = [
+            _normal(DOUBLE_COLUMNS, row)
+            for row in conn.execute(f"SELECT {', '.join(DOUBLE_COLUMNS)} FROM double_refunds ORDER BY id")
+        ]
     except sqlite3.Error as error:
         raise LedgerError(f"{path} is not a readable refund-tui ledger: {error}") from None
     finally:
         conn.close()
-    return SoloLedger(attempts, events, notices)
+    return SoloLedger(attempts, events, notices, doubles)
 
 
 def merge(conn: Connection, solo: SoloLedger) -> ImportReport:
@@ -154,6 +162,16 @@ def merge(conn: Connection, solo: SoloLedger) -> ImportReport:
             report.notices += 1
         elif _normal(NOTICE_COLUMNS, present)[:9] != notice[:9] or present[-1] != notice[-1]:
             report.conflicts.append(f"notice {provider} {identity}: it differs")
+    for double in solo.double_refunds:
+        known = conn.execute(
+            "SELECT 1 FROM double_refunds WHERE attempt_id = ? AND second_reference = ?",
+            (double[0], double[3]),
+        ).fetchone()
+        if not known:
+            conn.execute(
+                f"INSERT INTO double_refunds ({', '.join(DOUBLE_COLUMNS)}) VALUES (?, ?, ?, ?)", double
+            )
+            report.double_refunds += 1
     if report.conflicts:
         raise LedgerError(
             f"nothing imported: {len(report.conflicts)} conflict(s) with the team ledger: "

@@ -121,7 +121,7 @@ def test_two_processes_at_once_never_exceed_the_cap(sandbox, cli_env, payment):
     refused = next(result for result in results if result.returncode == 1)
     assert any(
         words in refused.stderr
-        for words in ("left to refund", "over the refundable balance", "refunds in flight")
+        for words in ("left to refund", "over the refundable balance", "in flight")
     )
 
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import click
 
-from refund_tui.commands.output import Refused, attempt_line, attempt_record, print_json
+from refund_tui.commands.output import (
+    Misuse,
+    Refused,
+    attempt_line,
+    attempt_record,
+    print_outcome,
+    refund_fields,
+)
 from refund_tui.core.ledger import Attempt, AttemptNotFound, CapExceeded, LedgerError
 from refund_tui.core.models import Country, ProviderError, ProviderName, RefundStatus
 from refund_tui.core.service import (
@@ -18,8 +24,9 @@ from refund_tui.core.service import (
     RefundService,
 )
 from refund_tui.core.validation import RefundInvalid, amount_confirmed
+from refund_tui.providers import CLIENTS
 
-EXIT_CODES = {RefundStatus.FAILED: 1, RefundStatus.UNKNOWN: 3}
+UNKNOWN_ADVICE = "run `refund-tui recover`; it will never be resent with a new key"
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,24 @@ class RefundCommand:
     dry_run: bool
     yes: bool
     as_json: bool
+
+    def check_options(self) -> None:
+        """Refuse (exit 2, before anything is opened) options that would be ignored or prompt."""
+        if self.as_json and not (self.yes or self.dry_run):
+            raise Misuse(
+                "--json never asks for confirmation: add --yes to send (or --dry-run to check)",
+                code="confirmation_required",
+            )
+        if CLIENTS[ProviderName(self.provider)].sends_phone:
+            return
+        ignored = " and ".join(option for option, value in (("--phone", self.phone), ("--country", self.country))
+                               if value is not None)
+        if ignored:
+            raise Misuse(
+                f"{ignored} cannot be used with {self.provider.title()}: "
+                f"{self.provider.title()} refunds always go to the paying wallet",
+                code="destination_not_allowed",
+            )
 
     async def run(self, session) -> int:
         service: RefundService = session.service
@@ -52,9 +77,12 @@ class RefundCommand:
                 retry_of=self.retry_of,
             )
         except RefundInvalid as error:
-            raise Refused("; ".join(f"{field}: {text}" for field, text in error.problems.items())) from None
-        except (ProviderError, RefundNotAllowed, AttemptNotFound, LedgerError) as error:
-            raise Refused(_message(error)) from None
+            problems = "; ".join(f"{field}: {text}" for field, text in error.problems.items())
+            raise Refused(problems, code="invalid_refund") from None
+        except ProviderError as error:
+            raise Refused(error.message, code="provider_error") from None
+        except (RefundNotAllowed, AttemptNotFound) as error:
+            raise Refused(str(error), code="not_allowed") from None
         if self.dry_run:
             self._show(prepared, session, request=True)
             return 0
@@ -64,13 +92,24 @@ class RefundCommand:
             _confirm(prepared, live=session.profile.is_live)
         try:
             attempt = await service.submit(prepared)
-        except (CapExceeded, RefundNotAllowed, ProviderError, LedgerError) as error:
-            raise Refused(_message(error) + ": nothing was sent") from None
+        except ProviderError as error:
+            raise Refused(f"{error.message}: nothing was sent", code="provider_error") from None
+        except (CapExceeded, RefundNotAllowed) as error:
+            raise Refused(f"{error}: nothing was sent", code="not_allowed") from None
+        except LedgerError as error:
+            raise Refused(f"{error}: nothing was sent", code="ledger_error") from None
         except OutcomeUnknown as error:
-            click.echo(f"outcome unknown: {error}", err=True)
-            return 3
-        self._report(attempt)
-        return EXIT_CODES.get(attempt.status, 0)
+            return self._report(error.attempt, unknown_because=str(error))
+        return self._report(attempt)
+
+    def interrupted(self) -> int:
+        """Ctrl+C while the command ran: exit 3, as the refund may already have left."""
+        message = f"interrupted: if the refund was already sent it is recorded as unknown; {UNKNOWN_ADVICE}"
+        if self.as_json:
+            print_outcome("interrupted", message, 3)
+        else:
+            click.echo(message, err=True)
+        return 3
 
     async def _country(self, service: RefundService, view: PaymentView) -> Country | None:
         """The Vesicash country for the refund: --country as ISO code or id, else the payment's."""
@@ -80,10 +119,21 @@ class RefundCommand:
         for country in await service.countries(view.payment.provider):
             if wanted in (country.iso_code.upper(), str(country.id)):
                 return country
-        raise Refused(f"country {wanted or '?'} is not one Vesicash refunds to")
+        raise Refused(f"country {wanted or '?'} is not one Vesicash refunds to", code="invalid_refund")
 
     def _show(self, prepared: PreparedRefund, session, *, request: bool = False) -> None:
         payment = prepared.view.payment
+        built = session.service.provider(payment.provider).build_refund(prepared.draft)
+        if self.as_json:
+            draft = prepared.draft
+            fields = refund_fields(
+                built, profile=session.profile.name, environment=session.profile.environment,
+                phone_e164=draft.phone_e164, country_id=draft.country_id, reason=draft.reason,
+                webhook_url=draft.webhook_url, retry_of=prepared.retry_of,
+            )
+            print_outcome("dry_run", "dry run: nothing was sent", 0,
+                          refund={**fields, "balance_after_minor": prepared.balance_after.minor})
+            return
         summary = {
             "profile": f"{session.profile.name} ({session.profile.environment.upper()})",
             "provider": payment.provider.value,
@@ -97,47 +147,41 @@ class RefundCommand:
             "reason": prepared.draft.reason,
         }
         if request:
-            built = session.service.provider(payment.provider).build_refund(prepared.draft)
             summary["request"] = f"{built.method} {built.path}"
             summary["idempotency key"] = built.idempotency_key or "(none: this API has no key)"
             summary["body"] = built.body
             summary["credentials"] = "sent as headers, never shown"
-        if self.as_json:
-            print_json({"dry_run": request, **summary, **({"body": json.loads(summary["body"])} if request else {})})
-            return
         width = max(map(len, summary))
         for label, value in summary.items():
             click.echo(f"{label:>{width}}: {value}")
         if request:
             click.echo("dry run: nothing was sent")
 
-    def _report(self, attempt: Attempt) -> None:
-        if self.as_json:
-            print_json(attempt_record(attempt))
-            return
-        click.echo(attempt_line(attempt))
-        if attempt.status is RefundStatus.UNKNOWN:
-            click.echo(
-                "outcome unknown: the provider may have executed it. Run `refund-tui recover`; "
-                "it will never be resent with a new key.",
-                err=True,
-            )
+    def _report(self, attempt: Attempt, *, unknown_because: str | None = None) -> int:
+        """Print what became of the attempt; its exit code."""
+        if unknown_because is not None or attempt.status is RefundStatus.UNKNOWN:
+            exit_code, code = 3, "outcome_unknown"
+            message = f"outcome unknown: {unknown_because or f'the provider may have executed it; {UNKNOWN_ADVICE}'}"
         elif attempt.status is RefundStatus.FAILED:
-            click.echo(f"refused by the provider: {attempt.failure_reason}", err=True)
+            exit_code, code = 1, "provider_refused"
+            message = f"refused by the provider: {attempt.failure_reason}"
         else:
-            click.echo(f"submitted: {attempt.provider_reference} ({attempt.status.value})")
+            exit_code, code = 0, "submitted"
+            message = f"submitted: {attempt.provider_reference} ({attempt.status.value})"
+        if self.as_json:
+            print_outcome(code, message, exit_code, refund=attempt_record(attempt))
+            return exit_code
+        click.echo(attempt_line(attempt))
+        click.echo(message, err=exit_code != 0)
+        return exit_code
 
 
 def _confirm(prepared: PreparedRefund, *, live: bool) -> None:
     """Ask before sending; a live profile makes the operator type the amount."""
     if not live:
         if not click.confirm("Send this refund?", default=False):
-            raise Refused("not confirmed: nothing was sent")
+            raise Refused("not confirmed: nothing was sent", code="not_confirmed")
         return
     typed = click.prompt(f"LIVE: type the amount ({prepared.draft.amount.plain()}) to send it", default="")
     if not amount_confirmed(typed, prepared.draft.amount):
-        raise Refused("the amount typed does not match: nothing was sent")
-
-
-def _message(error: Exception) -> str:
-    return error.message if isinstance(error, ProviderError) else str(error)
+        raise Refused("the amount typed does not match: nothing was sent", code="not_confirmed")

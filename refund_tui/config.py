@@ -28,7 +28,7 @@ Example ``config.toml``::
 
     [profiles.prod.vesicash]
     base_url = "https://api.mor.vesicash.com"    # live profiles require https
-    timeout_seconds = 30
+    timeout_seconds = 30         # 1 to 300
 
     [profiles.prod.vesicash.webhook]     # how notifications are signed (these are the defaults)
     header = "X-Vesicash-Signature"

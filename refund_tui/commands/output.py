@@ -39,13 +39,10 @@ class Misuse(click.UsageError):
         self.code = code
 
 
-def print_json(data: object) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
-
-
 def print_outcome(code: str, message: str, exit_code: int, **data: object) -> None:
     """The one JSON object of a ``--json`` run."""
-    print_json({"ok": exit_code == 0, "code": code, "message": message, "exit_code": exit_code, **data})
+    outcome = {"ok": exit_code == 0, "code": code, "message": message, "exit_code": exit_code, **data}
+    click.echo(json.dumps(outcome, indent=2, default=str))
 
 
 def wants_json(args: list[str]) -> bool:

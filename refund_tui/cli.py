@@ -58,6 +58,13 @@ PORT = click.IntRange(0, 65535)
 LIMIT = click.IntRange(1, 10_000)
 
 
+def _regular_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """A path that is a regular file or not there yet: a FIFO or a device would never end."""
+    if value is not None and value.exists() and not value.is_file():
+        raise click.BadParameter(f"{value} is not a regular file", ctx, param)
+    return value
+
+
 def _known_profile(name: str | None) -> str:
     """The name of the profile ``name`` (None: the config's default); Misuse (exit 2) when
     there is no such profile or the config cannot be used."""
@@ -115,7 +122,7 @@ def main(ctx: click.Context, profile_name: str | None) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8765, show_default=True, type=PORT, help="0: any free port (printed).")
-@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), callback=_regular_file,
               help="Keep the world in this JSON file.")
 @click.option("--settle-seconds", default=1.0, show_default=True, type=Seconds(0.001, 600),
               help="Settlement speed unit.")

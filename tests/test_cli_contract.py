@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -250,6 +254,24 @@ def test_json_exit_3_outcome_unknown(sandbox, cli_env):
     assert [row["payment_reference"] for row in recovered["refunds"]] == [reference]
 
 
+def test_json_exit_3_interrupted_while_sending(sandbox, cli_env):
+    reference = sandbox.create_payment(**NOVASEND)
+    sandbox.faults(latency_ms=1500)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "refund_tui", *refund_args(NOVASEND, reference, "100"), "--json"],
+        env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 20
+    while ledger_attempts(cli_env) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+
+    outcome = envelope(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr))
+    assert (outcome["exit_code"], outcome["code"]) == (3, "interrupted")
+    assert "refund-tui recover" in outcome["message"] and stderr == ""
+
+
 @pytest.mark.parametrize(
     ("phone_ending", "exit_code", "code", "status"),
     [
@@ -313,10 +335,13 @@ def test_numbers_out_of_range_are_one_line_exit_2(cli_env, argv):
     assert one_line(result).startswith("error: ")
 
 
-def test_a_directory_as_state_is_refused(cli_env, tmp_path):
-    result = cli(cli_env, "sandbox", "--state", str(tmp_path), timeout=20)
-    assert result.returncode == 2
-    assert "directory" in one_line(result)
+def test_a_directory_or_a_fifo_as_state_is_refused(cli_env, tmp_path):
+    fifo = tmp_path / "state.json"
+    os.mkfifo(fifo)
+    for state, words in ((tmp_path, "is a directory"), (fifo, "is not a regular file")):
+        result = cli(cli_env, "sandbox", "--state", str(state), timeout=20)
+        assert result.returncode == 2
+        assert words in one_line(result)
 
 
 def test_a_config_that_is_not_a_regular_file_is_refused(cli_env):

@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import NOVASEND, VESICASH, cli, cli_env, executed, ledger_attempts, refund_args
-
-__all__ = ["cli_env"]  # the fixture, shared with test_cli
+from tests.test_cli import NOVASEND, VESICASH, cli, executed, ledger_attempts, refund_args
 
 #: A config whose default is a profile that can never reach a provider: a command that
 #: ignores the profile typed on the command line lands on it and fails.
@@ -226,6 +224,7 @@ def test_json_exit_1_refused_by_the_provider_when_sent(sandbox, cli_env, payment
         (("refund", "--provider", "novasend", "--payment", "tr_demo_fresh", "--amount", "1",
           "--reason", "r", "--country", "CI", "--yes", "--json"), "destination_not_allowed",
          "--country cannot be used with Novasend"),
+        (("resend", "0123abcd", "--json"), "confirmation_required", "--yes"),
     ],
 )
 def test_json_exit_2_usage_errors(sandbox, cli_env, argv, code, words):
@@ -254,7 +253,9 @@ def test_json_exit_3_outcome_unknown(sandbox, cli_env):
     assert [row["payment_reference"] for row in recovered["refunds"]] == [reference]
 
 
-def test_json_exit_3_interrupted_while_sending(sandbox, cli_env):
+def json_refund_while_sending(sandbox, cli_env, meanwhile) -> tuple[str, dict]:
+    """A ``refund --json`` run held by provider latency; ``meanwhile(process)`` runs once its
+    intent is recorded. The payment reference and the run's one JSON object."""
     reference = sandbox.create_payment(**NOVASEND)
     sandbox.faults(latency_ms=1500)
     process = subprocess.Popen(
@@ -263,13 +264,31 @@ def test_json_exit_3_interrupted_while_sending(sandbox, cli_env):
     )
     deadline = time.monotonic() + 20
     while ledger_attempts(cli_env) == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
+        time.sleep(0.02)
+    meanwhile(process)
     stdout, stderr = process.communicate(timeout=30)
+    assert stderr == ""
+    return reference, envelope(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr))
 
-    outcome = envelope(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr))
+
+def test_json_exit_3_interrupted_while_sending(sandbox, cli_env):
+    _, outcome = json_refund_while_sending(sandbox, cli_env, lambda process: process.send_signal(signal.SIGINT))
+
     assert (outcome["exit_code"], outcome["code"]) == (3, "interrupted")
-    assert "refund-tui recover" in outcome["message"] and stderr == ""
+    assert "refund-tui recover" in outcome["message"]
+
+
+def test_json_exit_3_ledger_lost_while_sending_carries_the_request(sandbox, cli_env):
+    def delete_the_ledger(_process):
+        for file in (Path(cli_env["REFUND_TUI_HOME"]) / "data").glob("ledger-sandbox.sqlite3*"):
+            file.unlink()
+
+    reference, outcome = json_refund_while_sending(sandbox, cli_env, delete_the_ledger)
+
+    assert (outcome["exit_code"], outcome["code"]) == (3, "ledger_lost")
+    assert outcome["trail"]["payment_reference"] == reference
+    assert outcome["trail"]["tag"] in outcome["trail"]["body"]
+    assert outcome["refund"]["amount_minor"] == 100
 
 
 @pytest.mark.parametrize(

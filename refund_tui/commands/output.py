@@ -39,6 +39,12 @@ class Misuse(click.UsageError):
         self.code = code
 
 
+def never_prompt(as_json: bool, yes: bool, hint: str) -> None:
+    """Scripts are never asked anything: ``--json`` without ``--yes`` is a usage error."""
+    if as_json and not yes:
+        raise Misuse(f"--json never asks for confirmation: {hint}", code="confirmation_required")
+
+
 def print_outcome(code: str, message: str, exit_code: int, **data: object) -> None:
     """The one JSON object of a ``--json`` run."""
     outcome = {"ok": exit_code == 0, "code": code, "message": message, "exit_code": exit_code, **data}
@@ -114,6 +120,7 @@ def attempt_record(attempt: Attempt) -> dict[str, object]:
         "status": attempt.status.value,
         "failure_reason": attempt.failure_reason,
         "flagged": attempt.flagged,
+        "double_refunds": list(attempt.double_refunds),
         "operator": attempt.operator.name,
     }
 
@@ -133,9 +140,16 @@ ATTEMPT_HEADER = _line([heading for heading, _ in _COLUMNS])
 
 def attempt_line(attempt: Attempt) -> str:
     """One readable line: time, provider, payment, reference, amount, status, reason."""
-    status = attempt.status.value.upper() + (" (FLAGGED)" if attempt.flagged else "")
+    status = attempt.status.value.upper() + (
+        " (DOUBLE REFUND)" if attempt.double_refunds else " (FLAGGED)" if attempt.flagged else ""
+    )
+    detail = attempt.failure_reason or attempt.reason
+    if attempt.double_refunds:
+        detail = (
+            f"paid twice: {', '.join(attempt.double_refunds)} carries its tag too; recover it "
+            "from the customer or ask the provider to reverse it"
+        )
     return _line([
         attempt.created_at.strftime("%Y-%m-%d %H:%M:%S"), attempt.attempt_id[:8], attempt.provider.value,
-        attempt.payment_reference, attempt.provider_reference or "-", attempt.amount.format(), status,
-        attempt.failure_reason or attempt.reason,
+        attempt.payment_reference, attempt.provider_reference or "-", attempt.amount.format(), status, detail,
     ])

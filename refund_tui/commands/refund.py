@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import click
@@ -11,6 +12,7 @@ from refund_tui.commands.output import (
     Refused,
     attempt_line,
     attempt_record,
+    never_prompt,
     print_outcome,
     refund_fields,
 )
@@ -22,6 +24,7 @@ from refund_tui.core.service import (
     PreparedRefund,
     RefundNotAllowed,
     RefundService,
+    TrailLost,
 )
 from refund_tui.core.validation import RefundInvalid, amount_confirmed
 from refund_tui.providers import CLIENTS
@@ -45,11 +48,8 @@ class RefundCommand:
 
     def check_options(self) -> None:
         """Refuse (exit 2, before anything is opened) options that would be ignored or prompt."""
-        if self.as_json and not (self.yes or self.dry_run):
-            raise Misuse(
-                "--json never asks for confirmation: add --yes to send (or --dry-run to check)",
-                code="confirmation_required",
-            )
+        if not self.dry_run:
+            never_prompt(self.as_json, self.yes, "add --yes to send (or --dry-run to check)")
         if CLIENTS[ProviderName(self.provider)].sends_phone:
             return
         ignored = " and ".join(option for option, value in (("--phone", self.phone), ("--country", self.country))
@@ -99,8 +99,8 @@ class RefundCommand:
         except LedgerError as error:
             raise Refused(f"{error}: nothing was sent", code="ledger_error") from None
         except OutcomeUnknown as error:
-            return self._report(error.attempt, unknown_because=str(error))
-        return self._report(attempt)
+            return unknown_outcome(error, self.as_json)
+        return report(attempt, self.as_json)
 
     def interrupted(self) -> int:
         """Ctrl+C while the command ran: exit 3, as the refund may already have left."""
@@ -157,23 +157,40 @@ class RefundCommand:
         if request:
             click.echo("dry run: nothing was sent")
 
-    def _report(self, attempt: Attempt, *, unknown_because: str | None = None) -> int:
-        """Print what became of the attempt; its exit code."""
-        if unknown_because is not None or attempt.status is RefundStatus.UNKNOWN:
-            exit_code, code = 3, "outcome_unknown"
-            message = f"outcome unknown: {unknown_because or f'the provider may have executed it; {UNKNOWN_ADVICE}'}"
-        elif attempt.status is RefundStatus.FAILED:
-            exit_code, code = 1, "provider_refused"
-            message = f"refused by the provider: {attempt.failure_reason}"
-        else:
-            exit_code, code = 0, "submitted"
-            message = f"submitted: {attempt.provider_reference} ({attempt.status.value})"
-        if self.as_json:
-            print_outcome(code, message, exit_code, refund=attempt_record(attempt))
-            return exit_code
+
+
+def report(attempt: Attempt, as_json: bool) -> int:
+    """Print what became of a sent attempt; its exit code."""
+    if attempt.status is RefundStatus.UNKNOWN:
+        exit_code, code = 3, "outcome_unknown"
+        message = f"outcome unknown: the provider may have executed it; {UNKNOWN_ADVICE}"
+    elif attempt.status is RefundStatus.FAILED:
+        exit_code, code = 1, "provider_refused"
+        message = f"refused by the provider: {attempt.failure_reason}"
+    else:
+        exit_code, code = 0, "submitted"
+        message = f"submitted: {attempt.provider_reference} ({attempt.status.value})"
+    if as_json:
+        print_outcome(code, message, exit_code, refund=attempt_record(attempt))
+    else:
         click.echo(attempt_line(attempt))
         click.echo(message, err=exit_code != 0)
-        return exit_code
+    return exit_code
+
+
+def unknown_outcome(error: OutcomeUnknown, as_json: bool) -> int:
+    """Say that a send was cut short (with the request itself when the ledger went away)."""
+    message = f"outcome unknown: {error}"
+    trail = error.request_record() if isinstance(error, TrailLost) else None
+    if as_json:
+        extra = {"trail": trail} if trail else {}
+        print_outcome("ledger_lost" if trail else "outcome_unknown", message, 3,
+                      refund=attempt_record(error.attempt), **extra)
+    else:
+        click.echo(message, err=True)
+        if trail:
+            click.echo(json.dumps(trail, indent=2))
+    return 3
 
 
 def _confirm(prepared: PreparedRefund, *, live: bool) -> None:

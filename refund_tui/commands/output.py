@@ -127,7 +127,7 @@ def attempt_record(attempt: Attempt) -> dict[str, object]:
 
 #: Columns of ``attempt_line``: heading and format spec.
 _COLUMNS = (("CREATED", "<19"), ("ATTEMPT", "<8"), ("PROVIDER", "<8"), ("PAYMENT", "<22"),
-            ("REFUND", "<24"), ("AMOUNT", ">16"), ("STATUS", "<10"), ("REASON", ""))
+            ("REFUND", "<28"), ("AMOUNT", ">16"), ("STATUS", "<10"), ("REASON", ""))
 
 
 def _line(cells: list[str]) -> str:

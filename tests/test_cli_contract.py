@@ -331,6 +331,14 @@ def test_status_of_everything_has_a_header_and_exits_0(sandbox, cli_env):
     assert listed.stdout.splitlines()[0].split()[:2] == ["CREATED", "ATTEMPT"]
 
 
+def test_json_exit_0_listings(sandbox, cli_env):
+    recovered = envelope(cli(cli_env, "recover", "--json"))
+    notices = envelope(cli(cli_env, "webhooks", "list", "--json"))
+
+    assert (recovered["code"], recovered["refunds"]) == ("nothing_to_recover", [])
+    assert (notices["code"], notices["notifications"]) == ("listed", [])
+
+
 # -- range checks: one line, exit 2, never a traceback ---------------------------------------
 
 

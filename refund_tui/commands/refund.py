@@ -29,8 +29,6 @@ from refund_tui.core.service import (
 from refund_tui.core.validation import RefundInvalid, amount_confirmed
 from refund_tui.providers import CLIENTS
 
-UNKNOWN_ADVICE = "run `refund-tui recover`; it will never be resent with a new key"
-
 
 @dataclass(frozen=True)
 class RefundCommand:
@@ -104,7 +102,10 @@ class RefundCommand:
 
     def interrupted(self) -> int:
         """Ctrl+C while the command ran: exit 3, as the refund may already have left."""
-        message = f"interrupted: if the refund was already sent it is recorded as unknown; {UNKNOWN_ADVICE}"
+        message = (
+            "interrupted: if the refund was already sent it is recorded as unknown: do not refund "
+            "this payment again; run `refund-tui recover`"
+        )
         if self.as_json:
             print_outcome("interrupted", message, 3)
         else:
@@ -158,12 +159,20 @@ class RefundCommand:
             click.echo("dry run: nothing was sent")
 
 
-
 def report(attempt: Attempt, as_json: bool) -> int:
     """Print what became of a sent attempt; its exit code."""
     if attempt.status is RefundStatus.UNKNOWN:
         exit_code, code = 3, "outcome_unknown"
-        message = f"outcome unknown: the provider may have executed it; {UNKNOWN_ADVICE}"
+        resolved = (
+            "it is resent only with its own key"
+            if attempt.request.idempotency_key
+            else "this provider takes no key, so it is never resent automatically (`refund-tui "
+            f"resend {attempt.attempt_id[:8]}` is your decision, once the record shows nothing)"
+        )
+        message = (
+            "outcome unknown: the provider may have executed it: do not refund this payment "
+            f"again. Run `refund-tui recover`; {resolved}."
+        )
     elif attempt.status is RefundStatus.FAILED:
         exit_code, code = 1, "provider_refused"
         message = f"refused by the provider: {attempt.failure_reason}"

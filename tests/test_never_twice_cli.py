@@ -33,7 +33,7 @@ def test_a_fast_clock_never_makes_a_refund_pay_twice(sandbox, cli_env, payment):
 
     [refund] = executed(sandbox, reference)
     assert recovered.returncode == 0, recovered.stderr
-    status = json.loads(cli(cli_env, "status", "--json").stdout)
+    status = json.loads(cli(cli_env, "status", "--json").stdout)["refunds"]
     assert [attempt["refund_reference"] for attempt in status] == [refund["refund_reference"]]
 
 

@@ -32,8 +32,10 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print machin
 def main(ctx: click.Context, profile_name: str | None) -> None:
     """Mobile-money refund console. With no command, opens the console."""
     if ctx.invoked_subcommand is None:
+        from refund_tui.commands.credentials import unlock_for_profile
         from refund_tui.tui.app import RefundApp
 
+        unlock_for_profile(profile_name)  # on the terminal, before the console takes it
         RefundApp(profile_name=profile_name).run()
 
 
@@ -55,6 +57,7 @@ def sandbox(host: str, port: int, state_path: Path | None, settle_seconds: float
 
 def _run(profile_name: str | None, work: Callable[[object], Awaitable[T]]) -> T:
     """Open the profile's session, run ``work(session)``, always close it."""
+    from refund_tui.commands.credentials import unlock_for_profile
     from refund_tui.commands.output import Refused
     from refund_tui.config import ConfigError
     from refund_tui.core.credentials import CredentialsError
@@ -62,6 +65,7 @@ def _run(profile_name: str | None, work: Callable[[object], Awaitable[T]]) -> T:
     from refund_tui.serving import ServeError
     from refund_tui.session import Session, SessionError
 
+    unlock_for_profile(profile_name)
     try:
         session = Session.open(profile_name)
     except (ConfigError, CredentialsError, LedgerError, SessionError, ServeError) as error:

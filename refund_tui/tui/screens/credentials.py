@@ -71,10 +71,10 @@ def render_report(report: CredentialsReport) -> Group:
 
     backend = report.backend
     summary = Text.assemble(("Keyring backend: ", "bold"), backend.name)
-    if backend.usable and backend.secure:
-        summary.append("  (usable, encrypted)")
+    if backend.locked:
+        summary.append(f"  LOCKED: {backend.problem}", style="bold")
     elif backend.usable:
-        summary.append("  NOT ENCRYPTED: live credentials will not be kept in it", style="bold")
+        summary.append("  (usable, encrypted)")
     else:
         summary.append(f"  NOT USABLE: {backend.problem}", style="bold")
         summary.append("\nOnly live profiles need it: the sandbox profile uses the simulator's demo keys.")
@@ -87,10 +87,10 @@ def render_report(report: CredentialsReport) -> Group:
             table.add_row(entry.profile, entry.provider, "-", "simulator", "demo credentials")
             continue
         for status in entry.fields:
-            source = status.source or Text("MISSING", style="bold reverse")
-            table.add_row(entry.profile, entry.provider, status.field, source, status.masked or "-")
+            state = status.state if status.present else Text(status.state.upper(), style="bold reverse")
+            table.add_row(entry.profile, entry.provider, status.field, state, status.masked or "-")
             fix = f"{entry.fix} --webhook-secret" if status.field == WEBHOOK_SECRET else entry.fix
-            if status.source is None and fix not in missing_fixes:
+            if status.state == "missing" and fix not in missing_fixes:
                 missing_fixes.append(fix)
     parts: list = [summary, Text(""), table]
     if missing_fixes:

@@ -18,6 +18,7 @@ from refund_tui.core.credentials import (
     service_name,
 )
 from refund_tui.core.models import ProviderName
+from refund_tui.core.secret import Secret, mask
 from tests.memory_keyring import (
     BrokenKeyring,
     EchoingKeyring,
@@ -142,20 +143,21 @@ def test_the_webhook_secret_comes_from_the_environment_too(memory):
 
 
 @pytest.mark.parametrize(
-    ("backend", "problem"),
+    ("backend", "problem", "state"),
     [
-        (fail.Keyring(), "no keyring backend is available"),
-        (null.Keyring(), "keyring is disabled"),
-        (EmptyChainer(), "nothing to chain"),
-        (FailingKeyring(), "locked"),
-        (BrokenKeyring(), "RuntimeError: argon2_cffi package required"),
+        (fail.Keyring(), "no keyring backend is available", "unreadable"),
+        (null.Keyring(), "keyring is disabled", "unreadable"),
+        (EmptyChainer(), "nothing to chain", "unreadable"),
+        (FailingKeyring(), "locked", "locked"),
+        (BrokenKeyring(), "RuntimeError: argon2_cffi package required", "unreadable"),
         (
             FailingKeyring(SecretServiceNotAvailableException("Unable to autolaunch dbus")),
             "D-Bus",
+            "unreadable",
         ),
     ],
 )
-def test_unusable_backend_is_explained_not_raised(use_backend, backend, problem):
+def test_unusable_backend_is_explained_not_raised(use_backend, backend, problem, state):
     use_backend(backend)
     store = CredentialStore(environ={})
 
@@ -164,7 +166,7 @@ def test_unusable_backend_is_explained_not_raised(use_backend, backend, problem)
     assert problem in status.problem
     fixes = ("dbus-run-session", "gnome-keyring-daemon --unlock", "keyrings.cryptfile", "REFUND_TUI_")
     assert all(fix in status.guidance for fix in fixes)
-    assert [field.state for field in store.status("prod", VESICASH)] == ["unreadable"] * 3
+    assert [field.state for field in store.status("prod", VESICASH)] == [state] * 3
 
     with pytest.raises(CredentialsError) as caught:
         store.get("prod", VESICASH)
@@ -267,3 +269,19 @@ def test_no_secret_in_any_text(use_backend):
     for text in texts:
         assert SECRET not in text and PUBLIC not in text
     assert "sk_l…9f3a" in " ".join(texts)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("sk_live_feedfacecafe9f3a", "sk_l…9f3a"),
+        ("0123456789abcdef", "0123…cdef"),
+        ("0123456789abcde", "…de (15 chars)"),
+        ("short-key", "…ey (9 chars)"),
+        ("abcde", "…de (5 chars)"),
+        ("abcd", "(4 chars)"),
+    ],
+)
+def test_secrets_under_16_characters_show_only_their_length_and_last_2(value, shown):
+    assert mask(value) == shown
+    assert repr(Secret(value)) == f"Secret({shown!r})"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -271,3 +272,52 @@ def test_locked_missing_and_unreadable_are_told_apart(cryptfile):
     fields = store.status("staging", ProviderName.VESICASH)
     assert [field.state for field in fields] == ["unreadable", "missing", "missing"]
     assert "keyring failed" in fields[0].problem
+
+
+SECRET_SERVICE_MISSING = [
+    name for name in ("dbus-run-session", "gnome-keyring-daemon") if shutil.which(name) is None
+]
+
+
+@pytest.mark.skipif(
+    bool(SECRET_SERVICE_MISSING),
+    reason=f"{' and '.join(SECRET_SERVICE_MISSING)} not installed "
+    "(Debian: apt-get install gnome-keyring dbus-x11)",
+)
+def test_the_secret_service_under_dbus_run_session(host, tmp_path):
+    """gnome-keyring in its own D-Bus session, unlocked as the README says; then locked."""
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    host.update(XDG_RUNTIME_DIR=str(runtime), GK_PASSWORD="gnome keyring password")
+    unlock = 'printf %s "$GK_PASSWORD" | gnome-keyring-daemon --unlock --components=secrets >/dev/null'
+    lock = (f"{sys.executable} -c 'import secretstorage as s; "
+            "s.get_default_collection(s.dbus_init()).lock()'")
+    target = "--profile staging --provider vesicash"
+
+    def in_session(*commands: str) -> list[str]:
+        return ["dbus-run-session", "--", "sh", "-c", "; ".join((unlock, *commands))]
+
+    command = in_session(f"exec {sys.executable} -m refund_tui credentials set {target}")
+    child = pexpect.spawn(command[0], command[1:], env=host, encoding="utf-8", timeout=60)
+    child.expect(r"vesicash public_key \(hidden\): ")
+    child.sendline(PUBLIC)
+    child.expect(r"vesicash secret_key \(hidden\): ")
+    child.sendline(SECRET)
+    child.expect("stored public_key, secret_key for staging/vesicash in the keyring")
+    out, code = finish(child)
+    assert code == 0
+
+    status = f"exec {sys.executable} -m refund_tui credentials status {target}"
+    result = subprocess.run(in_session(status), env=host, capture_output=True, text=True,
+                            stdin=subprocess.DEVNULL, timeout=60)
+    assert result.returncode == 0, result.stdout
+    assert "SecretService.Keyring (usable)" in result.stdout
+    assert "secret_key     keyring    vsc_…0002" in result.stdout
+    assert not keyring_file(host).exists()  # the Secret Service, not the encrypted file
+
+    result = subprocess.run(in_session(lock, status), env=host, capture_output=True, text=True,
+                            stdin=subprocess.DEVNULL, timeout=60)
+    assert result.returncode == 1
+    assert "SecretService.Keyring (locked)" in result.stdout
+    assert "public_key     locked" in result.stdout
+    assert_nothing_typed_shown(result.stdout, result.stderr, out)

@@ -61,7 +61,8 @@ class CredentialsError(Exception):
 class BackendStatus:
     """The keyring backend in use and whether refund-tui can rely on it.
 
-    ``locked``: an encrypted file waiting for its passphrase (see ``CredentialStore.unlock``).
+    ``locked``: not usable until unlocked (an encrypted file waiting for its passphrase, see
+    ``CredentialStore.unlock``, or a locked Secret Service collection).
     """
 
     name: str
@@ -126,8 +127,9 @@ def guidance(example_variable: str = "REFUND_TUI_PROD_VESICASH_SECRET_KEY") -> s
         "  1. The system Secret Service: install gnome-keyring, start a session with\n"
         "     `dbus-run-session -- $SHELL`, unlock it with `gnome-keyring-daemon --unlock`\n"
         "     (type the keyring password, then Ctrl-D) and run refund-tui in that session.\n"
-        "  2. An encrypted file: `pip install 'refund-tui[cryptfile]'` (keyrings.cryptfile);\n"
-        "     refund-tui asks its passphrase on the terminal, once per run, never stores it.\n"
+        "  2. An encrypted file: install keyrings.cryptfile beside refund-tui (its extra:\n"
+        "     `pip install '.[cryptfile]'` in the source tree); refund-tui then asks its\n"
+        "     passphrase on the terminal, once per run, and never stores it.\n"
         f"  3. Environment variables, e.g. {example_variable}=... (for scripts and CI)."
     )
 
@@ -285,14 +287,15 @@ class CredentialStore:
         except _Unavailable as error:
             return BackendStatus("unknown", False, False, str(error), guidance())
         if problem is None and _is_locked(backend):
-            return BackendStatus(name, True, secure, _locked_problem(backend), None, locked=True)
+            return BackendStatus(name, False, secure, _locked_problem(backend), None, locked=True)
+        locked = False
         if problem is None:
             try:
                 self._call(backend, backend.get_password, *_PROBE)
             except _Unavailable as error:
-                problem = str(error)
+                problem, locked = str(error), isinstance(error, _Locked)
         if problem is not None:
-            return BackendStatus(name, False, secure, problem, guidance())
+            return BackendStatus(name, False, secure, problem, guidance(), locked=locked)
         return BackendStatus(name, True, secure, None, None)
 
     def _usable_backend(self, profile: str, provider: ProviderName, needed: str) -> KeyringBackend:
@@ -300,7 +303,8 @@ class CredentialStore:
         status = self.backend_status()
         if not status.usable:
             fixes = guidance(env_variable(profile, provider, FIELDS[provider][-1]))
-            raise CredentialsError(f"{needed}: {status.problem}.\n{fixes}")
+            fixes = f".\n{fixes}" if status.guidance else ""
+            raise CredentialsError(f"{needed}: {status.problem}{fixes}")
         return _effective(keyring.get_keyring())
 
     # -- the encrypted file's passphrase ---------------------------------------------------
@@ -439,7 +443,7 @@ class CredentialStore:
         self, profile: str, provider: ProviderName, fields: list[str]
     ) -> dict[str, FieldStatus]:
         backend_status = self.backend_status()
-        if backend_status.locked or not backend_status.usable:
+        if not backend_status.usable:
             state = "locked" if backend_status.locked else "unreadable"
             return {field: FieldStatus(field, state, None, backend_status.problem) for field in fields}
         backend = _effective(keyring.get_keyring())

@@ -77,7 +77,9 @@ def render_report(report: CredentialsReport) -> Group:
         summary.append("  (usable, encrypted)")
     else:
         summary.append(f"  NOT USABLE: {backend.problem}", style="bold")
-        summary.append("\nOnly live profiles need it: the sandbox profile uses the simulator's demo keys.")
+        summary.append(
+            "\nOnly the profiles you define need it: the sandbox profile uses the simulator's demo keys."
+        )
     table = Table(box=None, padding=(0, 2), header_style="bold")
     for column in ("Profile", "Provider", "Field", "Source", "Value"):
         table.add_column(column, no_wrap=True)
@@ -124,7 +126,7 @@ def _hanging(paragraph: str) -> Text | Table:
     item = Table.grid()
     item.add_column(no_wrap=True)
     item.add_column()
-    item.add_row(number.group(), paragraph[number.end():])
+    item.add_row(Text(number.group()), Text(paragraph[number.end():]))  # not markup
     return item
 
 

@@ -321,3 +321,19 @@ def test_the_secret_service_under_dbus_run_session(host, tmp_path):
     assert "SecretService.Keyring (locked)" in result.stdout
     assert "public_key     locked" in result.stdout
     assert_nothing_typed_shown(result.stdout, result.stderr, out)
+
+
+def test_status_and_the_console_create_no_keyring(host):
+    """Only `credentials set` creates the encrypted keyring; status says what is missing."""
+    result = subprocess.run(
+        [sys.executable, "-m", "refund_tui", "credentials", "status", "--profile", "staging",
+         "--provider", "vesicash"],
+        env=host, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
+    )
+    assert result.returncode == 1
+    assert "no encrypted keyring yet: `refund-tui credentials set` creates" in result.stdout
+    assert "public_key     missing" in result.stdout
+    child = spawn(host, "credentials", "status", "--profile", "staging", "--provider", "vesicash")
+    out, code = finish(child)
+    assert code == 1 and "assphrase" not in out
+    assert not keyring_file(host).exists()

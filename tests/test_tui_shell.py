@@ -232,6 +232,7 @@ async def test_credentials_screen_opens_even_when_the_profile_cannot(home, monke
     (home / "config").mkdir()
     (home / "config" / "config.toml").write_text(LIVE_CONFIG)
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "share"))
+    CryptFileKeyring().keyring_key = "a passphrase not given to the console"  # creates it
     previous = keyring.get_keyring()
     keyring.set_keyring(CryptFileKeyring())
     try:

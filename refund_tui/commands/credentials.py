@@ -37,14 +37,15 @@ def _discard_typeahead() -> None:
         termios.tcflush(sys.stdin.fileno(), termios.TCIFLUSH)
 
 
-def ask_passphrase(store: CredentialStore) -> None:
+def ask_passphrase(store: CredentialStore, *, create: bool = False) -> None:
     """If the keyring is an encrypted file waiting for its passphrase, ask it on the terminal
-    (twice when the keyring is new) and unlock it; Refused when that cannot be done."""
+    and unlock it; Refused when that cannot be done. A keyring that does not exist yet is
+    created (passphrase asked twice) only when ``create``, else left alone: nothing is in it."""
     try:
         locked = store.locked_keyring()
     except CredentialsError as error:
         raise Refused(str(error)) from None
-    if locked is None:
+    if locked is None or (locked.new and not create):
         return
     if not _interactive():
         raise Refused(
@@ -126,7 +127,7 @@ def set_credentials(profile_name: str, provider: str, webhook_secret: bool) -> N
         raise Refused(f"profile '{profile.name}' configures no {name.value} provider")
     fields = (WEBHOOK_SECRET,) if webhook_secret else FIELDS[name]
     store = CredentialStore()
-    ask_passphrase(store)
+    ask_passphrase(store, create=True)
     try:
         store.check_writable(profile.name, name)
         values = {
@@ -147,10 +148,8 @@ def show_credentials(profile_name: str, provider: str) -> int:
     name = ProviderName(provider)
     profile = _profile(profile_name, keeps_credentials=False)
     if profile.uses_simulator:
-        click.echo(
-            f"profile '{profile.name}' uses the simulator's demo credentials "
-            "(published by the simulator, not kept in the keyring)"
-        )
+        click.echo(f"profile '{profile.name}' uses the simulator's demo credentials")
+        click.echo("(the simulator publishes them; none are kept in the keyring)")
         for field in stored_fields(name):
             click.echo(f"  {field:<14} demo")
         return 0

@@ -196,13 +196,6 @@ def _inspect() -> tuple[KeyringBackend, str, bool, str | None]:
     return backend, _backend_name(backend), _is_secure(backend), _unusable_reason(backend)
 
 
-def _locked_problem(backend: KeyringBackend) -> str:
-    return (
-        f"the encrypted keyring {getattr(backend, 'file_path', '')} is locked: refund-tui asks "
-        "its passphrase on the terminal when it starts (the console before it opens)"
-    )
-
-
 def _describe_failure(error: BaseException) -> str:
     """An operator-readable sentence for an exception a keyring backend raised."""
     kind = type(error)
@@ -274,7 +267,7 @@ class CredentialStore:
         """``call(*args)``, a call on ``backend``, via ``_run``; an encrypted file that is still
         locked is refused here, so that it never prompts from the thread."""
         if _is_locked(backend):
-            raise _Locked(_locked_problem(backend))
+            raise _Locked(self._locked_problem(backend))
         timeout = self.timeout
         if _is_encrypted_file(backend):
             timeout += self.KEY_DERIVATION_ALLOWANCE
@@ -287,7 +280,7 @@ class CredentialStore:
         except _Unavailable as error:
             return BackendStatus("unknown", False, False, str(error), guidance())
         if problem is None and _is_locked(backend):
-            return BackendStatus(name, False, secure, _locked_problem(backend), None, locked=True)
+            return BackendStatus(name, False, secure, self._locked_problem(backend), None, locked=True)
         locked = False
         if problem is None:
             try:
@@ -309,6 +302,32 @@ class CredentialStore:
 
     # -- the encrypted file's passphrase ---------------------------------------------------
 
+    def _keyring_exists(self, backend: KeyringBackend) -> bool:
+        """Whether the encrypted file holds a keyring yet (the backend's own test)."""
+        try:
+            return self._run(backend._check_file)
+        except _Unavailable as error:
+            raise CredentialsError(f"cannot read the encrypted keyring: {error}") from None
+
+    def _locked_problem(self, backend: KeyringBackend) -> str:
+        try:
+            exists = self._keyring_exists(backend)
+        except CredentialsError as error:
+            return str(error)
+        if not exists:
+            return f"no encrypted keyring yet: `refund-tui credentials set` creates {backend.file_path}"
+        return (
+            f"the encrypted keyring {backend.file_path} is locked: refund-tui asks its passphrase "
+            "on the terminal when it starts (the console before it opens)"
+        )
+
+    def _no_keyring_yet(self) -> bool:
+        try:
+            locked = self.locked_keyring()
+        except CredentialsError:
+            return False
+        return locked is not None and locked.new
+
     def locked_keyring(self) -> LockedKeyring | None:
         """The encrypted-file keyring in use while it waits for its passphrase, else None."""
         try:
@@ -317,12 +336,7 @@ class CredentialStore:
             return None
         if not _is_locked(backend):
             return None
-        try:
-            # the backend's own test of whether a keyring (with its check value) exists yet
-            exists = self._run(backend._check_file)
-        except _Unavailable as error:
-            raise CredentialsError(f"cannot read the encrypted keyring: {error}") from None
-        return LockedKeyring(str(backend.file_path), new=not exists)
+        return LockedKeyring(str(backend.file_path), new=not self._keyring_exists(backend))
 
     def unlock(self, passphrase: str) -> None:
         """Give the encrypted-file keyring its passphrase (creating the keyring when it is new).
@@ -444,6 +458,8 @@ class CredentialStore:
     ) -> dict[str, FieldStatus]:
         backend_status = self.backend_status()
         if not backend_status.usable:
+            if backend_status.locked and self._no_keyring_yet():
+                return {field: FieldStatus(field, "missing") for field in fields}
             state = "locked" if backend_status.locked else "unreadable"
             return {field: FieldStatus(field, state, None, backend_status.problem) for field in fields}
         backend = _effective(keyring.get_keyring())

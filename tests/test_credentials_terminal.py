@@ -26,7 +26,7 @@ PASSPHRASE = "correct horse battery staple"
 PUBLIC = "vsc_pub_TERMINALtest0001"
 SECRET = "vsc_sec_TERMINALtest0002"
 TYPED = (PASSPHRASE, PUBLIC, SECRET)
-CRYPTFILE = "keyrings.cryptfile.cryptfile.CryptFileKeyring"
+UNLOCK = r"Unlocking the encrypted keyring ~/share/python_keyring/cryptfile_pass.cfg\s+Keyring passphrase \(hidden\): "
 
 CONFIG = """
 [profiles.staging]
@@ -88,12 +88,12 @@ def set_credentials(env: dict[str, str], *, new: bool) -> str:
     child = spawn(env, "credentials", "set", "--profile", "staging", "--provider", "vesicash")
     seen = []
     if new:
-        child.expect("Creating the encrypted keyring .*cryptfile_pass.cfg")
+        child.expect("Creating the encrypted keyring ~/share/python_keyring/cryptfile_pass.cfg")
         child.expect(r"Choose its passphrase \(hidden\): ")
         child.sendline(PASSPHRASE)
         child.expect("Type the passphrase again: ")
     else:
-        child.expect(r"Passphrase of the encrypted keyring .* \(hidden\): ")
+        child.expect(UNLOCK)
     seen.append(child.before)
     child.sendline(PASSPHRASE)
     child.expect("Deriving the key")
@@ -113,7 +113,7 @@ def set_credentials(env: dict[str, str], *, new: bool) -> str:
 
 def status(env: dict[str, str], passphrase: str | None = PASSPHRASE) -> tuple[str, int]:
     child = spawn(env, "credentials", "status", "--profile", "staging", "--provider", "vesicash")
-    child.expect(r"Passphrase of the encrypted keyring .* \(hidden\): ")
+    child.expect(UNLOCK)
     child.sendline(passphrase)
     out, code = finish(child)
     assert_nothing_typed_shown(out)
@@ -134,7 +134,7 @@ def test_set_status_delete_on_a_new_encrypted_keyring(host):
     assert "webhook_secret missing" in out
 
     child = spawn(host, "credentials", "delete", "--profile", "staging", "--provider", "vesicash")
-    child.expect(r"Passphrase of the encrypted keyring .* \(hidden\): ")
+    child.expect(UNLOCK)
     child.sendline(PASSPHRASE)
     out, code = finish(child)
     assert code == 0 and "deleted credentials for staging/vesicash" in out
@@ -150,8 +150,10 @@ def test_a_second_set_asks_the_passphrase_once_and_a_wrong_one_three_times_is_re
 
     child = spawn(host, "credentials", "status", "--profile", "staging", "--provider", "vesicash")
     seen = []
-    for _ in range(3):
-        child.expect(r"Passphrase of the encrypted keyring .* \(hidden\): ")
+    child.expect(UNLOCK)
+    for attempt in range(3):
+        if attempt:
+            child.expect(r"Keyring passphrase \(hidden\): ")
         seen.append(child.before)
         child.sendline("not the passphrase")
     out, code = finish(child)
@@ -210,7 +212,7 @@ def test_a_plaintext_backend_is_refused_before_any_secret_is_asked(host):
 def test_the_console_asks_the_passphrase_before_it_takes_the_terminal(host, sandbox):
     set_credentials(host, new=True)
     child = spawn(host, "--profile", "staging")
-    child.expect(r"Passphrase of the encrypted keyring .* \(hidden\): ")
+    child.expect(UNLOCK)
     assert "\x1b[?1049h" not in child.before  # the console has not switched screens yet
     child.sendline(PASSPHRASE)
     child.expect("Deriving the key")

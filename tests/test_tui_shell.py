@@ -197,7 +197,8 @@ async def test_a_small_terminal_says_the_size_needed(session, app):
 
 async def test_credentials_show_sources_masked_and_never_the_secret(sandbox, home, monkeypatch):
     (home / "config").mkdir()
-    (home / "config" / "config.toml").write_text(LIVE_CONFIG)
+    staging = '[profiles.staging]\nenvironment = "sandbox"\n[profiles.staging.novasend]\nbase_url = "http://x"\n'
+    (home / "config" / "config.toml").write_text(LIVE_CONFIG + staging)
     monkeypatch.setenv("REFUND_TUI_SANDBOX_URL", sandbox.url)
     monkeypatch.setenv("REFUND_TUI_PROD_VESICASH_PUBLIC_KEY", "vsc_pub_LIVEsecretvalue1")
     memory = MemoryKeyring()
@@ -221,6 +222,7 @@ async def test_credentials_show_sources_masked_and_never_the_secret(sandbox, hom
     assert ("prod", "vesicash", "secret_key", "keyring") in rows
     assert ("prod", "novasend", "api_key", "MISSING") in rows
     assert ("sandbox", "vesicash", "-", "simulator") in rows
+    assert ("staging", "novasend", "api_key", "MISSING") in rows  # its own, not demo keys
     assert SET_COMMAND.format(profile="prod", provider="novasend") in report
     assert "MemoryKeyring" in report
     assert "LIVEsecretvalue" not in report

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import termios
+from pathlib import Path
 
 import click
 
@@ -53,8 +54,8 @@ def ask_passphrase(store: CredentialStore, *, create: bool = False) -> None:
             "passphrase on: run refund-tui from a terminal, or give the credentials in "
             "environment variables (REFUND_TUI_<PROFILE>_<PROVIDER>_<FIELD>)"
         )
-    if locked.new:
-        click.echo(f"Creating the encrypted keyring {locked.path}.", err=True)
+    where = _home_relative(locked.path)
+    click.echo(f"{'Creating' if locked.new else 'Unlocking'} the encrypted keyring {where}", err=True)
     try:
         for attempt in range(1, PASSPHRASE_ATTEMPTS + 1):
             if locked.new:
@@ -65,11 +66,7 @@ def ask_passphrase(store: CredentialStore, *, create: bool = False) -> None:
                     err=True,
                 )
             else:
-                passphrase = click.prompt(
-                    f"Passphrase of the encrypted keyring {locked.path} (hidden)",
-                    hide_input=True,
-                    err=True,
-                )
+                passphrase = click.prompt("Keyring passphrase (hidden)", hide_input=True, err=True)
             click.echo("Deriving the key...", err=True)
             try:
                 store.unlock(passphrase)
@@ -80,6 +77,11 @@ def ask_passphrase(store: CredentialStore, *, create: bool = False) -> None:
                 click.echo(f"{error}; try again.", err=True)
     finally:
         _discard_typeahead()
+
+
+def _home_relative(path: str) -> str:
+    home = str(Path.home())
+    return "~" + path[len(home):] if path.startswith(home + "/") else path
 
 
 def unlock_for_profile(profile_name: str | None, fields: tuple[str, ...] | None = None) -> None:
@@ -134,6 +136,7 @@ def set_credentials(profile_name: str, provider: str, webhook_secret: bool) -> N
             field: click.prompt(f"{name.value} {field} (hidden)", hide_input=True, err=True)
             for field in fields
         }
+        click.echo("Storing...", err=True)
         store.set(profile.name, name, values)
     except CredentialsError as error:
         raise Refused(str(error)) from None

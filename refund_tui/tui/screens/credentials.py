@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 class ProviderCredentials:
     profile: str
     provider: str
-    #: None for a sandbox profile: the simulator publishes demo credentials.
+    #: None for the built-in sandbox profile: the simulator publishes demo credentials.
     fields: list[FieldStatus] | None
     #: How to store a missing field, e.g. "refund-tui credentials set prod vesicash".
     fix: str
@@ -55,7 +55,7 @@ def build_report(config: object | None) -> CredentialsReport:
     for profile in config.profiles.values():
         for provider in ProviderName:
             settings = getattr(profile, provider.value)
-            if profile.environment == "sandbox":
+            if profile.uses_simulator:
                 fields = None
             elif settings is None:
                 continue

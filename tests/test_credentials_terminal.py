@@ -174,7 +174,7 @@ def test_without_a_terminal_the_keyring_reports_locked_and_nothing_is_asked(host
     assert result.returncode == 1
     assert "CryptFileKeyring (locked)" in result.stdout
     assert "public_key     locked" in result.stdout
-    assert "asks its passphrase on the terminal" in result.stdout
+    assert "its passphrase is asked on the terminal when refund-tui starts" in result.stdout
 
     result = subprocess.run([*args, "set", *target], env=host, capture_output=True,
                             text=True, stdin=subprocess.DEVNULL, timeout=60)

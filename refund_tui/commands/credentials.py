@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 import termios
-from pathlib import Path
 
 import click
 
@@ -54,8 +53,7 @@ def ask_passphrase(store: CredentialStore, *, create: bool = False) -> None:
             "passphrase on: run refund-tui from a terminal, or give the credentials in "
             "environment variables (REFUND_TUI_<PROFILE>_<PROVIDER>_<FIELD>)"
         )
-    where = _home_relative(locked.path)
-    click.echo(f"{'Creating' if locked.new else 'Unlocking'} the encrypted keyring {where}", err=True)
+    click.echo(f"{'Creating' if locked.new else 'Unlocking'} the encrypted keyring {locked.path}", err=True)
     try:
         for attempt in range(1, PASSPHRASE_ATTEMPTS + 1):
             if locked.new:
@@ -77,11 +75,6 @@ def ask_passphrase(store: CredentialStore, *, create: bool = False) -> None:
                 click.echo(f"{error}; try again.", err=True)
     finally:
         _discard_typeahead()
-
-
-def _home_relative(path: str) -> str:
-    home = str(Path.home())
-    return "~" + path[len(home):] if path.startswith(home + "/") else path
 
 
 def unlock_for_profile(profile_name: str | None, fields: tuple[str, ...] | None = None) -> None:

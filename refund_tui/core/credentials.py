@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import keyring
@@ -95,8 +96,8 @@ class FieldStatus:
 
 @dataclass(frozen=True, slots=True)
 class LockedKeyring:
-    """An encrypted-file keyring waiting for its passphrase; ``new``: no file yet, so the
-    passphrase is being chosen (ask it twice)."""
+    """An encrypted-file keyring waiting for its passphrase; ``path`` for display (``~/``);
+    ``new``: no file yet, so the passphrase is being chosen (ask it twice)."""
 
     path: str
     new: bool
@@ -194,6 +195,12 @@ def _inspect() -> tuple[KeyringBackend, str, bool, str | None]:
     """The backend in use, its name, whether it is secure, why it is unusable."""
     backend = _effective(keyring.get_keyring())
     return backend, _backend_name(backend), _is_secure(backend), _unusable_reason(backend)
+
+
+def _home_relative(path: object) -> str:
+    """``~/.local/share/...`` for a path under the home directory: shorter on 80 columns."""
+    path, home = str(path), str(Path.home())
+    return "~" + path[len(home):] if path.startswith(home + "/") else path
 
 
 def _describe_failure(error: BaseException) -> str:
@@ -314,11 +321,12 @@ class CredentialStore:
             exists = self._keyring_exists(backend)
         except CredentialsError as error:
             return str(error)
+        path = _home_relative(backend.file_path)
         if not exists:
-            return f"no encrypted keyring yet: `refund-tui credentials set` creates {backend.file_path}"
+            return f"no encrypted keyring yet: `refund-tui credentials set` creates {path}"
         return (
-            f"the encrypted keyring {backend.file_path} is locked: refund-tui asks its passphrase "
-            "on the terminal when it starts (the console before it opens)"
+            f"the encrypted keyring {path} is locked: its passphrase is asked on the terminal "
+            "when refund-tui starts with a profile that needs it (`refund-tui --profile NAME`)"
         )
 
     def _no_keyring_yet(self) -> bool:
@@ -336,7 +344,7 @@ class CredentialStore:
             return None
         if not _is_locked(backend):
             return None
-        return LockedKeyring(str(backend.file_path), new=not self._keyring_exists(backend))
+        return LockedKeyring(_home_relative(backend.file_path), new=not self._keyring_exists(backend))
 
     def unlock(self, passphrase: str) -> None:
         """Give the encrypted-file keyring its passphrase (creating the keyring when it is new).
@@ -355,7 +363,7 @@ class CredentialStore:
             del backend.keyring_key  # a wrong passphrase must not stay behind
             if isinstance(error, ValueError):
                 raise CredentialsError(
-                    f"wrong passphrase for the encrypted keyring {backend.file_path}"
+                    f"wrong passphrase for the encrypted keyring {_home_relative(backend.file_path)}"
                 ) from None
             problem = _describe_failure(error).replace(passphrase, "…")
             raise CredentialsError(f"cannot open the encrypted keyring: {problem}") from None

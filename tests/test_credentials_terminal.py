@@ -339,3 +339,30 @@ def test_status_and_the_console_create_no_keyring(host):
     out, code = finish(child)
     assert code == 1 and "assphrase" not in out
     assert not keyring_file(host).exists()
+
+
+def test_nothing_typed_ahead_is_echoed_or_reaches_the_shell(host):
+    """An operator who types while keys are derived: the text is not shown, and the shell
+    that started refund-tui does not run it afterwards."""
+    set_credentials(host, new=True)
+    shell = pexpect.spawn("bash", ["--norc", "--noprofile"], env={**host, "PS1": "$ "},
+                          encoding="utf-8", timeout=60, dimensions=(24, 80))
+    shell.expect_exact("$ ")
+    shell.sendline(f"{sys.executable} -m refund_tui credentials set --profile staging "
+                   "--provider vesicash --webhook-secret")
+    shell.expect(UNLOCK)
+    shell.sendline(PASSPHRASE)
+    shell.expect(r"vesicash webhook_secret \(hidden\): ")
+    shell.sendline("whsec_TERMINALtest0003")
+    shell.expect("Storing")
+    shell.sendline("echo TYPED-$((40+2))")  # typed ahead while the key is derived
+    shell.expect("stored webhook_secret for staging/vesicash")
+    shell.expect_exact("$ ")
+    seen = shell.before
+    shell.sendline("echo DONE-$((1+1))")
+    shell.expect("DONE-2")
+    seen += shell.before
+    shell.sendline("exit")
+    shell.expect(pexpect.EOF)
+    assert "TYPED" not in seen and "42" not in seen
+    assert "whsec_TERMINALtest0003" not in seen

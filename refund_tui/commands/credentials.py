@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sys
 import termios
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 
@@ -30,11 +32,23 @@ def _interactive() -> bool:
     return sys.stdin.isatty()
 
 
-def _discard_typeahead() -> None:
-    """Drop what was typed but not read (during key derivation, say): it must not reach the
-    shell after we exit, where a secret would land in the history."""
-    if _interactive():
-        termios.tcflush(sys.stdin.fileno(), termios.TCIFLUSH)
+@contextmanager
+def _typeahead_hidden() -> Iterator[None]:
+    """What the operator types ahead between prompts (a secret typed during key derivation,
+    say) is neither echoed nor left for the shell, where it would run and land in the
+    history: echo stays off until the end, and whatever is still unread is then discarded."""
+    if not _interactive():
+        yield
+        return
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    quiet = termios.tcgetattr(fd)
+    quiet[3] &= ~termios.ECHO
+    termios.tcsetattr(fd, termios.TCSADRAIN, quiet)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSAFLUSH, saved)
 
 
 def ask_passphrase(store: CredentialStore, *, create: bool = False) -> None:
@@ -54,7 +68,7 @@ def ask_passphrase(store: CredentialStore, *, create: bool = False) -> None:
             "environment variables (REFUND_TUI_<PROFILE>_<PROVIDER>_<FIELD>)"
         )
     click.echo(f"{'Creating' if locked.new else 'Unlocking'} the encrypted keyring {locked.path}", err=True)
-    try:
+    with _typeahead_hidden():
         for attempt in range(1, PASSPHRASE_ATTEMPTS + 1):
             if locked.new:
                 passphrase = click.prompt(
@@ -73,8 +87,6 @@ def ask_passphrase(store: CredentialStore, *, create: bool = False) -> None:
                 if attempt == PASSPHRASE_ATTEMPTS:
                     raise Refused(str(error)) from None
                 click.echo(f"{error}; try again.", err=True)
-    finally:
-        _discard_typeahead()
 
 
 def unlock_for_profile(profile_name: str | None, fields: tuple[str, ...] | None = None) -> None:
@@ -122,19 +134,18 @@ def set_credentials(profile_name: str, provider: str, webhook_secret: bool) -> N
         raise Refused(f"profile '{profile.name}' configures no {name.value} provider")
     fields = (WEBHOOK_SECRET,) if webhook_secret else FIELDS[name]
     store = CredentialStore()
-    ask_passphrase(store, create=True)
-    try:
-        store.check_writable(profile.name, name)
-        values = {
-            field: click.prompt(f"{name.value} {field} (hidden)", hide_input=True, err=True)
-            for field in fields
-        }
-        click.echo("Storing...", err=True)
-        store.set(profile.name, name, values)
-    except CredentialsError as error:
-        raise Refused(str(error)) from None
-    finally:
-        _discard_typeahead()
+    with _typeahead_hidden():
+        ask_passphrase(store, create=True)
+        try:
+            store.check_writable(profile.name, name)
+            values = {
+                field: click.prompt(f"{name.value} {field} (hidden)", hide_input=True, err=True)
+                for field in fields
+            }
+            click.echo("Storing...", err=True)
+            store.set(profile.name, name, values)
+        except CredentialsError as error:
+            raise Refused(str(error)) from None
     click.echo(f"stored {', '.join(values)} for {profile.name}/{name.value} in the keyring")
 
 

@@ -362,9 +362,7 @@ class CredentialStore:
         except Exception as error:
             del backend.keyring_key  # a wrong passphrase must not stay behind
             if isinstance(error, ValueError):
-                raise CredentialsError(
-                    f"wrong passphrase for the encrypted keyring {_home_relative(backend.file_path)}"
-                ) from None
+                raise CredentialsError("wrong passphrase for the encrypted keyring") from None
             problem = _describe_failure(error).replace(passphrase, "…")
             raise CredentialsError(f"cannot open the encrypted keyring: {problem}") from None
 

@@ -64,6 +64,26 @@ def keyring_file(env: dict[str, str]) -> Path:
     return Path(env["XDG_DATA_HOME"]) / "python_keyring" / "cryptfile_pass.cfg"
 
 
+@pytest.fixture(scope="module")
+def filled_keyring(tmp_path_factory) -> Path:
+    """An encrypted keyring holding staging's Vesicash keys, made once (each key derivation
+    costs a second or more); tests copy it."""
+    backend = CryptFileKeyring()
+    backend.file_path = str(tmp_path_factory.mktemp("keyring") / "cryptfile_pass.cfg")
+    backend.keyring_key = PASSPHRASE
+    backend.set_password(service_name("staging", ProviderName.VESICASH), "public_key", PUBLIC)
+    backend.set_password(service_name("staging", ProviderName.VESICASH), "secret_key", SECRET)
+    return Path(backend.file_path)
+
+
+@pytest.fixture
+def stored(host, filled_keyring) -> dict[str, str]:
+    """``host`` with staging's Vesicash keys already in its encrypted keyring."""
+    keyring_file(host).parent.mkdir(parents=True)
+    shutil.copy(filled_keyring, keyring_file(host))
+    return host
+
+
 def spawn(env: dict[str, str], *args: str) -> pexpect.spawn:
     return pexpect.spawn(
         sys.executable, ["-m", "refund_tui", *args], env=env, encoding="utf-8",
@@ -144,8 +164,8 @@ def test_set_status_delete_on_a_new_encrypted_keyring(host):
     assert "public_key     missing" in out and "secret_key     missing" in out
 
 
-def test_a_second_set_asks_the_passphrase_once_and_a_wrong_one_three_times_is_refused(host):
-    set_credentials(host, new=True)
+def test_a_second_set_asks_the_passphrase_once_and_a_wrong_one_three_times_is_refused(stored):
+    host = stored
     set_credentials(host, new=False)
 
     child = spawn(host, "credentials", "status", "--profile", "staging", "--provider", "vesicash")
@@ -164,8 +184,8 @@ def test_a_second_set_asks_the_passphrase_once_and_a_wrong_one_three_times_is_re
     assert "not the passphrase" not in "".join(seen)
 
 
-def test_without_a_terminal_the_keyring_reports_locked_and_nothing_is_asked(host):
-    set_credentials(host, new=True)
+def test_without_a_terminal_the_keyring_reports_locked_and_nothing_is_asked(stored):
+    host = stored
     args = [sys.executable, "-m", "refund_tui", "credentials"]
     target = ["--profile", "staging", "--provider", "vesicash"]
 
@@ -209,8 +229,8 @@ def test_a_plaintext_backend_is_refused_before_any_secret_is_asked(host):
     assert "keeps secrets in plain text" in out and "(hidden)" not in out
 
 
-def test_the_console_asks_the_passphrase_before_it_takes_the_terminal(host, sandbox):
-    set_credentials(host, new=True)
+def test_the_console_asks_the_passphrase_before_it_takes_the_terminal(stored):
+    host = stored
     child = spawn(host, "--profile", "staging")
     child.expect(UNLOCK)
     assert "\x1b[?1049h" not in child.before  # the console has not switched screens yet
@@ -341,10 +361,10 @@ def test_status_and_the_console_create_no_keyring(host):
     assert not keyring_file(host).exists()
 
 
-def test_nothing_typed_ahead_is_echoed_or_reaches_the_shell(host):
+def test_nothing_typed_ahead_is_echoed_or_reaches_the_shell(stored):
     """An operator who types while keys are derived: the text is not shown, and the shell
     that started refund-tui does not run it afterwards."""
-    set_credentials(host, new=True)
+    host = stored
     shell = pexpect.spawn("bash", ["--norc", "--noprofile"], env={**host, "PS1": "$ "},
                           encoding="utf-8", timeout=60, dimensions=(24, 80))
     shell.expect_exact("$ ")

@@ -353,6 +353,7 @@ def test_status_and_the_console_create_no_keyring(host):
         env=host, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
     )
     assert result.returncode == 1
+    assert "CryptFileKeyring (not created yet)" in result.stdout
     assert "no encrypted keyring yet: `refund-tui credentials set` creates" in result.stdout
     assert "public_key     missing" in result.stdout
     child = spawn(host, "credentials", "status", "--profile", "staging", "--provider", "vesicash")

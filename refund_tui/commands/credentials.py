@@ -164,13 +164,16 @@ def show_credentials(profile_name: str, provider: str) -> int:
     if _interactive() and store.needs_keyring(profile.name, name, stored_fields(name)):
         ask_passphrase(store)
     backend = store.backend_status()
-    state = "locked" if backend.locked else "usable" if backend.usable else "NOT usable"
+    statuses = store.status(profile.name, name)
+    if backend.locked:  # a locked keyring whose fields are missing, not locked: none exists yet
+        state = "locked" if any(field.state == "locked" for field in statuses) else "not created yet"
+    else:
+        state = "usable" if backend.usable else "NOT usable"
     click.echo(f"keyring backend: {backend.name} ({state})")
     if backend.problem:
         click.echo(f"problem: {backend.problem}")
     if backend.guidance:
         click.echo(backend.guidance)
-    statuses = store.status(profile.name, name)
     shown = {backend.problem}
     for field in statuses:
         click.echo(f"  {field.field:<14} {field.state:<10} {field.masked or ''}")

@@ -32,10 +32,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print machin
 def main(ctx: click.Context, profile_name: str | None) -> None:
     """Mobile-money refund console. With no command, opens the console."""
     if ctx.invoked_subcommand is None:
-        from refund_tui.commands.credentials import unlock_for_profile
         from refund_tui.tui.app import RefundApp
 
-        unlock_for_profile(profile_name)  # on the terminal, before the console takes it
         RefundApp(profile_name=profile_name).run()
 
 

@@ -229,23 +229,38 @@ def test_a_plaintext_backend_is_refused_before_any_secret_is_asked(host):
     assert "keeps secrets in plain text" in out and "(hidden)" not in out
 
 
-def test_the_console_asks_the_passphrase_before_it_takes_the_terminal(stored):
+def test_the_console_asks_the_passphrase_on_the_terminal_once(stored):
+    """The console suspends itself to ask on the plain terminal (not from a thread behind
+    its screen), then opens the profile with the unlocked keyring."""
     host = stored
     child = spawn(host, "--profile", "staging")
-    child.expect(UNLOCK)
-    assert "\x1b[?1049h" not in child.before  # the console has not switched screens yet
+    child.expect_exact("\x1b[?1049h")  # the console starts...
+    child.expect(UNLOCK)  # ...and gives the terminal back for the passphrase
+    assert "\x1b[?1049l" in child.before
     child.sendline(PASSPHRASE)
     child.expect("Deriving the key")
-    child.expect_exact("\x1b[?1049h")  # now the console takes the terminal
-    child.expect("staging")  # the banner names the opened profile
+    child.expect("REFUNDS ENABLED")  # the banner of an opened session
     seen = child.before
-    ledger = Path(host["REFUND_TUI_HOME"]) / "data" / "ledger-staging.sqlite3"
     child.sendcontrol("q")
     out, code = finish(child)
     assert code == 0
-    assert "could not open" not in seen + out and "locked" not in seen + out
-    assert ledger.exists()
+    assert "could not open" not in seen + out and "LOCKED" not in seen + out
+    assert seen.count("Keyring passphrase") == 0 and out.count("Keyring passphrase") == 0
+    assert (Path(host["REFUND_TUI_HOME"]) / "data" / "ledger-staging.sqlite3").exists()
     assert_nothing_typed_shown(seen, out)
+
+
+def test_the_console_with_a_wrong_passphrase_says_why_it_cannot_open(stored):
+    child = spawn(stored, "--profile", "staging")
+    child.expect(UNLOCK)
+    for attempt in range(3):
+        if attempt:
+            child.expect(r"Keyring passphrase \(hidden\): ")
+        child.sendline("not the passphrase")
+    child.expect("wrong passphrase for the encrypted")  # shown in the console, not a traceback
+    child.sendcontrol("q")
+    out, code = finish(child)
+    assert code == 0 and "Traceback" not in out
 
 
 @pytest.fixture

@@ -89,20 +89,27 @@ def ask_passphrase(store: CredentialStore, *, create: bool = False) -> None:
                 click.echo(f"{error}; try again.", err=True)
 
 
-def unlock_for_profile(profile_name: str | None, fields: tuple[str, ...] | None = None) -> None:
-    """Before a profile's session opens (the console's before it takes the terminal): ask the
-    keyring passphrase if the profile's credentials (or ``fields``) need the keyring.
+def store_to_unlock(profile_name: str | None, fields: tuple[str, ...] | None = None):
+    """The credential store when opening this profile first needs an encrypted keyring
+    unlocked (its credentials, or ``fields``, are not all in the environment), else None.
 
-    A profile that cannot be loaded is left to the caller, which reports it.
+    A profile that cannot be loaded gives None: the caller reports it when it opens it.
     """
     try:
         profile = load_config().profile(profile_name)
     except ConfigError:
-        return
+        return None
     if profile.uses_simulator:
-        return
+        return None
     store = CredentialStore()
-    if any(store.needs_keyring(profile.name, provider, fields) for provider in _configured(profile)):
+    needed = any(store.needs_keyring(profile.name, each, fields) for each in _configured(profile))
+    return store if needed and store.locked_keyring() is not None else None
+
+
+def unlock_for_profile(profile_name: str | None, fields: tuple[str, ...] | None = None) -> None:
+    """Before a command opens a profile: ask the keyring passphrase if it needs it."""
+    store = store_to_unlock(profile_name, fields)
+    if store is not None:
         ask_passphrase(store)
 
 

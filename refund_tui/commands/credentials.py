@@ -89,7 +89,9 @@ def ask_passphrase(store: CredentialStore, *, create: bool = False) -> None:
                 click.echo(f"{error}; try again.", err=True)
 
 
-def store_to_unlock(profile_name: str | None, fields: tuple[str, ...] | None = None):
+def store_to_unlock(
+    profile_name: str | None, fields: tuple[str, ...] | None = None
+) -> CredentialStore | None:
     """The credential store when opening this profile first needs an encrypted keyring
     unlocked (its credentials, or ``fields``, are not all in the environment), else None.
 

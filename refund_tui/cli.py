@@ -139,6 +139,7 @@ def sandbox(host: str, port: int, state_path: Path | None, settle_seconds: float
 
 def _run(profile_name: str, work: Callable[[object], Awaitable[T]]) -> T:
     """Open the profile's session, run ``work(session)``, always close it."""
+    from refund_tui.commands.credentials import unlock_for_profile
     from refund_tui.commands.output import Misuse, Refused
     from refund_tui.config import ConfigError
     from refund_tui.core.credentials import CredentialsError
@@ -146,6 +147,7 @@ def _run(profile_name: str, work: Callable[[object], Awaitable[T]]) -> T:
     from refund_tui.serving import ServeError
     from refund_tui.session import Session, SessionError
 
+    unlock_for_profile(profile_name)
     try:
         session = Session.open(profile_name)
     except ConfigError as error:

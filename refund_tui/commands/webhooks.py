@@ -17,6 +17,7 @@ import sys
 import click
 import httpx
 
+from refund_tui.commands.credentials import unlock_for_profile
 from refund_tui.commands.output import Refused, print_outcome
 from refund_tui.config import ConfigError, Profile, load_config
 from refund_tui.core.credentials import WEBHOOK_SECRET, CredentialsError, CredentialStore
@@ -49,13 +50,14 @@ def _open_ledger(profile: Profile) -> Ledger:
 
 def _keyring_secrets(profile: Profile) -> dict[ProviderName, Secret]:
     """Each configured provider's webhook secret; Refused naming what is missing."""
+    unlock_for_profile(profile.name, (WEBHOOK_SECRET,))
     store = CredentialStore()
     secrets, problems = {}, []
     for provider in ProviderName:
         if getattr(profile, provider.value) is None:
             continue
         try:
-            found = store.get(profile.name, provider, live=profile.is_live, fields=(WEBHOOK_SECRET,))
+            found = store.get(profile.name, provider, fields=(WEBHOOK_SECRET,))
         except CredentialsError as error:
             problems.append(str(error))
             continue

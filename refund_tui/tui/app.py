@@ -137,11 +137,40 @@ class RefundApp(App[None]):
         from refund_tui.session import Session
 
         warm_up()  # the carrier data, here rather than on the refund form's first keystroke
+        self._unlock_keyring()
         session = Session.open(self.profile_name)
         if get_current_worker().is_cancelled:
             asyncio.run(session.aclose())
             return None
         return session
+
+    def _unlock_keyring(self) -> None:
+        """If the profile needs the encrypted keyring and it is locked, ask its passphrase on
+        the terminal, the console suspended meanwhile: never from this thread, never blind."""
+        from refund_tui.commands.credentials import store_to_unlock
+
+        store = store_to_unlock(self.profile_name)
+        if store is not None:
+            self.call_from_thread(self._ask_passphrase, store)
+
+    def _ask_passphrase(self, store: object) -> None:
+        import click
+        from textual.app import SuspendNotSupported
+
+        from refund_tui.commands.credentials import ask_passphrase
+        from refund_tui.session import SessionError
+
+        refused = None
+        try:
+            with self.suspend():
+                try:
+                    ask_passphrase(store)
+                except (click.ClickException, click.Abort) as error:
+                    refused = str(error) or "the keyring passphrase was not given"
+        except SuspendNotSupported:
+            return  # no terminal to ask on: the session reports the keyring as locked
+        if refused is not None:
+            raise SessionError(refused)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker

@@ -1,4 +1,8 @@
-"""Shared output for the subcommands: one-line refusals, JSON, attempt summaries."""
+"""Shared output for the subcommands: one-line refusals, JSON, attempt summaries.
+
+Text meant for a terminal passes every string from outside (provider, notice, ledger, file)
+through ``printable``; JSON is escaped by ``json.dumps`` (ASCII only) and left as data.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import json
 import click
 
 from refund_tui.core.ledger import Attempt
+from refund_tui.core.text import printable
 
 
 class Refused(click.ClickException):
@@ -15,7 +20,7 @@ class Refused(click.ClickException):
     exit_code = 1
 
     def show(self, file=None) -> None:
-        click.echo(f"refused: {self.message}", err=True)
+        click.echo(f"refused: {printable(self.message)}", err=True)
 
 
 def print_json(data: object) -> None:
@@ -50,9 +55,9 @@ def attempt_line(attempt: Attempt) -> str:
     """One readable line: time, provider, payment, reference, amount, status, reason."""
     when = attempt.created_at.strftime("%Y-%m-%d %H:%M:%S")
     status = attempt.status.value.upper() + (" (FLAGGED)" if attempt.flagged else "")
-    detail = attempt.failure_reason or attempt.reason
+    detail = printable(attempt.failure_reason or attempt.reason)
     return (
         f"{when}  {attempt.attempt_id[:8]}  {attempt.provider.value:<8}  "
-        f"{attempt.payment_reference:<22}  {attempt.provider_reference or '-':<24}  "
+        f"{printable(attempt.payment_reference):<22}  {printable(attempt.provider_reference or '-'):<24}  "
         f"{attempt.amount.format():>16}  {status:<10}  {detail}"
     )

@@ -17,6 +17,7 @@ from refund_tui.core.service import (
     RefundNotAllowed,
     RefundService,
 )
+from refund_tui.core.text import printable
 from refund_tui.core.validation import RefundInvalid, amount_confirmed
 
 EXIT_CODES = {RefundStatus.FAILED: 1, RefundStatus.UNKNOWN: 3}
@@ -67,7 +68,7 @@ class RefundCommand:
         except (CapExceeded, RefundNotAllowed, ProviderError, LedgerError) as error:
             raise Refused(_message(error) + ": nothing was sent") from None
         except OutcomeUnknown as error:
-            click.echo(f"outcome unknown: {error}", err=True)
+            click.echo(f"outcome unknown: {printable(str(error))}", err=True)
             return 3
         self._report(attempt)
         return EXIT_CODES.get(attempt.status, 0)
@@ -107,7 +108,7 @@ class RefundCommand:
             return
         width = max(map(len, summary))
         for label, value in summary.items():
-            click.echo(f"{label:>{width}}: {value}")
+            click.echo(f"{label:>{width}}: {printable(value)}")
         if request:
             click.echo("dry run: nothing was sent")
 
@@ -123,9 +124,9 @@ class RefundCommand:
                 err=True,
             )
         elif attempt.status is RefundStatus.FAILED:
-            click.echo(f"refused by the provider: {attempt.failure_reason}", err=True)
+            click.echo(f"refused by the provider: {printable(attempt.failure_reason or '')}", err=True)
         else:
-            click.echo(f"submitted: {attempt.provider_reference} ({attempt.status.value})")
+            click.echo(f"submitted: {printable(attempt.provider_reference or '')} ({attempt.status.value})")
 
 
 def _confirm(prepared: PreparedRefund, *, live: bool) -> None:

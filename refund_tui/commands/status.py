@@ -13,6 +13,7 @@ import click
 from refund_tui.commands.output import Refused, attempt_line, attempt_record, print_json
 from refund_tui.core.ledger import AUDIT_FIELDS, Attempt, Ledger, LedgerError
 from refund_tui.core.models import RefundStatus
+from refund_tui.core.text import printable
 
 WATCH_INTERVAL = 2.0
 
@@ -61,7 +62,7 @@ async def run_recovery(session, as_json: bool) -> int:
     elif not results:
         click.echo("nothing to recover: no pending or unknown refund attempts")
     for result in results if not as_json else ():
-        click.echo(f"{attempt_line(result.attempt)}\n    -> {result.outcome}")
+        click.echo(f"{attempt_line(result.attempt)}\n    -> {printable(result.outcome)}")
     open_ended = [
         r for r in results
         if r.attempt.status is RefundStatus.UNKNOWN

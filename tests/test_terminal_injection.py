@@ -6,6 +6,7 @@ and the console under Pilot (what its compositor would write to the terminal).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -174,9 +175,12 @@ async def test_ledger_text_written_by_an_older_version_is_shown_clean(sandbox, s
         ledger.append_status(conn, attempt.attempt_id, RefundStatus.FAILED, "poll",
                              failure_reason=hostile("Legacy"))  # fmt: skip
         ledger.append_flag(conn, attempt.attempt_id, hostile("Note"))
-    status = cli("status")
-    assert "Legacy red back" in status.stdout
-    assert_clean(status.stdout + status.stderr)
+    status, csv_export, json_export = cli("status"), cli("export"), cli("export", "--format", "json")
+    assert "Legacy red back" in status.stdout and "Legacy red back" in csv_export.stdout
+    assert_clean(status.stdout + status.stderr + csv_export.stdout)
+    assert all(char == "\n" or (char.isascii() and char.isprintable()) for char in json_export.stdout)
+    exact = {row["failure_reason"] for row in json.loads(json_export.stdout)}
+    assert hostile("Legacy") in exact  # JSON keeps the ledger's words exactly, escaped
     async with app.run_test(size=(120, 40)) as pilot:
         await open_board(app, pilot, 1)
         await wait_for(pilot, lambda: "Legacy" in screen_text(app))

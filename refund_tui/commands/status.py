@@ -73,7 +73,8 @@ async def run_recovery(session, as_json: bool) -> int:
 
 
 def write_export(fmt: str, since: datetime | None, output: TextIO, profile: str | None) -> None:
-    """The audit trail of one profile: one row per status change, joined with its attempt."""
+    """The audit trail of one profile: one row per status change, joined with its attempt.
+    JSON keeps every character exactly (escaped, ASCII only); CSV values are ``printable``."""
     from refund_tui.config import ConfigError, load_config, paths
 
     try:
@@ -90,4 +91,10 @@ def write_export(fmt: str, since: datetime | None, output: TextIO, profile: str 
         return
     writer = csv.DictWriter(output, fieldnames=AUDIT_FIELDS)
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({name: _cell(value) for name, value in row.items()} for row in rows)
+
+
+def _cell(value: object) -> object:
+    """A CSV value as a terminal or spreadsheet may show it: text is made printable (JSON
+    export keeps every character, escaped)."""
+    return printable(value) if isinstance(value, str) else value

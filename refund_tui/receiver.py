@@ -71,11 +71,11 @@ def create_receiver(
 
     ``read_timeout``: seconds a client has to send a whole body, from the end of its headers.
     """
-    receiver = _Receiver(inbox, clock, read_timeout)
+    reader = BodyReader(read_timeout)
 
     def route(provider: ProviderName, endpoint: Endpoint) -> Route:
         async def receive(request: Request) -> Response:
-            return await receiver.receive(request, provider, endpoint)
+            return await _receive(request, provider, endpoint, inbox, clock, reader)
 
         return Route(path_for(provider), receive, methods=["POST"])
 
@@ -93,75 +93,75 @@ def _refuse(status_code: int, message: str, **headers: str) -> Response:
     return JSONResponse({"error": message}, status_code=status_code, headers=headers)
 
 
-class _Receiver:
-    """What every route shares: the inbox, the clock, the read timeout, one log throttle."""
+async def _receive(
+    request: Request,
+    provider: ProviderName,
+    endpoint: Endpoint,
+    inbox: NoticeInbox,
+    clock: Callable[[], float],
+    reader: BodyReader,
+) -> Response:
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        return _refuse(415, "notifications must be sent as application/json")
+    body = await reader.read(request, provider)
+    if isinstance(body, Response):
+        return body
+    try:
+        verify(endpoint.scheme, endpoint.secret, request.headers, body, now=clock())
+    except SignatureRejected as error:
+        log.warning("%s notification from %s refused: %s", provider.value, _client(request), error)
+        return _refuse(401, "the signature does not prove this notification is genuine")
+    try:
+        notice = PARSERS[provider](read_json(body))
+    except (ValueError, RecursionError):
+        return _refuse(400, "the body is not JSON")
+    except ProviderError as error:
+        return _refuse(400, error.message)
+    try:
+        outcome = await run_in_threadpool(inbox.receive, notice, body.decode("utf-8"))
+    except LedgerError as error:
+        log.error("%s notification %s not recorded: %s", provider.value, notice.identity, error)
+        return _refuse(503, "the ledger is busy; send it again later")
+    log.info("%s %s %s: %s", provider.value, notice.event, notice.refund_reference or "-", outcome.value)
+    if outcome is NoticeOutcome.IGNORED and notice.refund_reference:
+        log.warning("%s %s: a refund event refund-tui cannot read; recorded, not applied",
+                    provider.value, notice.event)  # fmt: skip
+    elif outcome is NoticeOutcome.CONFLICT:
+        log.warning("%s %s %s contradicts the ledger: the refund attempt is flagged",
+                    provider.value, notice.event, notice.refund_reference)  # fmt: skip
+    return JSONResponse({"outcome": outcome.value})
 
-    def __init__(self, inbox: NoticeInbox, clock: Callable[[], float], read_timeout: float) -> None:
-        self.inbox = inbox
-        self.clock = clock
+
+class BodyReader:
+    """Reads a notification's body, or says why there is none to read."""
+
+    def __init__(self, read_timeout: float) -> None:
         self.read_timeout = read_timeout
-        self.incomplete_bodies = Throttled(log, INCOMPLETE_LOG_SECONDS)
+        self._incomplete = Throttled(log, INCOMPLETE_LOG_SECONDS)
 
-    async def receive(self, request: Request, provider: ProviderName, endpoint: Endpoint) -> Response:
-        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-        if media_type != "application/json":
-            return _refuse(415, "notifications must be sent as application/json")
-        body = await self._read_body(request, provider)
-        if isinstance(body, Response):
-            return body
-        try:
-            verify(endpoint.scheme, endpoint.secret, request.headers, body, now=self.clock())
-        except SignatureRejected as error:
-            log.warning("%s notification from %s refused: %s", provider.value, _client(request), error)
-            return _refuse(401, "the signature does not prove this notification is genuine")
-        try:
-            notice = PARSERS[provider](read_json(body))
-        except (ValueError, RecursionError):
-            return _refuse(400, "the body is not JSON")
-        except ProviderError as error:
-            return _refuse(400, error.message)
-        try:
-            outcome = await run_in_threadpool(self.inbox.receive, notice, body.decode("utf-8"))
-        except LedgerError as error:
-            log.error("%s notification %s not recorded: %s", provider.value, notice.identity, error)
-            return _refuse(503, "the ledger is busy; send it again later")
-        log.info("%s %s %s: %s", provider.value, notice.event, notice.refund_reference or "-", outcome.value)
-        if outcome is NoticeOutcome.IGNORED and notice.refund_reference:
-            log.warning("%s %s: a refund event refund-tui cannot read; recorded, not applied",
-                        provider.value, notice.event)  # fmt: skip
-        elif outcome is NoticeOutcome.CONFLICT:
-            log.warning("%s %s %s contradicts the ledger: the refund attempt is flagged",
-                        provider.value, notice.event, notice.refund_reference)  # fmt: skip
-        return JSONResponse({"outcome": outcome.value})
-
-    async def _read_body(self, request: Request, provider: ProviderName) -> bytes | Response:
-        """The body, or the answer when there is none to read: 413 as soon as it is known to
-        exceed MAX_BODY_BYTES, 408 when it is not all in within the read timeout, and an
-        answer nobody reads when the client has gone."""
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            return _too_large()
+    async def read(self, request: Request, provider: ProviderName) -> bytes | Response:
+        """The body; else 413 as soon as it is known to exceed MAX_BODY_BYTES, 408 when it is
+        not all in within the read timeout, an answer nobody reads when the client has gone."""
+        source = f"{provider.value} notification from {_client(request)}"
         try:
             async with asyncio.timeout(self.read_timeout):
-                return await _read_limited(request)
+                body = await _read_limited(request)
         except TimeoutError:
-            self.incomplete_bodies.warning(
-                f"{provider.value} notification from {_client(request)}: "
-                f"the body did not arrive within {self.read_timeout:g} s (408)"
-            )
             message = f"the body did not arrive within {self.read_timeout:g} s"
+            self._incomplete.warning(f"{source}: {message} (408)")
             return _refuse(408, message, connection="close")
         except ClientDisconnect:
-            self.incomplete_bodies.warning(
-                f"{provider.value} notification from {_client(request)}: "
-                "the client disconnected before sending the whole body"
-            )
+            self._incomplete.warning(f"{source}: the client disconnected before sending the whole body")
             return Response(status_code=400)
+        if body is None:
+            return _refuse(413, f"the body is larger than {MAX_BODY_BYTES:,} bytes")
+        return body
 
 
 class Throttled:
-    """A logger's warnings at most one per ``interval`` seconds; the next one says how many
-    were held back (so a flood of hostile clients cannot flood the log)."""
+    """A logger's warnings, at most one per ``interval`` seconds; the next one says how many
+    were held back (a flood of hostile clients cannot flood the log)."""
 
     def __init__(self, logger: logging.Logger, interval: float) -> None:
         self._logger = logger
@@ -182,18 +182,17 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown client"
 
 
-def _too_large() -> Response:
-    return _refuse(413, f"the body is larger than {MAX_BODY_BYTES:,} bytes")
-
-
-async def _read_limited(request: Request) -> bytes | Response:
-    """The body, or 413 as soon as it exceeds MAX_BODY_BYTES."""
+async def _read_limited(request: Request) -> bytes | None:
+    """The body, or None as soon as it is known to exceed MAX_BODY_BYTES."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return None
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            return _too_large()
+            return None
         chunks.append(chunk)
     return b"".join(chunks)
 

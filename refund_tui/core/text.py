@@ -32,8 +32,8 @@ _BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
 def printable(text: str) -> str:
     """``text`` without escape sequences, control, format or blank characters; line breaks
     and tabs become spaces. Printable text (any script, emoji, spaces) is left as it is."""
-    if text.isascii() and text.isprintable():
-        return text
+    if text.isprintable() and _BLANK_LETTERS.isdisjoint(text):
+        return text  # the common case (no control, format or separator but space), fast
     return "".join(_kept(char) for char in _SEQUENCE.sub("", text))
 
 

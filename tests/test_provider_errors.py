@@ -498,7 +498,10 @@ ESCAPES = "\x1b]0;PWNED\x07\x1b[31m\r"
 
 
 async def test_provider_text_arrives_without_terminal_controls(scripted, clients):
-    refund = NOVASEND_REFUND | {"reason": f"Client{ESCAPES} cancellation", "failureReason": f"No{ESCAPES} wallet"}
+    refund = NOVASEND_REFUND | {
+        "reason": f"Client{ESCAPES} cancellation",
+        "failureReason": f"No{ESCAPES} wallet",
+    }
     payin = NOVASEND_PAYIN | {"customer": {"name": f"Aya{ESCAPES}\u202e Kouassi"}, "refunds": [refund]}
     scripted.answer("/v1/payin/P1", JSONResponse(payin))
 

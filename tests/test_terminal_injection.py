@@ -12,6 +12,7 @@ import subprocess
 import sys
 import unicodedata
 
+import httpx
 import pytest
 from textual import events
 from textual.widgets import Input
@@ -20,6 +21,7 @@ from refund_tui.core.models import ProviderName, RefundStatus
 from refund_tui.core.notices import NoticeInbox
 from refund_tui.core.text import printable
 from refund_tui.core.validation import RefundInvalid
+from refund_tui.sandbox.demo import NOVASEND_API_CLIENT, NOVASEND_API_KEY
 from refund_tui.tui.screens.confirm import ConfirmScreen
 from tests.console import flat, screen_text, settle, wait_for
 from tests.notices import deliver, notice_body, running_receiver
@@ -104,6 +106,21 @@ async def test_the_console_shows_a_hostile_name_as_plain_text_up_to_the_confirma
         assert "Aya red back [b]Kouassi[/b]" in confirmation
 
 
+async def test_a_refund_reason_another_system_gave_the_simulator_is_shown_clean(sandbox, app):
+    reference = sandbox.create_payment(**PAYMENTS[ProviderName.NOVASEND])
+    made_elsewhere = httpx.post(
+        f"{sandbox.novasend_url}/v1/payin/{reference}/refund",
+        json={"amount": 1000, "reason": hostile("Elsewhere"), "externalReference": "ext-elsewhere"},
+        auth=(NOVASEND_API_KEY, NOVASEND_API_CLIENT),
+        headers={"x-idempotency-key": "elsewhere-1"},
+    )
+    assert made_elsewhere.status_code == 200, made_elsewhere.text
+    async with app.run_test(size=(100, 30)) as pilot:
+        await look_up(pilot, ProviderName.NOVASEND, reference)
+        await wait_for(pilot, lambda: "Elsewhere red back" in screen_text(app))
+        assert_clean(screen_text(app))
+
+
 async def test_a_paste_reaches_the_console_without_controls_and_the_service_refuses_them(
     sandbox, session, app
 ):
@@ -186,5 +203,6 @@ async def test_ledger_text_written_by_an_older_version_is_shown_clean(sandbox, s
         await wait_for(pilot, lambda: "Legacy" in screen_text(app))
         assert_clean(screen_text(app))
         await open_details(app, pilot, attempt.attempt_id)
-        await wait_for(pilot, lambda: "Legacy red back" in screen_text(app) and "Note red back" in screen_text(app))
+        expected = ("Legacy red back", "Note red back")
+        await wait_for(pilot, lambda: all(text in screen_text(app) for text in expected))
         assert_clean(screen_text(app))

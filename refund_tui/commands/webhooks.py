@@ -202,7 +202,8 @@ def list_notices(profile_name: str | None, kept: bool, limit: int, as_json: bool
         return
     for item in stored:
         notice = item.notice
+        event, reference = printable(notice.event), printable(notice.refund_reference or "-")
         click.echo(
-            f"{item.received_at:%Y-%m-%d %H:%M:%S}  {notice.provider.value:<8}  {printable(notice.event):<18}  "
-            f"{printable(notice.refund_reference or '-'):<28}  {item.outcome.value:<9}  {(item.attempt_id or '-')[:8]}"
+            f"{item.received_at:%Y-%m-%d %H:%M:%S}  {notice.provider.value:<8}  {event:<18}  "
+            f"{reference:<28}  {item.outcome.value:<9}  {(item.attempt_id or '-')[:8]}"
         )

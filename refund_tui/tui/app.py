@@ -196,7 +196,8 @@ class RefundApp(App[None]):
         """The recovery sweep: resolve every pending or unknown attempt left by earlier runs."""
         results = await self.service.recover()
         if results:
-            outcomes = printable("; ".join(f"{r.attempt.payment_reference}: {r.outcome}" for r in results[:3]))
+            shown = [printable(f"{r.attempt.payment_reference}: {r.outcome}") for r in results[:3]]
+            outcomes = "; ".join(shown)
             more = f" (+{len(results) - 3} more)" if len(results) > 3 else ""
             self.notify(f"Recovery: {outcomes}{more}", title="Start-up recovery", timeout=10, markup=False)
             self.tracked_changes()

@@ -46,6 +46,7 @@ def attempt_record(attempt: Attempt) -> dict[str, object]:
         "status": attempt.status.value,
         "failure_reason": attempt.failure_reason,
         "flagged": attempt.flagged,
+        "double_refunds": list(attempt.double_refunds),
         "retry_of": attempt.retry_of,
         "operator": attempt.operator.name,
     }
@@ -54,10 +55,17 @@ def attempt_record(attempt: Attempt) -> dict[str, object]:
 def attempt_line(attempt: Attempt) -> str:
     """One readable line: time, provider, payment, reference, amount, status, reason."""
     when = attempt.created_at.strftime("%Y-%m-%d %H:%M:%S")
-    status = attempt.status.value.upper() + (" (FLAGGED)" if attempt.flagged else "")
-    detail = printable(attempt.failure_reason or attempt.reason)
+    status = attempt.status.value.upper() + (
+        " (DOUBLE REFUND)" if attempt.double_refunds else " (FLAGGED)" if attempt.flagged else ""
+    )
+    detail = attempt.failure_reason or attempt.reason
+    if attempt.double_refunds:
+        detail = (
+            f"paid twice: {', '.join(attempt.double_refunds)} carries its tag too; recover it "
+            "from the customer or ask the provider to reverse it"
+        )
     return (
         f"{when}  {attempt.attempt_id[:8]}  {attempt.provider.value:<8}  "
         f"{printable(attempt.payment_reference):<22}  {printable(attempt.provider_reference or '-'):<24}  "
-        f"{attempt.amount.format():>16}  {status:<10}  {detail}"
+        f"{attempt.amount.format():>16}  {status:<10}  {printable(detail)}"
     )

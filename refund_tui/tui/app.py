@@ -241,12 +241,16 @@ class RefundApp(App[None]):
         return self.get_key_display(binding)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="counts", name="ledger-counts")
-    def refresh_counts(self) -> tuple[int, int, int]:
-        """Re-read the failed, unknown and reversed counts for the banner."""
+    def refresh_counts(self) -> tuple[int, int, int, int]:
+        """Re-read the failed, unknown, reversed and paid-twice counts for the banner."""
         from refund_tui.core.models import RefundStatus
 
-        counts = self.session.ledger.counts()
-        return tuple(counts[s] for s in (RefundStatus.FAILED, RefundStatus.UNKNOWN, RefundStatus.REVERSED))
+        ledger = self.session.ledger
+        counts = ledger.counts()
+        failed, unknown, reversed_ = (
+            counts[s] for s in (RefundStatus.FAILED, RefundStatus.UNKNOWN, RefundStatus.REVERSED)
+        )
+        return failed, unknown, reversed_, ledger.double_refund_count()
 
     async def on_event(self, event: events.Event) -> None:
         """A paste from the terminal reaches the focused field without terminal controls."""

@@ -35,7 +35,7 @@ from refund_tui.tui.keys import bindings
 from refund_tui.tui.messages import LedgerChanged, describe_error
 from refund_tui.tui.screens.details import DetailsScreen, still_running
 from refund_tui.tui.widgets.banner import Banner
-from refund_tui.tui.widgets.status import IN_FLIGHT, counts_text, row_style, status_text
+from refund_tui.tui.widgets.status import IN_FLIGHT, attempt_status, counts_text, row_style
 
 #: Most rows on the board at once (the newest of the current view or filter).
 ROW_LIMIT = 2_000
@@ -204,7 +204,7 @@ def row_cells(attempt: Attempt) -> tuple[Text, ...]:
             style=style,
             row_key=attempt.attempt_id,
         ),
-        status_text(attempt.status, flagged=attempt.flagged),
+        attempt_status(attempt),
         Text(attempt.provider.value, style=style),
         Text(printable(attempt.payment_reference), style=style),
         Text(attempt.amount.format(), style=style, justify="right"),

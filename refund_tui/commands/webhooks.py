@@ -26,6 +26,7 @@ from refund_tui.ledger_registry import open_profile_ledger
 from refund_tui.core.models import ProviderName
 from refund_tui.core.notices import NoticeInbox
 from refund_tui.core.secret import Secret
+from refund_tui.core.text import printable
 from refund_tui.core.webhooks import NOVASEND_SCHEME
 from refund_tui.receiver import Endpoint, create_receiver, path_for
 from refund_tui.serving import ServeError, listen, serve_foreground, url_of
@@ -207,7 +208,8 @@ def list_notices(profile_name: str | None, kept: bool, limit: int, as_json: bool
         return
     for item in stored:
         notice = item.notice
+        event, reference = printable(notice.event), printable(notice.refund_reference or "-")
         click.echo(
-            f"{item.received_at:%Y-%m-%d %H:%M:%S}  {notice.provider.value:<8}  {notice.event:<18}  "
-            f"{notice.refund_reference or '-':<28}  {item.outcome.value:<9}  {(item.attempt_id or '-')[:8]}"
+            f"{item.received_at:%Y-%m-%d %H:%M:%S}  {notice.provider.value:<8}  {event:<18}  "
+            f"{reference:<28}  {item.outcome.value:<9}  {(item.attempt_id or '-')[:8]}"
         )

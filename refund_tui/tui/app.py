@@ -21,6 +21,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from refund_tui.core.text import printable, printable_lines
 from refund_tui.tui import keys
 from refund_tui.tui.messages import LedgerChanged, RefundSubmitted, describe_error
 from refund_tui.tui.screens.lookup import LookupScreen
@@ -224,7 +225,8 @@ class RefundApp(App[None]):
         """The recovery sweep: resolve every pending or unknown attempt left by earlier runs."""
         results = await self.service.recover()
         if results:
-            outcomes = "; ".join(f"{r.attempt.payment_reference}: {r.outcome}" for r in results[:3])
+            shown = [printable(f"{r.attempt.payment_reference}: {r.outcome}") for r in results[:3]]
+            outcomes = "; ".join(shown)
             more = f" (+{len(results) - 3} more)" if len(results) > 3 else ""
             self.notify(f"Recovery: {outcomes}{more}", title="Start-up recovery", timeout=10, markup=False)
             self.tracked_changes()
@@ -278,6 +280,12 @@ class RefundApp(App[None]):
             counts[s] for s in (RefundStatus.FAILED, RefundStatus.UNKNOWN, RefundStatus.REVERSED)
         )
         return failed, unknown, reversed_, ledger.double_refund_count()
+
+    async def on_event(self, event: events.Event) -> None:
+        """A paste from the terminal reaches the focused field without terminal controls."""
+        if isinstance(event, events.Paste) and not event.is_forwarded:
+            event = events.Paste(printable_lines(event.text))
+        await super().on_event(event)
 
     async def on_unmount(self) -> None:
         if self._ledger_watch is not None:

@@ -23,7 +23,7 @@ from refund_tui.core.text import printable
 from refund_tui.core.validation import RefundInvalid
 from refund_tui.sandbox.demo import NOVASEND_API_CLIENT, NOVASEND_API_KEY
 from refund_tui.tui.screens.confirm import ConfirmScreen
-from tests.console import flat, screen_text, settle, wait_for
+from tests.console import screen_text, settle, wait_for
 from tests.notices import deliver, notice_body, running_receiver
 from tests.test_tui_board import open_board
 from tests.test_tui_details import open_details

@@ -26,6 +26,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.ledger import bulk_load, new_attempt, percentile  # noqa: E402
 from refund_tui.core.ledger import CapExceeded  # noqa: E402
+from refund_tui.core.models import RefundStatus  # noqa: E402
 from refund_tui.core.money import Money  # noqa: E402
 from refund_tui.ledgers.postgres import PostgresLedger, setup  # noqa: E402
 from refund_tui.ledgers.sqlite import SqliteLedger  # noqa: E402
@@ -60,11 +61,13 @@ def _racer(kind: str, where: str, barrier, results) -> None:
         recorded = 0
         for _ in range(PER_WORKER):
             try:
-                ledger.record_attempt(new_attempt("race_1"), limit=Money(1500 * ALLOWED, "XOF"),
-                                      known_references=())  # fmt: skip
-                recorded += 1
-            except CapExceeded:
-                pass
+                attempt = ledger.record_attempt(new_attempt("race_1"), limit=Money(1500 * ALLOWED, "XOF"),
+                                                known_references=())  # fmt: skip
+            except CapExceeded:  # over the cap, or another's refund still without an answer
+                continue
+            ledger.add_event(attempt.attempt_id, RefundStatus.PROCESSING, "provider",
+                             provider_reference=attempt.attempt_id)  # fmt: skip
+            recorded += 1
         results.put(recorded)
 
 

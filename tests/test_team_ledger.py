@@ -190,7 +190,7 @@ def test_the_trials_double_refund_cannot_happen_on_a_team_ledger(team, owner_led
     recovered = cli(b_env, "recover", "--json")
 
     assert recovered.returncode == 0, recovered.stderr
-    [result] = json.loads(recovered.stdout)
+    [result] = json.loads(recovered.stdout)["refunds"]
     refunds = executed(sandbox, reference)
     assert len(refunds) == 1
     [attempt] = owner_ledger.attempts(payment_reference=reference)
@@ -243,7 +243,7 @@ def test_a_solo_ledger_moves_in_once_with_its_ids_and_conflicts_are_refused(team
 
     solo_path = tmp_path / "solo.sqlite3"
     with SqliteLedger(solo_path) as solo:
-        first, second = record(solo, 500), record(solo, 700)
+        first, second = record(solo, 500), record(solo, 700, payment="tr_2")
         solo.add_event(first, RefundStatus.PROCESSING, "provider", provider_reference=f"rf_{first[:8]}")
         solo.receive_notice(notice(RefundStatus.COMPLETED, reference=f"rf_{first[:8]}"), '{"n": 1}')
         solo.record_double_refund(first, f"rf_{first[:8]}", "rf_second", "double refund: rf_second")
@@ -365,4 +365,4 @@ def test_racing_operators_killed_and_cut_off_never_over_refund_nor_lose_an_attem
     assert set(seen) <= set(attempts)  # no attempt a process was told about is lost
     total = sum(int(float(r["amount"])) for r in refunds)
     assert total <= PAYMENTS["novasend"]["amount"]
-    assert len(refunds) >= 10  # the race really ran
+    assert refunds and len(attempts) >= 4  # the race really ran (a refund in flight holds off the rest)

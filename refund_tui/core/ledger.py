@@ -44,6 +44,7 @@ __all__ = [
     "NewAttempt",
     "NoticeOutcome",
     "Operator",
+    "RefundInFlight",
     "StoredNotice",
     "ThreadedLedger",
 ]
@@ -79,6 +80,21 @@ class CapExceeded(Exception):
         )
         self.remaining = remaining
         self.payment_reference = payment_reference
+
+
+class RefundInFlight(CapExceeded):
+    """Another refund of the payment has no known outcome yet: a new one could pay twice."""
+
+    def __init__(self, attempt_id: str, payment_reference: str, currency: str) -> None:
+        Exception.__init__(
+            self,
+            f"refund {attempt_id[:8]} of {payment_reference} is still in flight with no known "
+            "outcome: resolve it first (refund-tui recover, or its details); a new refund now "
+            "could pay the customer twice",
+        )
+        self.remaining = Money.zero(currency)
+        self.payment_reference = payment_reference
+        self.attempt_id = attempt_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +236,9 @@ class Ledger(Protocol):
 
         ``limit`` is what the provider says is left to refund; ``known_references`` are the
         refunds the provider already reports, so they are not counted twice. Raises
-        CapExceeded when this attempt plus the ledger's refunds in flight would exceed it.
+        CapExceeded when this attempt plus the ledger's refunds in flight would exceed it;
+        RefundInFlight while another attempt of the payment has no provider reference yet
+        (being sent, or of unknown outcome): it may have paid already.
         """
         ...
 

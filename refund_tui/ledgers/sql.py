@@ -32,6 +32,7 @@ from refund_tui.core.ledger import (
     LedgerLost,
     NewAttempt,
     NoticeOutcome,
+    RefundInFlight,
     StoredNotice,
 )
 from refund_tui.core.models import ProviderName, RefundStatus
@@ -215,13 +216,16 @@ class SqlLedger:
         def write(conn: Connection) -> None:
             self._serialise(conn, f"payment:{new.provider.value}:{new.payment_reference}")
             held = conn.execute(
-                f"""SELECT a.amount_minor, a.currency, c.provider_reference {_ATTEMPTS_FROM}
-                WHERE a.provider = ? AND a.payment_reference = ?
+                f"""SELECT a.amount_minor, a.currency, c.provider_reference, a.attempt_id
+                {_ATTEMPTS_FROM} WHERE a.provider = ? AND a.payment_reference = ?
                 AND c.status IN ({", ".join("?" * len(_HOLDING))})""",
                 (new.provider.value, new.payment_reference, *_HOLDING),
             ).fetchall()
+            for *_, reference, other in held:
+                if reference is None:
+                    raise RefundInFlight(other, new.payment_reference, limit.currency)
             flying = rules.in_flight(
-                ((Money(minor, currency), reference) for minor, currency, reference in held),
+                ((Money(minor, currency), reference) for minor, currency, reference, _ in held),
                 known,
                 limit.currency,
             )

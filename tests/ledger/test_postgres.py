@@ -50,7 +50,7 @@ def test_a_viewer_reads_but_cannot_record(team_ledger_factory, postgres_database
     viewer = team_ledger_factory(login_role(postgres_database, f"view_{uuid.uuid4().hex[:6]}", VIEWER))
     assert viewer.get(attempt_id).amount.minor == 500
     with pytest.raises(LedgerError, match=f"refused role {viewer.role}: permission denied"):
-        record(viewer, 100)
+        record(viewer, 100, payment="tr_viewer")
     with pytest.raises(LedgerError, match="permission denied"):
         viewer.add_event(attempt_id, RefundStatus.FAILED, "poll")
     assert [a.attempt_id for a in owner.attempts()] == [attempt_id]
@@ -178,5 +178,5 @@ def test_killed_backends_are_replaced_and_a_write_cut_off_is_refused_cleanly(own
     with pytest.raises(LedgerError, match="cannot be reached"):
         owner._write(cut_off)
     assert [a.attempt_id for a in owner.attempts()] == [attempt_id]
-    record(owner, 100)
+    record(owner, 100, payment="tr_2")
     assert len(owner.attempts()) == 2

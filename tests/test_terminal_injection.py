@@ -188,10 +188,8 @@ async def test_ledger_text_written_by_an_older_version_is_shown_clean(sandbox, s
     """Rows from before this fix (or another writer) are cleaned where they are shown."""
     attempt = await refund(sandbox, session, ProviderName.NOVASEND)
     ledger = session.ledger
-    with ledger.transaction() as conn:
-        ledger.append_status(conn, attempt.attempt_id, RefundStatus.FAILED, "poll",
-                             failure_reason=hostile("Legacy"))  # fmt: skip
-        ledger.append_flag(conn, attempt.attempt_id, hostile("Note"))
+    ledger.add_event(attempt.attempt_id, RefundStatus.FAILED, "poll", failure_reason=hostile("Legacy"))
+    ledger.flag(attempt.attempt_id, hostile("Note"))
     status, csv_export, json_export = cli("status"), cli("export"), cli("export", "--format", "json")
     assert "Legacy red back" in status.stdout and "Legacy red back" in csv_export.stdout
     assert_clean(status.stdout + status.stderr + csv_export.stdout)

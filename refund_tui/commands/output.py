@@ -125,6 +125,7 @@ def attempt_record(attempt: Attempt) -> dict[str, object]:
         "flagged": attempt.flagged,
         "double_refunds": list(attempt.double_refunds),
         "operator": attempt.operator.name,
+        "recorded_by": attempt.recorded_by,
     }
 
 

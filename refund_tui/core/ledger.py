@@ -187,14 +187,15 @@ class StoredNotice:
     attempt_id: str | None
 
 
-#: Keys of each ``Ledger.audit_rows`` dict, in export order (``amount`` is in major units).
+#: Keys of each ``Ledger.audit_rows`` dict, in export order (``amount`` is in major units;
+#: ``recorded_by`` is the database login that recorded the event, on a team ledger only).
 AUDIT_FIELDS = (
     "event_id", "event_at", "status", "source", "provider_reference", "failure_reason",
     "raw_code", "raw_message", "http_status", "note", "attempt_id", "attempt_created_at",
     "profile", "environment", "provider", "payment_reference", "amount", "amount_minor",
     "currency", "phone", "country_id", "reason", "webhook_url", "idempotency_key",
     "external_reference", "request_method", "request_path", "request_body", "operator_name",
-    "operator_uid", "hostname", "ssh_client", "pid", "app_version", "retry_of",
+    "operator_uid", "hostname", "ssh_client", "pid", "app_version", "retry_of", "recorded_by",
 )  # fmt: skip
 
 

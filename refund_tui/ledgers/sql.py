@@ -64,7 +64,7 @@ _AUDIT_COLUMNS = tuple(field for field in AUDIT_FIELDS if field != "amount")
 _AUDIT_SELECT = f"""SELECT e.id AS event_id, e.at AS event_at, e.status, e.source,
     e.provider_reference, e.failure_reason, e.raw_code, e.raw_message, e.http_status, e.note,
     a.attempt_id, a.created_at AS attempt_created_at,
-    {", ".join(f"a.{name}" for name in _AUDIT_COLUMNS[12:])}
+    {", ".join(f"a.{name}" for name in _AUDIT_COLUMNS[12:-1])}, {{recorded_by}}
     FROM events e JOIN attempts a ON a.attempt_id = e.attempt_id"""
 _NOTICE_COLUMNS = (
     "provider, identity, event, refund_reference, payment_reference, status, failure_reason, "
@@ -172,6 +172,8 @@ class SqlLedger:
     #: Extra attempt/event columns an adapter reads (PostgreSQL: who recorded it).
     _attempt_extra = ""
     _event_extra = ""
+    #: Who recorded an event, for the audit export (NULL where the database cannot say).
+    _audit_recorded_by = "NULL"
 
     # -- hooks ----------------------------------------------------------------------------
 
@@ -628,7 +630,8 @@ class SqlLedger:
         extra, params = ("AND e.at >= ?", [self._since(since)]) if since is not None else ("", [])
         while True:
             rows = self.query(
-                f"{_AUDIT_SELECT} WHERE e.id > ? {extra} ORDER BY e.id LIMIT {_AUDIT_CHUNK}",
+                f"{_AUDIT_SELECT.format(recorded_by=self._audit_recorded_by)} WHERE e.id > ? "
+                f"{extra} ORDER BY e.id LIMIT {_AUDIT_CHUNK}",
                 [after, *params],
             )
             for row in rows:

@@ -180,3 +180,13 @@ def test_killed_backends_are_replaced_and_a_write_cut_off_is_refused_cleanly(own
     assert [a.attempt_id for a in owner.attempts()] == [attempt_id]
     record(owner, 100, payment="tr_2")
     assert len(owner.attempts()) == 2
+
+
+def test_the_audit_export_names_the_login_that_recorded_each_event(team_ledger_factory, postgres_database):
+    ledger = team_ledger_factory(login_role(postgres_database, f"op_{uuid.uuid4().hex[:6]}", OPERATOR))
+    attempt_id = record(ledger, 500)
+    ledger.add_event(attempt_id, RefundStatus.PROCESSING, "provider", provider_reference="rf_a")
+    rows = list(ledger.audit_rows())
+    assert [(row["status"], row["recorded_by"]) for row in rows] == [
+        ("pending", ledger.role), ("processing", ledger.role),
+    ]  # fmt: skip

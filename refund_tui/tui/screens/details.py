@@ -237,6 +237,7 @@ def origin(details: Details) -> Table:
         "Sent by",
         [
             ("Operator", f"{operator.name} (uid {operator.uid})"),
+            ("Database login", attempt.recorded_by),
             ("Host", operator.hostname),
             ("SSH client", operator.ssh_client or "local session"),
             ("Profile", f"{attempt.profile} ({attempt.environment})"),

@@ -104,3 +104,19 @@ def start_afresh(profile: str, *, path: Path | None = None) -> tuple[SqliteLedge
         ledger = SqliteLedger(path)
         known[_key(path)] = ledger.ledger_id
     return ledger, moved
+
+
+def pin_identity(profile: str, key: str, ledger_id: str, where: str, *, accept: bool = False) -> None:
+    """Record a team ledger's identity the first time ``key`` (its server, database and schema)
+    is used; later refuse another ledger there (recreated, or restored from an older backup)
+    unless ``accept`` (``ledger init --force``) says it was started afresh on purpose."""
+    with _registry() as known:
+        expected = known.get(key)
+        if expected is None or accept:
+            known[key] = ledger_id
+        elif expected != ledger_id:
+            raise LedgerMissing(
+                f"the team ledger at {where} is another ledger ({ledger_id[:8]}, expected "
+                f"{expected[:8]}): it was recreated or replaced. Ask its owner; if it was started "
+                f"afresh on purpose, accept it with `refund-tui ledger init --force --profile {profile}`"
+            )

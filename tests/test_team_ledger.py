@@ -366,3 +366,24 @@ def test_racing_operators_killed_and_cut_off_never_over_refund_nor_lose_an_attem
     total = sum(int(float(r["amount"])) for r in refunds)
     assert total <= PAYMENTS["novasend"]["amount"]
     assert refunds and len(attempts) >= 4  # the race really ran (a refund in flight holds off the rest)
+
+
+def test_a_recreated_team_ledger_is_refused_until_accepted_on_purpose(team):
+    ama = team.login("ama")
+    owner = team.home("owner")
+    assert cli(owner, "ledger", "grant", "--profile", "team", ama, "refund_tui_viewer").returncode == 0
+    env = team.home("ama", ama)
+    assert cli(env, "status").returncode == 0  # first use: its identity is recorded
+    with psycopg.connect(team.database_url, autocommit=True) as admin:
+        admin.execute("DROP SCHEMA refund_tui CASCADE")
+    assert cli(owner, "ledger", "setup", "--profile", "team").returncode == 0
+    assert cli(owner, "ledger", "grant", "--profile", "team", ama, "refund_tui_viewer").returncode == 0
+
+    refused = cli(env, "status")
+    assert refused.returncode == 1
+    assert "is another ledger" in refused.stderr and "recreated or replaced" in refused.stderr
+    assert "ledger init --force --profile team" in refused.stderr
+    accepted = cli(env, "ledger", "init", "--force", "--profile", "team")
+    assert accepted.returncode == 0, accepted.stderr
+    assert accepted.stdout.startswith("accepted team ledger ")
+    assert cli(env, "status").returncode == 0

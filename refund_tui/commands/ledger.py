@@ -18,6 +18,7 @@ from refund_tui.commands.output import Refused
 from refund_tui.config import ConfigError, Profile, load_config, masked_url, paths
 from refund_tui.core.ledger import LedgerError
 from refund_tui.ledger_registry import open_profile_ledger, start_afresh
+from refund_tui.ledgers import open_ledger
 
 
 def init_ledger(profile_name: str | None, force: bool) -> None:
@@ -26,10 +27,15 @@ def init_ledger(profile_name: str | None, force: bool) -> None:
         chosen = load_config().profile(profile_name)
         profile = chosen.name
         if chosen.ledger_url is not None:
-            raise Refused(
-                f"profile '{profile}' uses the team ledger at {masked_url(chosen.ledger_url)}: "
-                "its owner sets it up with `refund-tui ledger setup`"
-            )
+            if not force:
+                raise Refused(
+                    f"profile '{profile}' uses the team ledger at {masked_url(chosen.ledger_url)}: "
+                    "its owner sets it up with `refund-tui ledger setup`"
+                )
+            with open_ledger(chosen, accept=True) as team:
+                click.echo(f"accepted team ledger {team.ledger_id[:8]} for profile '{profile}': "
+                           f"{team.location}")  # fmt: skip
+            return
         path = chosen.ledger_path or paths().ledger_file(profile)
         if force:
             ledger, moved = start_afresh(profile, path=path)

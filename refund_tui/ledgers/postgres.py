@@ -79,6 +79,13 @@ def where(url: str) -> str:
     return f"role {role} at {host}:{parts.get('port') or 5432}/{parts.get('dbname') or role}"
 
 
+def identity_key(url: str, schema: str) -> str:
+    """Which team ledger a URL names, whoever connects: server, database and schema."""
+    parts = conninfo_to_dict(url)
+    return (f"postgresql://{parts.get('host') or 'localhost'}:{parts.get('port') or 5432}/"
+            f"{parts.get('dbname') or parts.get('user') or ''}#{schema}")  # fmt: skip
+
+
 def connection_options(schema: str, password: Secret | None) -> dict[str, Any]:
     if not _SCHEMA_NAME.fullmatch(schema):
         raise ValueError(f"not a schema name: {schema!r}")

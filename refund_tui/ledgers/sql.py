@@ -201,6 +201,9 @@ class SqlLedger:
             (outcome.value, attempt_id, notice_id),
         )
 
+    def _intent_recorded(self) -> None:
+        """After an intent's commit: whatever makes it outlast the loss of a side file."""
+
     def _since(self, since: datetime) -> str | datetime:
         """A ``since`` filter as the timestamp columns compare it."""
         return iso(since)
@@ -263,6 +266,7 @@ class SqlLedger:
             # leave an intent nobody knows about for recovery to send.
             if not self._recorded(attempt_id):
                 raise
+        self._intent_recorded()
         return self.get(attempt_id)
 
     def _recorded(self, attempt_id: str) -> bool:

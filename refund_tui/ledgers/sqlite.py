@@ -246,5 +246,9 @@ class SqliteLedger(SqlLedger):
         with self._lock, self._translate():
             return self._conn.execute(sql, params).fetchall()
 
+    def _intent_recorded(self) -> None:
+        with self._lock, self._translate():  # into the main file: a lost -wal cannot lose it
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
     def _now(self, conn: sqlite3.Connection) -> str:
         return iso(self.clock())

@@ -352,9 +352,9 @@ class DetailsScreen(Screen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         attempt = self.attempt
-        if action == "retry":
+        if action == "retry":  # a retried failure keeps the key: action_retry says why not
             failed = attempt is not None and attempt.status is RefundStatus.FAILED
-            return failed and not self.details.retries and not self.details.contradicted
+            return failed and not self.details.contradicted
         if action == "resolve":
             return attempt is not None and not attempt.status.is_terminal
         if action == "copy_reference":
@@ -371,12 +371,26 @@ class DetailsScreen(Screen):
         self.notify(f"Copied the {what} {text} to your clipboard", timeout=4, markup=False)
 
     def action_retry(self) -> None:
+        if why := self._no_retry():
+            self.notify(why, severity="warning", timeout=10, markup=False)
+            return
         self.notify(
             f"Looking up {self.attempt.payment_reference} to retry the refund...",
             timeout=3,
             markup=False,
         )
         self.look_up_for_retry()
+
+    def _no_retry(self) -> str | None:
+        """Why this failure cannot be retried again, or None."""
+        if not self.details.retries:
+            return None
+        retry = self.details.retries[0]
+        return (
+            f"Not retried again: this failure was already retried as {retry.attempt_id[:8]} "
+            f"({retry.status.value}). A failure is retried once; open that attempt from the "
+            "board to follow it, and retry it if it fails."
+        )
 
     @work(exclusive=True, exit_on_error=False, group="details-retry", description="look up payment")
     async def look_up_for_retry(self) -> None:

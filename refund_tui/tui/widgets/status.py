@@ -44,6 +44,8 @@ NEEDS_ATTENTION = frozenset({RefundStatus.FAILED, RefundStatus.UNKNOWN, RefundSt
 IN_FLIGHT = frozenset({RefundStatus.PENDING, RefundStatus.PROCESSING, RefundStatus.UNKNOWN})
 #: Shown after the status of an attempt flagged for manual reconciliation.
 FLAG_MARK = "[manual]"
+#: The status of a failed refund that was retried: handled, so it reads quietly.
+RETRIED_LABEL = "!! retried"
 
 
 def status_label(status: RefundStatus, *, flagged: bool = False) -> str:

@@ -204,7 +204,7 @@ class LookupScreen(Screen[None]):
             with_demos=session.profile.uses_simulator,
         )
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="home", name="suggest")
+    @work(thread=True, exclusive=True, exit_on_error=False, group="suggest", name="suggest")
     def _suggest(self, provider: ProviderName, reference: str) -> list[tuple[PaymentRef, str]]:
         known = [PaymentRef(*payment) for payment in self.app.session.ledger.payments()]
         known += [recent.payment for recent in self.looked_up]

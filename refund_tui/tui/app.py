@@ -151,6 +151,22 @@ class RefundApp(App[None]):
 
         return escape_safe(super().get_driver_class())
 
+    async def on_event(self, event: events.Event) -> None:
+        """An ``esc`` takes effect before the keys behind it reach a widget.
+
+        Textual hands each key to the widget focused when the key is dispatched, so in a
+        burst (``esc b`` over SSH) the ``b`` would reach the field the ``esc`` is leaving
+        and be typed there. Escape's binding runs here at once instead; the keys behind it
+        then go to whatever has the focus after it.
+        """
+        if isinstance(event, events.Key) and event.key == "escape" and not event.is_forwarded:
+            active = self.screen.active_bindings.get("escape")
+            if active is not None and active.enabled:
+                self.app_focus = True
+                if await self.run_action(active.binding.action, active.node):
+                    return
+        await super().on_event(event)
+
     # -- the session ------------------------------------------------------------------------
 
     @property

@@ -88,10 +88,15 @@ def age(delta: timedelta) -> str:
 
 def demo_payments() -> list[Demo]:
     """The simulator's seeded payments, each with what it demonstrates."""
+    from refund_tui.core.money import Money
     from refund_tui.sandbox.demo import SEED_PAYMENTS
 
     return [
-        Demo(PaymentRef(seed.provider, seed.reference), f"{seed.amount} {seed.currency}", seed.shows)
+        Demo(
+            PaymentRef(seed.provider, seed.reference),
+            Money.from_major(seed.amount, seed.currency).format(),
+            seed.shows,
+        )
         for seed in SEED_PAYMENTS
     ]
 
@@ -136,12 +141,12 @@ def newest_payments(entries: Iterable[Recent], limit: int) -> list[Recent]:
 def attention_reason(attempt: Attempt, usual: timedelta, now: datetime) -> str:
     """Why a refund needs a human, in a few words."""
     if attempt.status in (RefundStatus.PENDING, RefundStatus.PROCESSING):
-        return f"stuck: {attempt.status.value} {age(now - attempt.created_at)}, usually < {age(usual)}"
+        return f"stuck {age(now - attempt.created_at)}, usually < {age(usual)}"
     if attempt.status is RefundStatus.UNKNOWN:
-        return "outcome unknown: enter, then v resolves"
+        return "unknown: resolve in details"
     reason = attempt.failure_reason or ""
     if attempt.status is RefundStatus.REVERSED:
-        return f"customer not paid: {reason}" if reason else "customer not paid"
+        return f"not paid: {reason}" if reason else "customer not paid"
     if attempt.flagged and attempt.status is RefundStatus.COMPLETED:
         return "notices disagree: reconcile by hand"
     return reason or attempt.status.value
@@ -186,7 +191,10 @@ class HomeList(OptionList):
     """The first screen's lists; enter opens the line's payment or refund."""
 
     DEFAULT_CSS = """
-    HomeList { height: 1fr; margin: 1 1 0 1; border: none; padding: 0; }
+    HomeList {
+        height: 1fr; margin: 1 1 0 1; border: none; padding: 0;
+        text-wrap: nowrap; text-overflow: ellipsis;
+    }
     HomeList:focus { border: none; }
     """
 
@@ -226,9 +234,9 @@ class HomeList(OptionList):
             add(
                 attempt.attempt_id,
                 _cells(
-                    (status_label(attempt.status, flagged=attempt.flagged), 12),
-                    (attempt.payment_reference, 16),
-                    (attempt.amount.format(), 12),
+                    (status_label(attempt.status, flagged=attempt.flagged), 13),
+                    (attempt.payment_reference, 17),
+                    (attempt.amount.format(), 11),
                     (age(data.at - attempt.created_at), 3),
                     rest=attention_reason(attempt, usual, data.at),
                     style=look.style,
@@ -245,12 +253,14 @@ class HomeList(OptionList):
             for demo in data.demos:
                 add(
                     demo.payment,
-                    _cells((demo.payment.reference, 16), (demo.amount, 12), rest=demo.shows),
+                    _cells((demo.payment.reference, 17), (demo.amount, 11), rest=demo.shows),
                 )
         with self.app.batch_update():
             self.clear_options()
             self.add_options(options)
             self._highlight(keep)
+            if keep is None:
+                self.scroll_home(animate=False)
 
     def _highlight(self, wanted: PaymentRef | str | None) -> None:
         """Highlight ``wanted`` again after a refresh, else the first line that opens something."""

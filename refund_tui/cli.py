@@ -135,6 +135,34 @@ def recover(profile_name, as_json) -> None:
 
 @main.command()
 @profile_option
+@click.argument("attempt_id")
+@click.option("--yes", is_flag=True, help="Do not ask to type the amount back.")
+@json_option
+def resend(profile_name, attempt_id, yes, as_json) -> None:
+    """Resend a Vesicash refund of unknown outcome, on your decision, once the payment record
+    has shown no refund from it for the quiet period (never done automatically)."""
+    from refund_tui.commands.resend import resend_attempt
+
+    sys.exit(_run(profile_name, lambda session: resend_attempt(session, attempt_id, yes, as_json)))
+
+
+@main.group()
+def ledger() -> None:
+    """The refund ledger itself."""
+
+
+@ledger.command("init")
+@profile_option
+@click.option("--force", is_flag=True, help="Set aside the current ledger file (kept, renamed) and start anew.")
+def ledger_init(profile_name, force) -> None:
+    """Create the profile's ledger; with --force, start afresh after a lost or replaced one."""
+    from refund_tui.commands.ledger import init_ledger
+
+    init_ledger(profile_name, force)
+
+
+@main.command()
+@profile_option
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
 @click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None)
 @click.option("--output", "-o", type=click.File("w"), default="-", help="File to write (default: stdout).")

@@ -14,6 +14,8 @@ Example ``config.toml``::
 
     [recovery]
     flag_after_hours = 24        # unresolved refunds older than this (at most 24) go to manual reconciliation
+    resend_quiet_minutes = 15    # a Vesicash refund of unknown outcome may be resent by an operator
+                                 # once the payment record has shown none of it for this long
 
     [tracking]
     concurrency = 8              # status polls in flight at once
@@ -162,6 +164,7 @@ class Config:
     profiles: dict[str, Profile]
     default_profile: str
     flag_after: timedelta
+    resend_quiet: timedelta
     tracking_concurrency: int
     tracking_interval: float
     keys: dict[str, str]
@@ -273,6 +276,8 @@ class _Profile(_Strict):
 class _Recovery(_Strict):
     #: At most a day: providers may forget idempotency keys after that, so a resend could execute.
     flag_after_hours: Annotated[float, Field(gt=0, le=24)] = 24
+    #: At least a minute: a request held by a slow provider must have had time to execute.
+    resend_quiet_minutes: Annotated[float, Field(ge=1, le=24 * 60)] = 15
 
 
 class _Tracking(_Strict):
@@ -379,6 +384,7 @@ def _build(parsed: _File) -> Config:
         profiles=profiles,
         default_profile=parsed.default_profile,
         flag_after=timedelta(hours=parsed.recovery.flag_after_hours),
+        resend_quiet=timedelta(minutes=parsed.recovery.resend_quiet_minutes),
         tracking_concurrency=parsed.tracking.concurrency,
         tracking_interval=parsed.tracking.interval_seconds,
         keys=dict(parsed.keys),

@@ -19,6 +19,7 @@ from refund_tui.core.ledger import Ledger
 from refund_tui.core.models import ProviderName
 from refund_tui.core.secret import Secret
 from refund_tui.core.service import RefundService
+from refund_tui.ledger_registry import open_profile_ledger
 from refund_tui.providers import make_provider
 from refund_tui.providers.base import ProviderSettings
 
@@ -43,7 +44,7 @@ class Session:
         """Open a profile. Blocking (starts the embedded simulator, reads the keyring)."""
         config = config or load_config()
         profile = config.profile(profile_name)
-        ledger = Ledger(paths().ledger_file(profile.name))
+        ledger = open_profile_ledger(profile.name)
         sandbox = None
         try:
             if profile.uses_simulator:
@@ -63,6 +64,7 @@ class Session:
             environment=profile.environment,
             refunds_enabled=profile.refunds_enabled,
             flag_after=config.flag_after,
+            resend_quiet=config.resend_quiet,
             concurrency=config.tracking_concurrency,
         )
         return cls(config, profile, ledger, service, sandbox)

@@ -70,11 +70,13 @@ class SandboxControl:
         fail_next: int | None = None,
         fail_refunds_next: int | None = None,
         drop_next: int | None = None,
+        hold_refund_ms: int | None = None,
     ) -> dict[str, int]:
         """Set the given faults (others unchanged); returns all current faults."""
         body = {
             "latency_ms": latency_ms, "fail_next": fail_next,
             "fail_refunds_next": fail_refunds_next, "drop_next": drop_next,
+            "hold_refund_ms": hold_refund_ms,
         }
         return self._post("/faults", body)
 
@@ -150,6 +152,12 @@ def sandbox_env(sandbox: SandboxControl, tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("REFUND_TUI_HOME", str(home))
     monkeypatch.setenv("REFUND_TUI_SANDBOX_URL", sandbox.url)
     return home
+
+
+@pytest.fixture
+def cli_env(sandbox: SandboxControl, sandbox_env: Path) -> dict[str, str]:
+    """The environment of a refund-tui process using ``sandbox_env``."""
+    return dict(os.environ)
 
 
 @pytest.fixture

@@ -19,11 +19,6 @@ VESICASH = dict(provider="vesicash", amount=500, currency="GHS", phone="+2332412
 NOVASEND = dict(provider="novasend", amount=20000, currency="XOF", phone="+2250701234567")
 
 
-@pytest.fixture
-def cli_env(sandbox, sandbox_env):
-    return {k: v for k, v in os.environ.items()}
-
-
 def cli(env, *args, timeout=60):
     return subprocess.run(
         [sys.executable, "-m", "refund_tui", *args],
@@ -149,7 +144,7 @@ def test_outcome_unknown_exits_3_then_recover_makes_one_refund(sandbox, cli_env)
     assert len(executed(sandbox, other)) == 1
 
 
-def test_a_vesicash_server_error_waits_out_the_lease_before_any_resend(sandbox, cli_env):
+def test_a_vesicash_server_error_is_never_resent_automatically(sandbox, cli_env):
     reference = sandbox.create_payment(**VESICASH)
     sandbox.faults(fail_refunds_next=50)
     sent = cli(cli_env, *refund_args(VESICASH, reference, "100"))
@@ -157,9 +152,12 @@ def test_a_vesicash_server_error_waits_out_the_lease_before_any_resend(sandbox, 
     sandbox.faults(fail_refunds_next=0)
 
     recovered = cli(cli_env, "recover")  # a 5xx may come from a gateway: the provider may still work
+    resend = cli(cli_env, "resend", json.loads(cli(cli_env, "status", "--json").stdout)[0]["attempt_id"], "--yes")
 
     assert recovered.returncode == 3
-    assert "waiting: the last request may still be in flight" in recovered.stdout
+    assert "never resent automatically" in recovered.stdout
+    assert resend.returncode == 1
+    assert "may still be executing" in resend.stderr and "offered from" in resend.stderr
     assert executed(sandbox, reference) == []
 
 

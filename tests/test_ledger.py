@@ -126,6 +126,9 @@ def test_pending_migrations_run_once_in_order(path, monkeypatch):
 def test_a_version_2_ledger_keeps_its_refunds_and_gains_the_notice_inbox(path, monkeypatch):
     monkeypatch.setattr(ledger_module, "MIGRATIONS", MIGRATIONS[:2])
     monkeypatch.setattr(ledger_module, "SCHEMA_VERSION", 2)
+    # a version-2 program read no double_refunds table: the column stands in for it
+    columns = ledger_module._ATTEMPT_COLUMNS
+    monkeypatch.setattr(ledger_module, "_ATTEMPT_COLUMNS", columns[: columns.index("(SELECT")] + "NULL")
     with Ledger(path) as old:
         recorded = old.record_attempt(
             new_attempt(Money(1500, "XOF")), limit=Money(5000, "XOF"), known_references=()
@@ -133,7 +136,7 @@ def test_a_version_2_ledger_keeps_its_refunds_and_gains_the_notice_inbox(path, m
         assert old._conn.execute("PRAGMA user_version").fetchone()[0] == 2
     monkeypatch.undo()
     with Ledger(path) as upgraded:
-        assert upgraded._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert upgraded._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         assert upgraded.get(recorded.attempt_id).amount == Money(1500, "XOF")
         assert NoticeInbox(upgraded).recent() == []
 

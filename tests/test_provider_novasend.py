@@ -9,7 +9,6 @@ import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import pytest
 
@@ -223,14 +222,12 @@ async def test_dropped_connection_then_resend_and_match(sandbox, client):
 
     error = await failure(client.send_refund(request))
     resent = await client.send_refund(request)
-    found = client.match_refund(
-        await client.get_payment(payment.reference), request, datetime.now(UTC), set()
-    )
+    found = client.tagged_refunds(await client.get_payment(payment.reference), request)
 
     assert error.code is ErrorCode.CONNECTION
     assert error.code.outcome_unknown
-    assert executed(sandbox, payment) == [resent.reference] == [found.reference]
-    assert client.match_refund(payment, request, datetime.now(UTC), set()) is None
+    assert executed(sandbox, payment) == [resent.reference] == [r.reference for r in found]
+    assert client.tagged_refunds(payment, request) == []
 
 
 async def test_server_error_executes_nothing_and_the_same_key_then_works(sandbox, client):
@@ -349,7 +346,7 @@ async def test_countries_are_static_and_need_no_request():
     assert [(c.iso_code, c.currency) for c in countries] == [("CI", "XOF"), ("CM", "XAF")]
 
 
-async def test_match_refund_uses_the_external_reference(sandbox, client):
+async def test_tagged_refunds_uses_the_external_reference(sandbox, client):
     payment = await new_payment(sandbox, client)
     ours = request_for(client, payment)
     other = await client.send_refund(request_for(client, payment))
@@ -357,6 +354,5 @@ async def test_match_refund_uses_the_external_reference(sandbox, client):
     record = await client.get_payment(payment.reference)
 
     assert other.reference != sent.reference
-    assert client.match_refund(record, ours, datetime.now(UTC), set()).reference == sent.reference
-    assert client.match_refund(record, ours, datetime.now(UTC), {sent.reference}) is None
+    assert [r.reference for r in client.tagged_refunds(record, ours)] == [sent.reference]
     assert json.loads(ours.body)["externalReference"] == sent.external_reference

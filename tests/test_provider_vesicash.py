@@ -6,7 +6,6 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -278,19 +277,16 @@ async def test_server_error_then_recovery(sandbox, client):
     assert [r["refund_reference"] for r in executed(sandbox, payment)] == [sent.reference]
 
 
-async def test_dropped_connection_leaves_a_refund_that_match_refund_finds(sandbox, client):
+async def test_dropped_connection_leaves_a_refund_that_its_tag_finds(sandbox, client):
     payment = await new_payment(sandbox, client)
     request = client.build_refund(draft(payment))
-    sent_after = datetime.now(UTC)
     sandbox.faults(drop_next=1)
 
     error = await failure(client.send_refund(request))
-    found = client.match_refund(
-        await client.get_payment(payment.reference), request, sent_after, set()
-    )
+    found = client.tagged_refunds(await client.get_payment(payment.reference), request)
 
     assert error.code is ErrorCode.CONNECTION
-    assert [r["refund_reference"] for r in executed(sandbox, payment)] == [found.reference]
+    assert [r["refund_reference"] for r in executed(sandbox, payment)] == [r.reference for r in found]
 
 
 async def test_latency_beyond_the_timeout_is_a_timeout(sandbox):
@@ -304,29 +300,18 @@ async def test_latency_beyond_the_timeout_is_a_timeout(sandbox):
     assert error.message == "Vesicash did not answer within 0.1 s"
 
 
-async def test_match_refund_takes_the_earliest_unclaimed_twin_since_the_attempt(sandbox, client):
+async def test_tagged_refunds_are_the_requests_own_executions_oldest_first(sandbox, client):
     payment = await new_payment(sandbox, client)
     request = client.build_refund(draft(payment, "50"))
-    sent_after = datetime.now(UTC)
     first = await client.send_refund(request)
-    second = await client.send_refund(request)
+    second = await client.send_refund(request)  # the same request executed twice
     await refund(client, payment, "50")  # same amount and reason, another attempt's tag
     await refund(client, payment, "60")
     record = await client.get_payment(payment.reference)
 
-    assert client.match_refund(record, request, sent_after, set()).reference == first.reference
-    assert (
-        client.match_refund(record, request, sent_after, {first.reference}).reference
-        == second.reference
-    )
-    assert (
-        client.match_refund(record, request, sent_after, {first.reference, second.reference})
-        is None
-    )
-    assert (
-        client.match_refund(record, request, sent_after + timedelta(minutes=4), set()) is not None
-    )
-    assert client.match_refund(record, request, sent_after + timedelta(minutes=6), set()) is None
+    tagged = client.tagged_refunds(record, request)
+
+    assert [r.reference for r in tagged] == [first.reference, second.reference]
 
 
 async def test_status_of_a_refund_the_payment_does_not_have(sandbox, client):

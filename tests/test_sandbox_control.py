@@ -143,19 +143,23 @@ def test_non_object_bodies_are_refused(web, sandbox, path):
     assert response.json() == {"error": "the body must be a JSON object"}
 
 
+NO_FAULTS = {"latency_ms": 0, "fail_next": 0, "fail_refunds_next": 0, "drop_next": 0, "hold_refund_ms": 0}
+
+
 def test_faults_update_only_what_is_given(sandbox):
-    assert sandbox.faults() == {"latency_ms": 0, "fail_next": 0, "fail_refunds_next": 0, "drop_next": 0}
+    assert sandbox.faults() == NO_FAULTS
     sandbox.faults(latency_ms=5, drop_next=2)
-    assert sandbox.faults(fail_next=1) == {"latency_ms": 5, "fail_next": 1, "fail_refunds_next": 0, "drop_next": 2}
+    assert sandbox.faults(fail_next=1) == {**NO_FAULTS, "latency_ms": 5, "fail_next": 1, "drop_next": 2}
 
 
 @pytest.mark.parametrize(
-    "body", [{"fail_next": -1}, {"drop_next": 1.5}, {"latency_ms": True}, {"latency": 5}]
+    "body",
+    [{"fail_next": -1}, {"drop_next": 1.5}, {"latency_ms": True}, {"latency": 5}, {"hold_refund_ms": -1}],
 )
 def test_invalid_faults_are_refused(web, sandbox, body):
     response = control(web, sandbox, "/faults", body)
     assert response.status_code == 400
-    assert sandbox.faults() == {"latency_ms": 0, "fail_next": 0, "fail_refunds_next": 0, "drop_next": 0}
+    assert sandbox.faults() == NO_FAULTS
 
 
 def test_clock_advances(sandbox):
@@ -197,7 +201,7 @@ def test_reset_restores_the_seeded_world(web, sandbox):
     sandbox.faults(latency_ms=1, fail_next=5)
     far = parse_iso(sandbox.advance(86400))
     sandbox.reset()
-    assert sandbox.faults() == {"latency_ms": 0, "fail_next": 0, "fail_refunds_next": 0, "drop_next": 0}
+    assert sandbox.faults() == NO_FAULTS
     assert parse_iso(sandbox.advance(0)) < far - timedelta(hours=23)
     assert [r["refund_reference"] for r in sandbox.refunds()] == [r["refund_reference"] for r in seeded]
     gone = web.get(

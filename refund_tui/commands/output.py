@@ -41,6 +41,7 @@ def attempt_record(attempt: Attempt) -> dict[str, object]:
         "status": attempt.status.value,
         "failure_reason": attempt.failure_reason,
         "flagged": attempt.flagged,
+        "double_refunds": list(attempt.double_refunds),
         "retry_of": attempt.retry_of,
         "operator": attempt.operator.name,
     }
@@ -49,8 +50,15 @@ def attempt_record(attempt: Attempt) -> dict[str, object]:
 def attempt_line(attempt: Attempt) -> str:
     """One readable line: time, provider, payment, reference, amount, status, reason."""
     when = attempt.created_at.strftime("%Y-%m-%d %H:%M:%S")
-    status = attempt.status.value.upper() + (" (FLAGGED)" if attempt.flagged else "")
+    status = attempt.status.value.upper() + (
+        " (DOUBLE REFUND)" if attempt.double_refunds else " (FLAGGED)" if attempt.flagged else ""
+    )
     detail = attempt.failure_reason or attempt.reason
+    if attempt.double_refunds:
+        detail = (
+            f"paid twice: {', '.join(attempt.double_refunds)} carries its tag too; recover it "
+            "from the customer or ask the provider to reverse it"
+        )
     return (
         f"{when}  {attempt.attempt_id[:8]}  {attempt.provider.value:<8}  "
         f"{attempt.payment_reference:<22}  {attempt.provider_reference or '-':<24}  "

@@ -16,6 +16,7 @@ from refund_tui.core.service import (
     PreparedRefund,
     RefundNotAllowed,
     RefundService,
+    TrailLost,
 )
 from refund_tui.core.validation import RefundInvalid, amount_confirmed
 
@@ -67,10 +68,8 @@ class RefundCommand:
         except (CapExceeded, RefundNotAllowed, ProviderError, LedgerError) as error:
             raise Refused(_message(error) + ": nothing was sent") from None
         except OutcomeUnknown as error:
-            click.echo(f"outcome unknown: {error}", err=True)
-            return 3
-        self._report(attempt)
-        return EXIT_CODES.get(attempt.status, 0)
+            return unknown_outcome(error)
+        return report(attempt, self.as_json)
 
     async def _country(self, service: RefundService, view: PaymentView) -> Country | None:
         """The Vesicash country for the refund: --country as ISO code or id, else the payment's."""
@@ -111,21 +110,32 @@ class RefundCommand:
         if request:
             click.echo("dry run: nothing was sent")
 
-    def _report(self, attempt: Attempt) -> None:
-        if self.as_json:
-            print_json(attempt_record(attempt))
-            return
+
+def report(attempt: Attempt, as_json: bool) -> int:
+    """Print what became of a sent attempt; its exit code."""
+    if as_json:
+        print_json(attempt_record(attempt))
+    else:
         click.echo(attempt_line(attempt))
-        if attempt.status is RefundStatus.UNKNOWN:
-            click.echo(
-                "outcome unknown: the provider may have executed it. Run `refund-tui recover`; "
-                "it will never be resent with a new key.",
-                err=True,
-            )
-        elif attempt.status is RefundStatus.FAILED:
-            click.echo(f"refused by the provider: {attempt.failure_reason}", err=True)
-        else:
-            click.echo(f"submitted: {attempt.provider_reference} ({attempt.status.value})")
+    if attempt.status is RefundStatus.UNKNOWN:
+        click.echo(
+            "outcome unknown: the provider may have executed it. Run `refund-tui recover`; "
+            "it will never be resent with a new key.",
+            err=True,
+        )
+    elif attempt.status is RefundStatus.FAILED:
+        click.echo(f"refused by the provider: {attempt.failure_reason}", err=True)
+    elif not as_json:
+        click.echo(f"submitted: {attempt.provider_reference} ({attempt.status.value})")
+    return EXIT_CODES.get(attempt.status, 0)
+
+
+def unknown_outcome(error: OutcomeUnknown) -> int:
+    """Say that a send was cut short (with the request itself when the ledger went away)."""
+    click.echo(f"outcome unknown: {error}", err=True)
+    if isinstance(error, TrailLost):
+        print_json(error.request_record())
+    return 3
 
 
 def _confirm(prepared: PreparedRefund, *, live: bool) -> None:

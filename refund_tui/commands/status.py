@@ -11,7 +11,7 @@ from typing import TextIO
 import click
 
 from refund_tui.commands.output import Refused, attempt_line, attempt_record, print_json
-from refund_tui.core.ledger import AUDIT_FIELDS, Attempt, Ledger, LedgerError
+from refund_tui.core.ledger import AUDIT_FIELDS, Attempt, LedgerError
 from refund_tui.core.models import RefundStatus
 
 WATCH_INTERVAL = 2.0
@@ -73,14 +73,12 @@ async def run_recovery(session, as_json: bool) -> int:
 
 def write_export(fmt: str, since: datetime | None, output: TextIO, profile: str | None) -> None:
     """The audit trail of one profile: one row per status change, joined with its attempt."""
-    from refund_tui.config import ConfigError, load_config, paths
+    from refund_tui.config import ConfigError, load_config
+    from refund_tui.ledger_registry import open_profile_ledger
 
     try:
         name = load_config().profile(profile).name
-        ledger_file = paths().ledger_file(name)
-        if not ledger_file.exists():
-            raise Refused(f"no refunds recorded for profile '{name}' yet ({ledger_file})")
-        with Ledger(ledger_file) as ledger:
+        with open_profile_ledger(name, create=False) as ledger:
             rows = list(ledger.audit_rows(since))
     except (ConfigError, LedgerError) as error:
         raise Refused(str(error)) from None

@@ -18,9 +18,10 @@ import click
 import httpx
 
 from refund_tui.commands.output import Refused, print_json
-from refund_tui.config import ConfigError, Profile, load_config, paths
+from refund_tui.config import ConfigError, Profile, load_config
 from refund_tui.core.credentials import WEBHOOK_SECRET, CredentialsError, CredentialStore
 from refund_tui.core.ledger import Ledger, LedgerError
+from refund_tui.ledger_registry import open_profile_ledger
 from refund_tui.core.models import ProviderName
 from refund_tui.core.notices import NoticeInbox
 from refund_tui.core.secret import Secret
@@ -41,7 +42,7 @@ def _profile(profile_name: str | None) -> Profile:
 
 def _open_ledger(profile: Profile) -> Ledger:
     try:
-        return Ledger(paths().ledger_file(profile.name))
+        return open_profile_ledger(profile.name)
     except LedgerError as error:
         raise Refused(str(error)) from None
 

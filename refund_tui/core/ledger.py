@@ -13,7 +13,7 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,6 +34,7 @@ __all__ = [
     "Event",
     "Ledger",
     "LedgerError",
+    "LedgerLost",
     "NewAttempt",
     "Operator",
 ]
@@ -52,6 +53,11 @@ _STATUS_BY_VALUE = {status.value: status for status in RefundStatus}
 
 class LedgerError(Exception):
     """The ledger cannot be opened or used; the message says why and what to do."""
+
+
+class LedgerLost(LedgerError):
+    """The file at the ledger's path is no longer the one this process writes to (deleted
+    or replaced while open): what was just written may be recorded nowhere."""
 
 
 class AttemptNotFound(KeyError):
@@ -118,6 +124,8 @@ class Attempt:
     raw_message: str | None
     updated_at: datetime
     flagged: bool
+    #: Provider references of further refunds carrying this attempt's tag (paid twice).
+    double_refunds: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +149,9 @@ _ATTEMPT_COLUMNS = (
     "a.idempotency_key, a.external_reference, a.request_method, a.request_path, "
     "a.request_body, a.operator_name, a.operator_uid, a.hostname, a.ssh_client, a.pid, "
     "a.app_version, a.retry_of, c.status, c.provider_reference, c.failure_reason, "
-    "c.raw_code, c.raw_message, c.updated_at, c.flagged"
+    "c.raw_code, c.raw_message, c.updated_at, c.flagged, "
+    "(SELECT group_concat(d.second_reference) FROM double_refunds d "
+    "WHERE d.attempt_id = a.attempt_id)"
 )
 _ATTEMPTS_FROM = "FROM attempts a JOIN current_state c ON c.attempt_seq = a.seq"
 _EVENT_COLUMNS = (
@@ -167,8 +177,8 @@ AUDIT_FIELDS = (
 )  # fmt: skip
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def _iso(moment: datetime) -> str:
@@ -182,7 +192,7 @@ def _to_attempt(row: tuple) -> Attempt:
      currency, phone, country_id, reason, webhook_url, idempotency_key, external_reference,
      method, path, body, operator_name, operator_uid, hostname, ssh_client, pid, app_version,
      retry_of, status, provider_reference, failure_reason, raw_code, raw_message, updated_at,
-     flagged) = row  # fmt: skip
+     flagged, double_refunds) = row  # fmt: skip
     provider = _PROVIDER_BY_VALUE[provider]
     return Attempt(
         attempt_id=attempt_id,
@@ -217,6 +227,7 @@ def _to_attempt(row: tuple) -> Attempt:
         raw_message=raw_message,
         updated_at=datetime.fromisoformat(updated_at),
         flagged=bool(flagged),
+        double_refunds=tuple(double_refunds.split(",")) if double_refunds else (),
     )
 
 
@@ -279,14 +290,26 @@ class ChangeWatch:
 
 
 class Ledger:
-    """One ledger file. Safe to share between threads; several processes may open it."""
+    """One ledger file. Safe to share between threads; several processes may open it.
 
-    def __init__(self, path: Path, *, busy_timeout: float = BUSY_TIMEOUT) -> None:
+    Every write checks, before and after its commit, that the file at ``path`` is still the
+    one this ledger writes to; one deleted or replaced meanwhile raises LedgerLost.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        busy_timeout: float = BUSY_TIMEOUT,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.path = Path(path)
         self.busy_timeout = busy_timeout
+        self.clock = clock or utcnow
         self._lock = threading.RLock()
         self._conn = self._connect()
         try:
+            self._file = self._pin_file()
             self._migrate()
         except BaseException:
             self._conn.close()
@@ -319,6 +342,37 @@ class Ledger:
                 "keep it on a local disk, not a network share"
             )
         return conn
+
+    def _pin_file(self) -> os.stat_result:
+        """The identity (device, inode) of the file the connection just opened."""
+        try:
+            pinned = os.stat(self.path)
+        except OSError as error:
+            raise LedgerError(f"cannot open the ledger {self.path}: {error.strerror}") from None
+        self._conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+        return pinned
+
+    def check_file(self) -> None:
+        """Raise LedgerLost unless ``path`` is still the file this ledger writes to."""
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            raise LedgerLost(
+                f"the ledger {self.path} was deleted while refund-tui was writing to it"
+            ) from None
+        except OSError as error:
+            raise LedgerLost(f"the ledger {self.path} cannot be checked: {error.strerror}") from None
+        if (now.st_dev, now.st_ino) != (self._file.st_dev, self._file.st_ino):
+            raise LedgerLost(
+                f"the ledger {self.path} was replaced by another file while refund-tui was "
+                "writing to it"
+            )
+
+    @property
+    def ledger_id(self) -> str:
+        """This ledger's random identity, written once when it was created."""
+        [(ledger_id,)] = self.query("SELECT ledger_id FROM ledger_identity")
+        return ledger_id
 
     def _migrate(self) -> None:
         version = self._user_version()
@@ -387,11 +441,13 @@ class Ledger:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
+                self.check_file()
             except BaseException:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+        self.check_file()
 
     def query(self, sql: str, params: tuple | list = ()) -> list[tuple]:
         with self._lock, self._translate():
@@ -421,7 +477,7 @@ class Ledger:
         _check_new(new, limit)
         known = set(known_references)
         attempt_id = str(uuid.uuid4())
-        now = _now()
+        now = self._stamp()
         request = new.request
         with self.transaction() as conn:
             held = conn.execute(
@@ -506,7 +562,9 @@ class Ledger:
         )  # fmt: skip
         return True
 
-    def claim_send(self, attempt_id: str, lease: timedelta) -> bool:
+    def claim_send(
+        self, attempt_id: str, lease: timedelta, note: str = "resending the stored request"
+    ) -> bool:
         """Claim the right to (re)send an attempt's stored request; False if it is settled or
         another send may still be executing.
 
@@ -529,7 +587,7 @@ class Ledger:
                 AND http_status BETWEEN 400 AND 499 LIMIT 1""",
                 (attempt_id, last_id),
             ).fetchone()
-            since_send = datetime.fromisoformat(_now()) - datetime.fromisoformat(last_at)
+            since_send = self.clock() - datetime.fromisoformat(last_at)
             if not answered and since_send < lease:
                 return False
             raw_code, raw_message = conn.execute(
@@ -538,9 +596,32 @@ class Ledger:
             ).fetchone()
             self._insert_event(
                 conn, attempt_id, RefundStatus(status), "send", failure_reason=failure,
-                raw_code=raw_code, raw_message=raw_message, note="resending the stored request",
+                raw_code=raw_code, raw_message=raw_message, note=note,
             )  # fmt: skip
         return True
+
+    def record_double_refund(self, attempt_id: str, reference: str, second: str, note: str) -> bool:
+        """Record that ``second`` is another execution of the attempt whose refund is
+        ``reference``, and flag the attempt; False (nothing written) when already known."""
+        with self.transaction() as conn:
+            known = conn.execute(
+                "SELECT 1 FROM double_refunds WHERE attempt_id = ? AND second_reference = ?",
+                (attempt_id, second),
+            ).fetchone()
+            if known:
+                return False
+            conn.execute(
+                """INSERT INTO double_refunds
+                (attempt_id, found_at, provider_reference, second_reference) VALUES (?, ?, ?, ?)""",
+                (attempt_id, self._stamp(), reference, second),
+            )
+            self.append_flag(conn, attempt_id, note)
+        return True
+
+    def double_refund_count(self) -> int:
+        """How many attempts were executed more than once by their provider."""
+        [(count,)] = self.query("SELECT count(DISTINCT attempt_id) FROM double_refunds")
+        return count
 
     @staticmethod
     def _reference_free(
@@ -584,8 +665,11 @@ class Ledger:
             raise AttemptNotFound(f"no refund attempt {attempt_id}")
         return row
 
-    @staticmethod
+    def _stamp(self) -> str:
+        return _iso(self.clock())
+
     def _insert_event(
+        self,
         conn: sqlite3.Connection,
         attempt_id: str,
         status: RefundStatus,
@@ -602,7 +686,7 @@ class Ledger:
         conn.execute(
             f"INSERT INTO events (attempt_id, {_EVENT_COLUMNS}) VALUES ({', '.join('?' * 10)})",
             (
-                attempt_id, at or _now(), status.value, source, provider_reference,
+                attempt_id, at or self._stamp(), status.value, source, provider_reference,
                 failure_reason, raw_code, raw_message, http_status, note,
             ),
         )  # fmt: skip

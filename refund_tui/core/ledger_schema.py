@@ -144,6 +144,26 @@ _V3 = (
     BEGIN SELECT RAISE(ABORT, 'only a kept notice may be matched later: UPDATE refused'); END""",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+#: The ledger's own identity (so a replaced file is noticed) and the second executions of an
+#: attempt's request found on a provider's record (double refunds), each recorded once.
+_V4 = (
+    """CREATE TABLE ledger_identity (
+        only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+        ledger_id TEXT NOT NULL
+    ) STRICT""",
+    "INSERT INTO ledger_identity VALUES (1, lower(hex(randomblob(16))))",
+    *_append_only("ledger_identity"),
+    """CREATE TABLE double_refunds (
+        id INTEGER PRIMARY KEY,
+        attempt_id TEXT NOT NULL REFERENCES attempts (attempt_id),
+        found_at TEXT NOT NULL,
+        provider_reference TEXT NOT NULL,
+        second_reference TEXT NOT NULL,
+        UNIQUE (attempt_id, second_reference)
+    ) STRICT""",
+    *_append_only("double_refunds"),
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -4,9 +4,12 @@ The only code that talks to a provider's refund endpoint. Its rules:
 
 - a timeout, a dropped connection, a 5xx or a 429 makes an attempt UNKNOWN, never FAILED;
 - a stored request is resent unchanged (same key, same body), and only under a claim taken
-  in the ledger, so two tasks or two processes never resend the same attempt at once; for a
-  provider without idempotency keys (Vesicash) only once the payment record shows no refund
-  matching the attempt and the last send can no longer be in flight;
+  in the ledger, so two tasks or two processes never resend the same attempt at once;
+- a request without an idempotency key (Vesicash) is never resent automatically: no timer
+  proves it dead. Its refund is found on the payment record by the attempt's tag, or an
+  operator decides to resend (``RefundService.resend``);
+- every read of such a payment record looks for a second refund carrying an attempt's tag,
+  and records it as a double refund;
 - a rejection of a *resent* request proves nothing about the first send: the attempt becomes
   FAILED only when the payment record, read successfully, shows no refund from it.
 """
@@ -17,7 +20,14 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from refund_tui.core.ledger import Attempt, Ledger
-from refund_tui.core.models import ErrorCode, ProviderError, ProviderName, Refund, RefundStatus
+from refund_tui.core.models import (
+    ErrorCode,
+    Payment,
+    ProviderError,
+    ProviderName,
+    Refund,
+    RefundStatus,
+)
 from refund_tui.providers.base import Provider
 
 #: Rejections that describe the refund itself (not our credentials, key or endpoint).
@@ -29,8 +39,6 @@ BUSINESS_REJECTIONS = frozenset(
         ErrorCode.REFUND_NOT_ALLOWED,
     }
 )
-#: Added to three client timeouts: how long a request without a 4xx answer may still execute.
-LEASE_MARGIN = timedelta(seconds=30)
 
 
 class Outcomes:
@@ -39,14 +47,6 @@ class Outcomes:
     def __init__(self, ledger: Ledger, provider: Callable[[ProviderName], Provider]) -> None:
         self.ledger = ledger
         self.provider = provider
-        self.lease_margin = LEASE_MARGIN
-
-    def lease(self, attempt: Attempt) -> timedelta:
-        """How long after an unanswered send a non-idempotent request may not be resent."""
-        provider = self.provider(attempt.provider)
-        if provider.idempotent:
-            return timedelta(0)
-        return 3 * timedelta(seconds=provider.settings.timeout_seconds) + self.lease_margin
 
     async def send(self, attempt: Attempt, source: str = "provider", *, resend: bool = False) -> None:
         """Send the stored request unchanged and record the answer."""
@@ -103,22 +103,32 @@ class Outcomes:
         could not be read.
         """
         try:
-            provider = self.provider(attempt.provider)
-            payment = await provider.get_payment(attempt.payment_reference)
+            payment = await self.provider(attempt.provider).get_payment(attempt.payment_reference)
         except ProviderError:
             return None
-        claimed = {
-            other.provider_reference
-            for other in self.ledger.attempts(
-                provider=attempt.provider, payment_reference=attempt.payment_reference
-            )
-            if other.provider_reference and other.attempt_id != attempt.attempt_id
-        }
-        refund = provider.match_refund(payment, attempt.request, attempt.created_at, claimed)
+        refund = self.watch(attempt, payment)
         if refund is None:
             return False
         self.record(attempt, refund, source, note="found on the provider's payment record")
         return True
+
+    def watch(self, attempt: Attempt, payment: Payment) -> Refund | None:
+        """The refund on ``payment``'s record that the attempt created (its known reference,
+        else the oldest carrying its tag); any other refund carrying the tag is a second
+        execution of the same request, recorded as a double refund and flagged."""
+        provider = self.provider(attempt.provider)
+        tagged = provider.tagged_refunds(payment, attempt.request)
+        ours = attempt.provider_reference or (tagged[0].reference if tagged else None)
+        for second in tagged:
+            if second.reference != ours:
+                self.ledger.record_double_refund(
+                    attempt.attempt_id, ours, second.reference,
+                    f"double refund: {second.reference} carries this attempt's tag "
+                    f"[{attempt.request.external_reference}] beside {ours}; the customer was "
+                    "paid twice: recover the second payment from the customer, or ask "
+                    f"{attempt.provider.value.title()} to reverse {second.reference}",
+                )  # fmt: skip
+        return next((refund for refund in payment.refunds if refund.reference == ours), None)
 
     async def resolve(self, attempt: Attempt, source: str = "recovery") -> str:
         """Settle an attempt whose request may or may not have been executed."""
@@ -128,15 +138,22 @@ class Outcomes:
         if attempt.provider_reference:
             await self.poll(attempt, source)
             return self.ledger.get(attempt.attempt_id).status.value
-        provider = self.provider(attempt.provider)
-        if not provider.idempotent:
+        if not self.provider(attempt.provider).idempotent:
             found = await self.adopt(attempt, source)
             if found is None:
                 return "still unknown: the payment record could not be read"
             if found:
                 return self.ledger.get(attempt.attempt_id).status.value
-        if not self.ledger.claim_send(attempt.attempt_id, self.lease(attempt)):
-            return "waiting: the last request may still be in flight"
+            waiting = (
+                f"the payment record shows no refund tagged "
+                f"[{attempt.request.external_reference}] yet; never resent automatically "
+                f"(an operator may decide: refund-tui resend {attempt.attempt_id[:8]})"
+            )
+            if attempt.status is RefundStatus.PENDING:  # its sender never recorded an answer
+                self.ledger.add_event(attempt.attempt_id, RefundStatus.UNKNOWN, source, note=waiting)
+            return f"waiting: {waiting}"
+        if not self.ledger.claim_send(attempt.attempt_id, timedelta(0)):
+            return "settled meanwhile by another process"
         await self.send(attempt, source, resend=True)
         return self.ledger.get(attempt.attempt_id).status.value
 
@@ -144,7 +161,13 @@ class Outcomes:
         """Read the refund's status; returns (changed, Retry-After seconds when refused)."""
         try:
             provider = self.provider(attempt.provider)
-            refund = await provider.refund_status(attempt.payment_reference, attempt.provider_reference)
+            if provider.idempotent:
+                refund = await provider.refund_status(
+                    attempt.payment_reference, attempt.provider_reference
+                )
+            else:  # read the whole record: it also shows any second execution
+                payment = await provider.get_payment(attempt.payment_reference)
+                refund = self.watch(attempt, payment)
         except ProviderError as error:
             return False, error.retry_after
-        return self.record(attempt, refund, source), None
+        return refund is not None and self.record(attempt, refund, source), None

@@ -15,11 +15,11 @@ import asyncio
 import contextlib
 import re
 import uuid
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from refund_tui.core.ledger import Attempt, Ledger, LedgerError, NewAttempt, Operator
+from refund_tui.core.ledger import Attempt, Ledger, LedgerError, LedgerLost, NewAttempt, Operator
 from refund_tui.core.models import (
     Country,
     ErrorCode,
@@ -50,6 +50,9 @@ CURRENCY_COUNTRY = {"GHS": "GH", "ZMW": "ZM", "NGN": "NG", "KES": "KE", "XOF": "
 #: Pauses before each immediate resolution of an attempt whose outcome is unknown.
 RETRY_DELAYS = (0.5, 1.5)
 MAX_POLL_DELAY = 60.0
+#: How long a keyless (Vesicash) request must have shown no refund on the payment record
+#: before an operator is offered to resend it.
+RESEND_QUIET = timedelta(minutes=15)
 #: Completed refunds are re-read this long after they were made, so a reversal is seen...
 RECHECK_COMPLETED = timedelta(days=2)
 #: ...this often, once older than FRESH_COMPLETED; younger ones at every tracking tick, so a
@@ -71,6 +74,37 @@ class OutcomeUnknown(Exception):
             "run `refund-tui recover`: it is resolved by status, never resent with a new key"
         )
         self.attempt = attempt
+
+
+class TrailLost(OutcomeUnknown):
+    """The ledger file was deleted or replaced while the refund was sent: it may have been
+    paid and is recorded nowhere. ``request_record`` is what to keep to trace it."""
+
+    def __init__(self, attempt: Attempt, cause: LedgerLost) -> None:
+        Exception.__init__(
+            self,
+            f"{cause}: refund {attempt.attempt_id[:8]} may have been paid and is recorded "
+            "nowhere. Keep the request below to trace it with the provider; restore the ledger "
+            "from a backup before any other refund",
+        )
+        self.attempt = attempt
+
+    def request_record(self) -> dict[str, object]:
+        """Everything needed to find this refund at the provider (no credentials)."""
+        attempt = self.attempt
+        return {
+            "attempt_id": attempt.attempt_id,
+            "recorded_at": attempt.created_at.isoformat(),
+            "provider": attempt.provider.value,
+            "payment_reference": attempt.payment_reference,
+            "amount": attempt.amount.plain(),
+            "currency": attempt.amount.currency,
+            "phone": attempt.phone,
+            "tag": attempt.request.external_reference,
+            "idempotency_key": attempt.request.idempotency_key,
+            "request": f"{attempt.request.method} {attempt.request.path}",
+            "body": attempt.request.body,
+        }
 
 
 def utcnow() -> datetime:
@@ -106,6 +140,38 @@ class PreparedRefund:
     def to_another_wallet(self) -> bool:
         """True when the money goes to a number other than the one that paid."""
         return self.phone.e164 != self.view.payment.customer_phone
+
+
+@dataclass(frozen=True, slots=True)
+class ResendEvidence:
+    """What an operator sees before deciding to resend a keyless request of unknown outcome.
+
+    ``refusal`` says why a resend is not offered; None when it is.
+    """
+
+    attempt: Attempt
+    first_sent_at: datetime
+    last_sent_at: datetime
+    quiet_until: datetime
+    read_at: datetime | None
+    refunds_on_record: int
+    refusal: str | None
+
+    def lines(self) -> list[str]:
+        """The evidence, one fact a line."""
+        tag = f"[{self.attempt.request.external_reference}]"
+        lines = [f"first request sent  {self.first_sent_at:%Y-%m-%d %H:%M:%S} UTC"]
+        if self.last_sent_at != self.first_sent_at:
+            lines.append(f"last request sent   {self.last_sent_at:%Y-%m-%d %H:%M:%S} UTC")
+        if self.read_at is None:
+            lines.append("payment record      could not be read just now")
+        else:
+            lines.append(
+                f"payment record read {self.read_at:%Y-%m-%d %H:%M:%S} UTC: "
+                f"{self.refunds_on_record} refund(s), none tagged {tag}"
+            )
+        lines.append(f"resend offered from {self.quiet_until:%Y-%m-%d %H:%M:%S} UTC")
+        return lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +221,7 @@ class RefundService:
         refunds_enabled: bool,
         operator: Operator | None = None,
         flag_after: timedelta = timedelta(hours=24),
+        resend_quiet: timedelta = RESEND_QUIET,
         concurrency: int = 8,
         retry_delays: tuple[float, ...] = RETRY_DELAYS,
         clock: Callable[[], datetime] = utcnow,
@@ -166,6 +233,7 @@ class RefundService:
         self.refunds_enabled = refunds_enabled
         self.operator = operator or Operator.current()
         self.flag_after = flag_after
+        self.resend_quiet = resend_quiet
         self.concurrency = concurrency
         self.retry_delays = retry_delays
         self.clock = clock
@@ -204,9 +272,12 @@ class RefundService:
         blockers; the ledger learns any status the provider now reports differently."""
         known = {refund.reference: refund for refund in payment.refunds}
         in_flight = Money.zero(payment.currency)
+        keyless = not self.provider(payment.provider).idempotent
         for attempt in self.ledger.attempts(
             provider=payment.provider, payment_reference=payment.reference
         ):
+            if keyless:
+                self.outcomes.watch(attempt, payment)
             reported = known.get(attempt.provider_reference)
             if reported is not None and reported.status is not attempt.status:
                 self.outcomes.record(attempt, reported, "lookup")
@@ -376,14 +447,25 @@ class RefundService:
             limit=payment.amount - payment.refunds_holding_balance(),
             known_references=[refund.reference for refund in payment.refunds],
         )
-        self._in_flight.add(attempt.attempt_id)
-        try:
+        with self._sending(attempt):
             await self.outcomes.send(attempt)
             for delay in self.retry_delays:
                 if self.ledger.get(attempt.attempt_id).status is not RefundStatus.UNKNOWN:
                     break
                 await asyncio.sleep(delay)
                 await self.outcomes.resolve(attempt, source="provider")
+        return self.ledger.get(attempt.attempt_id)
+
+    @contextlib.contextmanager
+    def _sending(self, attempt: Attempt) -> Iterator[None]:
+        """Around sending a recorded attempt: no other task of this process touches it, and an
+        interruption leaves it UNKNOWN and raises OutcomeUnknown (TrailLost when the ledger
+        file itself went away)."""
+        self._in_flight.add(attempt.attempt_id)
+        try:
+            yield
+        except LedgerLost as error:
+            raise TrailLost(attempt, error) from error
         except BaseException as error:
             self._mark_interrupted(attempt)
             if isinstance(error, Exception):
@@ -391,7 +473,6 @@ class RefundService:
             raise
         finally:
             self._in_flight.discard(attempt.attempt_id)
-        return self.ledger.get(attempt.attempt_id)
 
     def _mark_interrupted(self, attempt: Attempt) -> None:
         """Leave a clear UNKNOWN behind when sending was cut short (best effort)."""
@@ -442,6 +523,74 @@ class RefundService:
                 f"unresolved for over {self.flag_after}: reconcile manually with the provider",
             )
         return "flagged for manual reconciliation"
+
+    # -- an operator's resend decision ----------------------------------------------------
+
+    async def resend_evidence(self, attempt_id: str) -> ResendEvidence:
+        """Read the payment record now and say whether the operator may resend the attempt's
+        stored request (keyless providers only: the others are resent by ``recover``)."""
+        attempt = self.ledger.get(attempt_id)
+        sends = [e.at for e in self.ledger.events(attempt.attempt_id) if e.source in ("intent", "send")]
+        quiet_until = sends[-1] + self.resend_quiet
+        read_at, on_record, refusal = None, 0, None
+        if attempt.provider_reference or attempt.status.is_terminal:
+            refusal = f"nothing to resend: the refund is {attempt.status}"
+        elif self.provider(attempt.provider).idempotent:
+            refusal = "resent with its own key by `refund-tui recover`: no decision needed"
+        else:
+            refusal, read_at, on_record = await self._record_shows_nothing(attempt)
+            if refusal is None and self.clock() < quiet_until:
+                refusal = (
+                    f"the last request left at {sends[-1]:%H:%M:%S} UTC and may still be "
+                    f"executing: a resend is offered from {quiet_until:%H:%M:%S} UTC if the "
+                    "payment record still shows no refund from it"
+                )
+        return ResendEvidence(
+            attempt=self.ledger.get(attempt.attempt_id),
+            first_sent_at=sends[0],
+            last_sent_at=sends[-1],
+            quiet_until=quiet_until,
+            read_at=read_at,
+            refunds_on_record=on_record,
+            refusal=refusal,
+        )
+
+    async def _record_shows_nothing(self, attempt: Attempt) -> tuple[str | None, datetime | None, int]:
+        """(why not to resend or None, when the record was read, how many refunds it shows);
+        a tagged refund found is recorded as this attempt's."""
+        try:
+            payment = await self.provider(attempt.provider).get_payment(attempt.payment_reference)
+        except ProviderError as error:
+            return f"the payment record could not be read: {error}", None, 0
+        read_at = self.clock()
+        refund = self.outcomes.watch(attempt, payment)
+        if refund is not None:
+            self.outcomes.record(attempt, refund, "operator", note="found on the provider's payment record")
+            return f"the payment record shows its refund {refund.reference}: nothing to resend", read_at, len(payment.refunds)
+        return None, read_at, len(payment.refunds)
+
+    async def resend(self, attempt_id: str) -> Attempt:
+        """Resend a keyless attempt's stored request on the operator's decision, after the
+        evidence (read again now) allows it; RefundNotAllowed says why not."""
+        if not self.refunds_enabled:
+            raise RefundNotAllowed(f"profile '{self.profile}' is read-only")
+        evidence = await self.resend_evidence(attempt_id)
+        if evidence.refusal is not None:
+            raise RefundNotAllowed(f"not resent: {evidence.refusal}")
+        attempt = evidence.attempt
+        who = f"{self.operator.name}@{self.operator.hostname}"
+        note = (
+            f"resent on the decision of {who}: the payment record read at "
+            f"{evidence.read_at:%H:%M:%S} UTC showed no refund tagged "
+            f"[{attempt.request.external_reference}]"
+        )
+        if attempt.attempt_id in self._in_flight or not self.ledger.claim_send(
+            attempt.attempt_id, self.resend_quiet, note
+        ):
+            raise RefundNotAllowed("not resent: another process is resending it or settled it")
+        with self._sending(attempt):
+            await self.outcomes.send(attempt, "operator", resend=True)
+        return self.ledger.get(attempt.attempt_id)
 
     async def refresh(self, attempt_id: str) -> Attempt:
         """Bring one attempt up to date: poll it, or resolve it when its outcome is unknown."""

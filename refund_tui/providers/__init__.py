@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from refund_tui.providers.vesicash import VesicashClient
 
 
-def clients() -> dict[ProviderName, type[VesicashClient] | type[NovasendClient]]:
+def client_classes() -> dict[ProviderName, type[VesicashClient] | type[NovasendClient]]:
     """Every provider's client class."""
     from refund_tui.providers.novasend import NovasendClient
     from refund_tui.providers.vesicash import VesicashClient
@@ -29,4 +29,4 @@ def make_provider(
     name: ProviderName, settings: ProviderSettings, credentials: dict[str, Secret]
 ) -> Provider:
     """A client for ``name``; raises ProviderError (UNAUTHORIZED) when a credential is missing."""
-    return clients()[name](settings, credentials)
+    return client_classes()[name](settings, credentials)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Protocol
 
 from refund_tui.core.models import Country, Payment, ProviderName, Refund, RefundStatus
@@ -89,10 +89,9 @@ class Provider(Protocol):
 
     async def refund_status(self, payment_reference: str, refund_reference: str) -> Refund: ...
 
-    def match_refund(
-        self, payment: Payment, request: RefundRequest, sent_after: datetime, claimed: set[str]
-    ) -> Refund | None:
-        """The provider's refund that a request of unknown outcome created, if any."""
+    def tagged_refunds(self, payment: Payment, request: RefundRequest) -> list[Refund]:
+        """The refunds on the payment record that carry the request's own tag, oldest first:
+        what that request created (more than one means it was executed twice)."""
         ...
 
     async def countries(self) -> list[Country]: ...

@@ -7,7 +7,7 @@ is also found again on the payin by its ``externalReference``.
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from urllib.parse import quote
 
@@ -229,19 +229,13 @@ class NovasendClient:
                 return self._refund(parse_wire(self.name, RefundObject, data), payment_reference)
         return refund_on(await self.get_payment(payment_reference), refund_reference)
 
-    def match_refund(
-        self, payment: Payment, request: RefundRequest, sent_after: datetime, claimed: set[str]
-    ) -> Refund | None:
+    def tagged_refunds(self, payment: Payment, request: RefundRequest) -> list[Refund]:
         """The refund carrying the request's ``externalReference`` (unique per payin)."""
-        return next(
-            (
-                refund
-                for refund in payment.refunds
-                if refund.external_reference == request.external_reference
-                and refund.reference not in claimed
-            ),
-            None,
-        )
+        return [
+            refund
+            for refund in payment.refunds
+            if refund.external_reference == request.external_reference
+        ]
 
     async def countries(self) -> list[Country]:
         return list(COUNTRIES)

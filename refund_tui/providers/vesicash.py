@@ -1,14 +1,14 @@
 """Vesicash: wire models and async client (seed 000 and docs/wire-contract.md).
 
 Vesicash takes no idempotency key, so a refund of unknown outcome is found again on the
-payment record by amount, reason and creation time (``match_refund``).
+payment record by the tag at the end of its reason (``tagged_refunds``), never by time.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Generic, TypeVar
 from urllib.parse import quote
@@ -34,7 +34,6 @@ from refund_tui.providers.http import (
     ProviderHttp,
     UtcDatetime,
     WireModel,
-    as_utc,
     compact_json,
     e164,
     notice_status,
@@ -49,8 +48,6 @@ from refund_tui.providers.http import (
 REFUND_PATH = "/v1/payment/refunds/process"
 #: Our tag at the end of a refund's reason: ``Customer cancellation [rtui-...]``.
 REASON_TAG = re.compile(r"\[([^\[\]]+)\]\s*$")
-#: How far Vesicash's clock may run behind ours when matching a refund of unknown outcome.
-CLOCK_SKEW = timedelta(minutes=5)
 
 #: The seed's error messages (matched case-insensitively) plus the simulator's country check.
 KNOWN_ERRORS = {
@@ -216,23 +213,18 @@ class VesicashClient:
     async def refund_status(self, payment_reference: str, refund_reference: str) -> Refund:
         return refund_on(await self.get_payment(payment_reference), refund_reference)
 
-    def match_refund(
-        self, payment: Payment, request: RefundRequest, sent_after: datetime, claimed: set[str]
-    ) -> Refund | None:
-        """The unclaimed refund carrying the request's tag (its external reference, sent at
-        the end of the reason) and amount, made since ``sent_after`` less CLOCK_SKEW."""
-        tag = f"[{request.external_reference}]"
-        earliest = as_utc(sent_after) - CLOCK_SKEW
-        candidates = [
+    def tagged_refunds(self, payment: Payment, request: RefundRequest) -> list[Refund]:
+        """Refunds whose reason ends with the request's tag (``[rtui-...]``), oldest first.
+
+        Only the tag counts: no local clock decides whether money already moved.
+        """
+        tag = request.external_reference
+        tagged = [
             refund
             for refund in payment.refunds
-            if refund.reference not in claimed
-            and refund.amount == request.amount
-            and refund.reason.endswith(tag)
-            and refund.created_at is not None
-            and refund.created_at >= earliest
+            if (found := REASON_TAG.search(refund.reason)) and found.group(1) == tag
         ]
-        return min(candidates, key=lambda refund: refund.created_at or earliest, default=None)
+        return sorted(tagged, key=_created)
 
     async def countries(self) -> list[Country]:
         data = await self._http.call(
@@ -299,6 +291,10 @@ def parse_notice(payload: object) -> Notice:
         failure_reason=data.failure_reason,
         tag=tag.group(1) if tag else None,
     )
+
+
+def _created(refund: Refund) -> datetime:
+    return refund.created_at or datetime.max.replace(tzinfo=UTC)
 
 
 def _country_id(value: str) -> int | str:

@@ -40,7 +40,9 @@ _STATUS_WORDS: dict[ProviderName, dict[str, PaymentStatus]] = {
 _PAYMENT_FIELDS = frozenset(
     {"provider", "amount", "currency", "phone", "status", "age_days", "customer_name", "merchant_balance"}
 )
-_FAULT_FIELDS = frozenset({"latency_ms", "fail_next", "fail_refunds_next", "drop_next"})
+_FAULT_FIELDS = frozenset(
+    {"latency_ms", "fail_next", "fail_refunds_next", "drop_next", "hold_refund_ms"}
+)
 _CLOCK_FIELDS = frozenset({"advance_seconds"})
 _MAX_AGE_DAYS = 3650
 #: How far the clock may run ahead of real time (keeps every date representable).

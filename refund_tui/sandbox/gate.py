@@ -29,13 +29,17 @@ async def provider_call(
     ``prepare`` runs first (auth, idempotency claims); a response from it ends the request.
     Then the configured latency passes outside the lock, and ``execute`` runs with the world
     locked. A pending ``fail_next`` answers 500 before either runs; a ``droppable`` (refund)
-    request also answers 500 for a pending ``fail_refunds_next``, and for a pending
-    ``drop_next`` keeps what ``execute`` did but drops the connection mid-answer.
+    request also answers 500 for a pending ``fail_refunds_next``, waits a pending
+    ``hold_refund_ms`` on top of the latency (other requests stay fast), and for a pending
+    ``drop_next`` keeps what ``execute`` did but drops the connection mid-answer. A held
+    request executes even when its client has given up waiting, as a slow provider would.
     """
     async with store.session() as world:
         failing = world.faults.take_failure(refund=droppable)
         latency_seconds = world.faults.latency_ms / 1000
         early = None if failing else prepare(world)
+        if droppable and early is None and not failing:
+            latency_seconds += world.faults.take_hold()
     if latency_seconds:
         await asyncio.sleep(latency_seconds)
     if failing:

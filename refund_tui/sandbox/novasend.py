@@ -236,7 +236,9 @@ def _claim(world: World, key: str, fingerprint: str) -> Response | None:
             )
         if entry.claimed_until > time.time():
             return error(409, "request_in_progress", "Duplicate refund")
-    claimed_until = time.time() + world.faults.latency_ms / 1000 + CLAIM_GRACE_SECONDS
+    # a pending hold applies to this request (the gate takes it once this claim is made)
+    busy_ms = world.faults.latency_ms + world.faults.hold_refund_ms
+    claimed_until = time.time() + busy_ms / 1000 + CLAIM_GRACE_SECONDS
     world.idempotency[key] = IdempotencyEntry(fingerprint=fingerprint, claimed_until=claimed_until)
     return None
 

@@ -91,6 +91,8 @@ class Faults(BaseModel):
     fail_next: int = 0
     fail_refunds_next: int = 0
     drop_next: int = 0
+    #: The next refund request is held this long before it executes (a slow provider).
+    hold_refund_ms: int = 0
 
     def take_failure(self, refund: bool) -> bool:
         """Consume a pending 500: any request for ``fail_next``, refund POSTs for ``fail_refunds_next``."""
@@ -101,6 +103,11 @@ class Faults(BaseModel):
             self.fail_refunds_next -= 1
             return True
         return False
+
+    def take_hold(self) -> float:
+        """Consume a pending hold: seconds the next refund request waits before executing."""
+        seconds, self.hold_refund_ms = self.hold_refund_ms / 1000, 0
+        return seconds
 
     def take_drop(self) -> bool:
         if self.drop_next <= 0:

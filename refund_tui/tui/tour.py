@@ -136,7 +136,7 @@ def frozen_world(home: Path, simulator: str, start: datetime = START) -> Iterato
         patch = stack.enter_context
         patch(mock.patch.dict(os.environ, environ, clear=True))
         patch(mock.patch.object(World, "now", world_now))
-        patch(mock.patch.object(ledger, "_now", lambda: clock().isoformat(timespec="microseconds")))
+        patch(mock.patch.object(ledger, "utcnow", clock))
         patch(mock.patch.object(ledger, "uuid", ledger_ids))
         patch(mock.patch.object(ledger, "os", _OsWithPid()))
         patch(mock.patch.object(service, "uuid", service_ids))

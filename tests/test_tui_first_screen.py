@@ -104,7 +104,7 @@ async def test_a_miss_suggests_the_other_provider_and_close_references(sandbox, 
         other = PaymentRef(ProviderName.NOVASEND, "tr_demo_fresh")
         assert screen.offered[0] == (other, "looks like a Novasend reference")
         assert "Did you mean" in screen_text(app)
-        await pick(pilot, other)
+        await pilot.press("down", "enter")  # the first suggestion is highlighted
         await wait_for(pilot, lambda: screen.view is not None)
         assert screen.view.payment.provider is ProviderName.NOVASEND
 

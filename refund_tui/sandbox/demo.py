@@ -95,7 +95,7 @@ SEED_PAYMENTS = (
                 shows="low merchant balance: refund fails"),
     SeedPayment(_V, "VSC-GH-NOWALLET", "40.00", "GHS", "Kofi Appiah", "+233245559901", 2 * _D,
                 refunds=(SeedRefund("VRF-5eed00000003", "40.00", "Customer cancellation", _D),),
-                shows="fails: no wallet; a failed refund to retry"),
+                shows="fails: no wallet (a failed refund on record)"),
     SeedPayment(_V, "VSC-GH-TIMEOUT", "60.00", "GHS", "Abena Darko", "+233245559903", _H,
                 shows="fails: operator timeout"),
     SeedPayment(_V, "VSC-GH-REVERSED", "90.00", "GHS", "Kojo Antwi", "+233245559905", _H,

@@ -294,10 +294,13 @@ class RefundApp(App[None]):
         self.set_keymap(keymap)
 
     def key_for(self, binding: Binding) -> str:
-        """The key shown for a binding, after the user's keymap."""
+        """The key shown for a binding, after the user's keymap ("? / f1" for two keys)."""
         override = self._user_keys.get(binding.id or "")
-        if override:
-            return self.get_key_display(binding.with_key(override, key_display=None))
+        if override or "," in binding.key:
+            return " / ".join(
+                self.get_key_display(binding.with_key(key.strip(), key_display=None))
+                for key in (override or binding.key).split(",")
+            )
         return self.get_key_display(binding)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="counts", name="ledger-counts")

@@ -39,7 +39,7 @@ _REGISTRY: Mapping[str, tuple[Binding, ...]] = MappingProxyType(
             _key("app.lookup", "l", "show_lookup", "Lookup", "The first screen: look up a payment, or pick one from its lists", show=False),
             _key("app.board", "b", "show_board", "Board", "Live status board of every refund", show=False),
             _key("app.credentials", "k", "show_credentials", "Credentials", "Credential sources and the keyring in use", show=False),
-            _key("app.help", "question_mark,f1", "show_help", "Help", "Every key, by screen (F1 also works in a field)", key_display="?"),
+            _key("app.help", "question_mark,f1", "show_help", "Help", "Every key, by screen (f1 also works in a text field)"),
             _key("app.palette", "ctrl+p", "command_palette", "Commands", "Command palette", show=False),
             _key("app.quit", "ctrl+q", "quit", "Quit", "Quit refund-tui", priority=True),
         ),
@@ -48,7 +48,7 @@ _REGISTRY: Mapping[str, tuple[Binding, ...]] = MappingProxyType(
             _key("lookup.provider", "f2", "next_provider", "Provider", "Switch provider (Vesicash / Novasend)"),
             _key("lookup.reference", "slash", "focus_reference", "Reference", "Type another payment reference", key_display="/", show=False),
             _key("lookup.leave", "escape", "leave_reference", "Keys", "Leave the reference field so single-letter keys work", show=False),
-            _key("lookup.list", "down", "focus_list", "List", "From the reference field down into the list below", show=False),
+            _key("lookup.list", "down", "focus_list", "List", "From the reference field down into the list below", key_display="down", show=False),
         ),
         "refund": (
             _key("refund.submit", "ctrl+s", "submit", "Review", "Review and confirm the refund (nothing is sent yet)"),

@@ -127,7 +127,7 @@ def suggestions(
     if (other := other_provider(reference, tried)) is not None:
         offered.append((PaymentRef(other, reference), f"looks like a {other.value.title()} reference"))
     for payment in near_matches(reference, known):
-        if payment != PaymentRef(tried, reference):
+        if payment != PaymentRef(tried, reference) and payment not in dict(offered):
             offered.append((payment, "a close reference in the ledger or the demo"))
     return offered
 
@@ -241,6 +241,10 @@ class LookupScreen(Screen[None]):
     @on(ReferenceField.Submitted, "#reference")
     def _submitted(self) -> None:
         self.look_up()
+
+    @on(ReferenceField.Changed, "#reference")
+    def _typed(self) -> None:
+        self.refresh_bindings()  # the footer: "? Help" only while the field is empty
 
     def look_up(self) -> None:
         """Start a lookup of the provider and reference in the fields."""

@@ -210,7 +210,8 @@ class HomeList(OptionList):
 
     def show(self, data: HomeData, suggestions: Sequence[tuple[PaymentRef, str]] = ()) -> None:
         """List ``data`` (and, first, ``suggestions`` after a lookup that found nothing)."""
-        keep = self.target()
+        # After a miss the first suggestion is what enter opens; otherwise the same line.
+        keep = suggestions[0][0] if suggestions else self.target()
         options: list[Option | None] = []
         self.targets = {}
 
@@ -259,7 +260,7 @@ class HomeList(OptionList):
             self.clear_options()
             self.add_options(options)
             self._highlight(keep)
-            if keep is None:
+            if keep is None or suggestions:
                 self.scroll_home(animate=False)
 
     def _highlight(self, wanted: PaymentRef | str | None) -> None:

@@ -157,21 +157,26 @@ class ResendEvidence:
     refunds_on_record: int
     refusal: str | None
 
+    def facts(self) -> list[tuple[str, str]]:
+        """The evidence as (label, value) pairs."""
+        tag = f"[{self.attempt.request.external_reference}]"
+        facts = [("First request sent", f"{self.first_sent_at:%Y-%m-%d %H:%M:%S} UTC")]
+        if self.last_sent_at != self.first_sent_at:
+            facts.append(("Last request sent", f"{self.last_sent_at:%Y-%m-%d %H:%M:%S} UTC"))
+        if self.read_at is None:
+            facts.append(("Payment record", "could not be read just now"))
+        else:
+            facts.append((
+                "Payment record",
+                f"read {self.read_at:%Y-%m-%d %H:%M:%S} UTC: {self.refunds_on_record} "
+                f"refund(s), none tagged {tag}",
+            ))  # fmt: skip
+        facts.append(("Resend offered", f"from {self.quiet_until:%Y-%m-%d %H:%M:%S} UTC"))
+        return facts
+
     def lines(self) -> list[str]:
         """The evidence, one fact a line."""
-        tag = f"[{self.attempt.request.external_reference}]"
-        lines = [f"first request sent  {self.first_sent_at:%Y-%m-%d %H:%M:%S} UTC"]
-        if self.last_sent_at != self.first_sent_at:
-            lines.append(f"last request sent   {self.last_sent_at:%Y-%m-%d %H:%M:%S} UTC")
-        if self.read_at is None:
-            lines.append("payment record      could not be read just now")
-        else:
-            lines.append(
-                f"payment record read {self.read_at:%Y-%m-%d %H:%M:%S} UTC: "
-                f"{self.refunds_on_record} refund(s), none tagged {tag}"
-            )
-        lines.append(f"resend offered from {self.quiet_until:%Y-%m-%d %H:%M:%S} UTC")
-        return lines
+        return [f"{label:<19} {value}" for label, value in self.facts()]
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,12 +58,15 @@ class SessionNotReady(RuntimeError):
     """The session is still opening, or could not be opened."""
 
 
-def banner_counts(ledger: Ledger) -> tuple[int, int, int]:
-    """The failed, unknown and reversed counts the banner shows."""
+def banner_counts(ledger: Ledger) -> tuple[int, int, int, int]:
+    """The failed, unknown, reversed and paid-twice counts the banner shows."""
     from refund_tui.core.models import RefundStatus
 
     counts = ledger.counts()
-    return tuple(counts[s] for s in (RefundStatus.FAILED, RefundStatus.UNKNOWN, RefundStatus.REVERSED))
+    failed, unknown, reversed_ = (
+        counts[s] for s in (RefundStatus.FAILED, RefundStatus.UNKNOWN, RefundStatus.REVERSED)
+    )
+    return failed, unknown, reversed_, ledger.double_refund_count()
 
 
 def profile_banner(profile: Profile, operator: Operator) -> BannerInfo:
@@ -304,8 +307,8 @@ class RefundApp(App[None]):
         return self.get_key_display(binding)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="counts", name="ledger-counts")
-    def refresh_counts(self) -> tuple[int, int, int]:
-        """Re-read the failed, unknown and reversed counts for the banner."""
+    def refresh_counts(self) -> tuple[int, int, int, int]:
+        """Re-read the failed, unknown, reversed and paid-twice counts for the banner."""
         return banner_counts(self.session.ledger)
 
     async def on_unmount(self) -> None:

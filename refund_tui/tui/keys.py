@@ -72,6 +72,7 @@ _REGISTRY: Mapping[str, tuple[Binding, ...]] = MappingProxyType(
             _key("details.copy", "c", "copy_reference", "Copy ref", "Copy the provider reference to your clipboard"),
             _key("details.retry", "t", "retry", "Retry", "Retry a failed refund (new key, new confirmation)"),
             _key("details.resolve", "v", "resolve", "Resolve", "Resolve an unknown outcome with the provider"),
+            _key("details.resend", "R", "resend", "Resend", "Decide to resend a Vesicash refund of unknown outcome, after the evidence", key_display="R"),
             _key("details.back", "escape", "back", "Back", "Back to the board"),
         ),
         "credentials": (

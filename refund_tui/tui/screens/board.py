@@ -40,9 +40,9 @@ from refund_tui.tui.widgets.banner import Banner
 from refund_tui.tui.widgets.status import (
     IN_FLIGHT,
     RETRIED_LABEL,
+    attempt_status,
     counts_text,
     row_style,
-    status_text,
 )
 
 #: Most rows on the board at once (the newest of the current view or filter).
@@ -230,7 +230,7 @@ def row_cells(attempt: Attempt, retried: bool = False) -> tuple[Text, ...]:
             style=style,
             row_key=attempt.attempt_id,
         ),
-        status or status_text(attempt.status, flagged=attempt.flagged),
+        status or attempt_status(attempt),
         Text(attempt.payment_reference, style=style),
         Text(attempt.amount.format(), style=style, justify="right"),
         Text(_clip(reason, REASON_WIDTH), style=style),

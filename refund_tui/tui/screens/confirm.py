@@ -24,6 +24,7 @@ from refund_tui.tui.messages import RefundSubmitted, describe_error
 
 if TYPE_CHECKING:
     from refund_tui.core.ledger import Attempt
+    from refund_tui.core.money import Money
     from refund_tui.core.service import PreparedRefund
 
 
@@ -63,6 +64,8 @@ class ConfirmScreen(ModalScreen[None]):
     """Restates the refund; the operator types the amount; then one submit."""
 
     BINDINGS = keys.bindings("confirm")
+    #: What esc does, shown beside the send button.
+    BACK_HINT = "esc: back to the form"
 
     def __init__(self, prepared: PreparedRefund, *, live: bool) -> None:
         super().__init__(classes="-live" if live else "-sandbox")
@@ -71,8 +74,13 @@ class ConfirmScreen(ModalScreen[None]):
         self.sending = False
 
     @property
+    def amount(self) -> Money:
+        """What the operator must type back."""
+        return self.prepared.draft.amount
+
+    @property
     def expected(self) -> str:
-        return self.prepared.draft.amount.plain()
+        return self.amount.plain()
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-dialog"):
@@ -85,7 +93,7 @@ class ConfirmScreen(ModalScreen[None]):
                 yield Button(
                     self._send_label(), variant="error", compact=True, disabled=True, id="send"
                 )
-                yield Static("esc: back to the form", markup=False, id="confirm-status")
+                yield Static(self.BACK_HINT, markup=False, id="confirm-status")
         yield Footer()
 
     def _title(self) -> Text:
@@ -130,7 +138,7 @@ class ConfirmScreen(ModalScreen[None]):
         self.query_one("#send", Button).disabled = not self._matches() or self.sending
 
     def _matches(self) -> bool:
-        return amount_confirmed(self.query_one("#typed", Input).value, self.prepared.draft.amount)
+        return amount_confirmed(self.query_one("#typed", Input).value, self.amount)
 
     @on(Input.Submitted, "#typed")
     def _entered(self) -> None:
@@ -159,6 +167,9 @@ class ConfirmScreen(ModalScreen[None]):
 
     @work(exclusive=True, exit_on_error=False, group="submit", name="submit")
     async def _submit(self) -> Attempt:
+        return await self._send_now()
+
+    async def _send_now(self) -> Attempt:
         return await self.app.service.submit(self.prepared)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

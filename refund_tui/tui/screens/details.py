@@ -29,17 +29,18 @@ from textual.worker import Worker, WorkerState
 from refund_tui.core.ledger import Attempt, Event, Ledger
 from refund_tui.core.models import RefundStatus
 from refund_tui.core.notices import NoticeInbox
-from refund_tui.core.service import PaymentView
+from refund_tui.core.service import PaymentView, ResendEvidence
 from refund_tui.tui.keys import bindings
 from refund_tui.tui.messages import LedgerChanged, describe_error
 from refund_tui.tui.widgets.banner import Banner
-from refund_tui.tui.widgets.status import status_label, status_text
+from refund_tui.tui.widgets.status import attempt_status, status_label, status_text
 
 #: What an operator reads when a worker of this screen fails, by worker group.
 FAILURES = {
     "details-load": "Could not read the refund",
     "details-resolve": "Could not resolve the refund",
     "details-retry": "Could not look up the payment to retry",
+    "details-resend": "Could not read the evidence for a resend",
 }
 
 
@@ -103,7 +104,7 @@ def summary(details: Details) -> Table:
     return _fields(
         "Summary",
         [
-            ("Status", status_text(attempt.status, flagged=attempt.flagged)),
+            ("Status", attempt_status(attempt)),
             ("Failure", failure),
             ("Provider", attempt.provider.value),
             ("Payment", attempt.payment_reference),
@@ -116,6 +117,35 @@ def summary(details: Details) -> Table:
             ("Updated", _when(attempt.updated_at)),
             ("Webhook", attempt.webhook_url),
         ],
+    )
+
+
+def what_now(attempt: Attempt, keyless: bool) -> Text | None:
+    """What the operator is waiting for and can do now, for a refund that needs a human."""
+    provider = attempt.provider.value.title()
+    if attempt.double_refunds:
+        seconds = ", ".join(attempt.double_refunds)
+        return Text(
+            f"PAID TWICE: {provider} executed this refund again as {seconds} (it carries this "
+            f"refund's tag). Recover the second payment from the customer, or ask {provider} "
+            f"to reverse {seconds}.",
+            style="bold",
+        )
+    if attempt.provider_reference or attempt.status.is_terminal:
+        return None
+    tag = attempt.request.external_reference
+    if keyless:
+        return Text(
+            f"Outcome unknown: waiting for {provider}'s payment record to show a refund tagged "
+            f"[{tag}]; it is read on every tracking round and settles this refund when it "
+            f"does. {provider} takes no idempotency key, so this request is never resent "
+            "automatically: a slow provider may still execute it. Do not refund this payment "
+            "again. Press R to see the evidence; a resend is offered only once the record has "
+            "shown nothing for the quiet period. Unsure? Ask the provider about the tag."
+        )
+    return Text(
+        f"Outcome unknown: resent unchanged with its idempotency key on every recovery "
+        f"round ({provider} executes one key once). Press v to ask now."
     )
 
 
@@ -257,6 +287,11 @@ class DetailsScreen(Screen):
             super().__init__()
             self.view = view
 
+    class EvidenceRead(Message):
+        def __init__(self, evidence: ResendEvidence) -> None:
+            super().__init__()
+            self.evidence = evidence
+
     def __init__(self, attempt_id: str) -> None:
         super().__init__()
         self.attempt_id = attempt_id
@@ -267,7 +302,7 @@ class DetailsScreen(Screen):
         yield Banner()
         yield Static(Text(f"Refund {self.attempt_id}: loading..."), id="details-title")
         with VerticalScroll(id="details-body"):
-            for part in ("summary", "error", "timeline", "request", "origin"):
+            for part in ("summary", "next", "error", "timeline", "request", "origin"):
                 yield Static(id=f"details-{part}")
         yield Footer()
 
@@ -284,6 +319,12 @@ class DetailsScreen(Screen):
     def attempt(self) -> Attempt | None:
         return self.details.attempt if self.details else None
 
+    @property
+    def _keyless(self) -> bool:
+        """True when the attempt's provider takes no idempotency key (Vesicash)."""
+        attempt = self.attempt
+        return attempt is not None and not self.app.service.provider(attempt.provider).idempotent
+
     # -- reading ------------------------------------------------------------------------------
 
     @work(exclusive=True, exit_on_error=False, group="details-load", description="read refund")
@@ -298,13 +339,15 @@ class DetailsScreen(Screen):
         details = self.details = message.details
         attempt = details.attempt
         self.attempt_id = attempt.attempt_id
-        title = Text.assemble(
-            f"Refund {attempt.attempt_id}  ", status_text(attempt.status, flagged=attempt.flagged)
-        )
+        title = Text.assemble(f"Refund {attempt.attempt_id}  ", attempt_status(attempt))
         if not attempt.status.is_terminal:
             title.append("  (refreshing)", style="dim")
         self.query_one("#details-title", Static).update(title)
         self.query_one("#details-summary", Static).update(summary(details))
+        advice = what_now(attempt, self._keyless)
+        next_step = self.query_one("#details-next", Static)
+        next_step.display = advice is not None
+        next_step.update(advice or "")
         error = self.query_one("#details-error", Static)
         raw = provider_error(details)
         error.display = raw is not None
@@ -357,6 +400,9 @@ class DetailsScreen(Screen):
             return failed and not self.details.contradicted
         if action == "resolve":
             return attempt is not None and not attempt.status.is_terminal
+        if action == "resend":
+            open_ended = attempt is not None and not attempt.status.is_terminal
+            return open_ended and attempt.provider_reference is None and self._keyless
         if action == "copy_reference":
             return attempt is not None
         return True
@@ -421,6 +467,22 @@ class DetailsScreen(Screen):
         text, severity = resolve_outcome(message.before, message.attempt)
         self.notify(text, severity=severity, timeout=8, markup=False)
         self.app.post_message(LedgerChanged())
+        self.reload()
+
+    def action_resend(self) -> None:
+        self.notify("Reading the payment record for the evidence...", timeout=3)
+        self.read_evidence()
+
+    @work(exclusive=True, exit_on_error=False, group="details-resend", description="evidence")
+    async def read_evidence(self) -> None:
+        evidence = await self.app.service.resend_evidence(self.attempt_id)
+        self.post_message(self.EvidenceRead(evidence))
+
+    @on(EvidenceRead)
+    def _open_resend(self, message: EvidenceRead) -> None:
+        from refund_tui.tui.screens.resend import ResendScreen
+
+        self.app.push_screen(ResendScreen(message.evidence, live=self.app.session.profile.is_live))
         self.reload()
 
     def action_back(self) -> None:

@@ -21,6 +21,8 @@ class BannerInfo:
     unknown: int = 0
     #: Refunds that completed and then came back: the customer was not paid after all.
     reversed: int = 0
+    #: Refunds their provider executed twice: the customer was paid twice.
+    paid_twice: int = 0
     #: Shown instead of the mode while the session opens or when it could not open.
     note: str | None = None
 
@@ -29,8 +31,8 @@ class BannerInfo:
         name = profile_name or "default profile"
         return cls(profile=name, note=f"opening {name}...")
 
-    def with_counts(self, failed: int, unknown: int, reversed: int) -> BannerInfo:
-        return replace(self, failed=failed, unknown=unknown, reversed=reversed)
+    def with_counts(self, failed: int, unknown: int, reversed: int, paid_twice: int) -> BannerInfo:
+        return replace(self, failed=failed, unknown=unknown, reversed=reversed, paid_twice=paid_twice)
 
 
 class Banner(Widget):
@@ -94,4 +96,7 @@ class Banner(Widget):
         if info.reversed:
             counts.append("  ")
             counts.append(f"REVERSED {info.reversed}", style="bold reverse")
+        if info.paid_twice:
+            counts.append("  ")
+            counts.append(f"PAID TWICE {info.paid_twice}", style="bold reverse")
         return counts

@@ -140,6 +140,8 @@ def newest_payments(entries: Iterable[Recent], limit: int) -> list[Recent]:
 
 def attention_reason(attempt: Attempt, usual: timedelta, now: datetime) -> str:
     """Why a refund needs a human, in a few words."""
+    if attempt.double_refunds:
+        return "paid twice: reconcile by hand"
     if attempt.status in (RefundStatus.PENDING, RefundStatus.PROCESSING):
         return f"stuck {age(now - attempt.created_at)}, usually < {age(usual)}"
     if attempt.status is RefundStatus.UNKNOWN:
@@ -235,7 +237,7 @@ class HomeList(OptionList):
             add(
                 attempt.attempt_id,
                 _cells(
-                    (status_label(attempt.status, flagged=attempt.flagged), 13),
+                    (status_label(attempt.status, flagged=attempt.flagged, double=bool(attempt.double_refunds)), 13),
                     (attempt.payment_reference, 17),
                     (attempt.amount.format(), 11),
                     (age(data.at - attempt.created_at), 3),

@@ -13,6 +13,7 @@ from types import MappingProxyType
 
 from rich.text import Text
 
+from refund_tui.core.ledger import Attempt
 from refund_tui.core.models import RefundStatus
 
 
@@ -44,19 +45,30 @@ NEEDS_ATTENTION = frozenset({RefundStatus.FAILED, RefundStatus.UNKNOWN, RefundSt
 IN_FLIGHT = frozenset({RefundStatus.PENDING, RefundStatus.PROCESSING, RefundStatus.UNKNOWN})
 #: Shown after the status of an attempt flagged for manual reconciliation.
 FLAG_MARK = "[manual]"
+#: Shown instead when its provider executed the attempt's request twice.
+DOUBLE_MARK = "[PAID TWICE]"
 #: The status of a failed refund that was retried: handled, so it reads quietly.
 RETRIED_LABEL = "!! retried"
 
 
-def status_label(status: RefundStatus, *, flagged: bool = False) -> str:
-    """Plain words, e.g. ``"!! FAILED"`` or ``"?? UNKNOWN [manual]"``."""
+def status_label(status: RefundStatus, *, flagged: bool = False, double: bool = False) -> str:
+    """Plain words, e.g. ``"!! FAILED"``, ``"?? UNKNOWN [manual]"``."""
     label = LOOKS[status].label
-    return f"{label} {FLAG_MARK}" if flagged else label
+    mark = DOUBLE_MARK if double else FLAG_MARK if flagged else None
+    return f"{label} {mark}" if mark else label
 
 
-def status_text(status: RefundStatus, *, flagged: bool = False) -> Text:
+def status_text(status: RefundStatus, *, flagged: bool = False, double: bool = False) -> Text:
     """The status as styled text (marker, word, colour)."""
-    return Text(status_label(status, flagged=flagged), style=LOOKS[status].style)
+    text = Text(status_label(status, flagged=flagged, double=double), style=LOOKS[status].style)
+    if double:
+        text.stylize("bold reverse", len(LOOKS[status].label) + 1)
+    return text
+
+
+def attempt_status(attempt: Attempt) -> Text:
+    """An attempt's status with its flag or double-refund mark."""
+    return status_text(attempt.status, flagged=attempt.flagged, double=bool(attempt.double_refunds))
 
 
 def row_style(status: RefundStatus) -> str:

@@ -94,3 +94,13 @@ def test_esc_then_a_key_in_one_burst_is_two_keys(console: Pane):
     console.wait_for("Refund VSC-GH-FRESH", "Amount")
     console.send("Escape", "?")  # cancel the form, then help; once a bare "?" typed into Amount
     console.wait_for("Keys by scope", "Everywhere")
+
+
+def test_a_burst_of_edits_lands_in_order(console: Pane):
+    """Backspaces are key bindings, typed characters are not: in one burst the characters
+    must not overtake the backspaces sent before them (they once deleted what followed)."""
+    console.send("VSC-GH-FRESHXXXXXX")
+    console.wait_for("VSC-GH-FRESHXXXXXX")
+    console.send(*["BSpace"] * 6, "-0", "/", "b")  # one write; "/" and "b" stay in the field
+    shown = console.wait_for("VSC-GH-FRESH-0/b")
+    assert "VSC-GH-FRESH-0/bX" not in shown

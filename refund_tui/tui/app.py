@@ -155,18 +155,25 @@ class RefundApp(App[None]):
         return escape_safe(super().get_driver_class())
 
     async def on_event(self, event: events.Event) -> None:
-        """An ``esc`` takes effect before the keys behind it reach a widget.
+        """A key bound in the focused chain takes effect before the keys behind it.
 
-        Textual hands each key to the widget focused when the key is dispatched, so in a
-        burst (``esc b`` over SSH) the ``b`` would reach the field the ``esc`` is leaving
-        and be typed there. Escape's binding runs here at once instead; the keys behind it
-        then go to whatever has the focus after it.
+        Textual hands each key to the widget focused when it is dispatched, and runs a key's
+        binding only once the key has bubbled up from that widget. In a burst (keys arriving
+        together over SSH) a later key can then overtake a bound one: characters typed after
+        backspaces were inserted before the backspaces ran, and the ``b`` of ``esc b`` was
+        typed into the field the ``esc`` was leaving. So a key bound here runs its binding at
+        once, as Textual would after the bubbling (``_check_bindings``, Textual 8.2.8; the
+        tmux tests catch a change). A key the focused widget takes itself (a field's
+        printable keys) and a key no binding handles go the usual way.
         """
-        if isinstance(event, events.Key) and event.key == "escape" and not event.is_forwarded:
-            active = self.screen.active_bindings.get("escape")
-            if active is not None and active.enabled:
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            focused = self.focused
+            taken = focused is not None and focused.check_consume_key(event.key, event.character)
+            if not taken:
                 self.app_focus = True
-                if await self.run_action(active.binding.action, active.node):
+                if await self._check_bindings(event.key, priority=True):
+                    return
+                if await self._check_bindings(event.key):
                     return
         await super().on_event(event)
 

@@ -23,6 +23,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from refund_tui.core.text import printable, printable_lines
 from refund_tui.tui import keys
 from refund_tui.tui.messages import LedgerChanged, RefundSubmitted, describe_error
 from refund_tui.tui.screens.lookup import LookupScreen
@@ -155,7 +156,8 @@ class RefundApp(App[None]):
         return escape_safe(super().get_driver_class())
 
     async def on_event(self, event: events.Event) -> None:
-        """A key bound in the focused chain takes effect before the keys behind it.
+        """A paste reaches the focused field without terminal controls, and a key bound in
+        the focused chain takes effect before the keys behind it.
 
         Textual hands each key to the widget focused when it is dispatched, and runs a key's
         binding only once the key has bubbled up from that widget. In a burst (keys arriving
@@ -166,7 +168,9 @@ class RefundApp(App[None]):
         tmux tests catch a change). A key the focused widget takes itself (a field's
         printable keys) and a key no binding handles go the usual way.
         """
-        if isinstance(event, events.Key) and not event.is_forwarded:
+        if isinstance(event, events.Paste) and not event.is_forwarded:
+            event = events.Paste(printable_lines(event.text))
+        elif isinstance(event, events.Key) and not event.is_forwarded:
             focused = self.focused
             taken = focused is not None and focused.check_consume_key(event.key, event.character)
             if not taken:
@@ -209,6 +213,7 @@ class RefundApp(App[None]):
         from refund_tui.session import Session
 
         warm_up()  # the carrier data, here rather than on the refund form's first keystroke
+        self._unlock_keyring()
         session = Session.open(self.profile_name, config=config)
         if get_current_worker().is_cancelled:
             asyncio.run(session.aclose())
@@ -219,6 +224,34 @@ class RefundApp(App[None]):
         if self.session is None and self.session_problem is None:
             self.banner_info = message.banner
             self._apply_keymap(message.keymap)
+
+    def _unlock_keyring(self) -> None:
+        """If the profile needs the encrypted keyring and it is locked, ask its passphrase on
+        the terminal, the console suspended meanwhile: never from this thread, never blind."""
+        from refund_tui.commands.credentials import store_to_unlock
+
+        store = store_to_unlock(self.profile_name)
+        if store is not None:
+            self.call_from_thread(self._ask_passphrase, store)
+
+    def _ask_passphrase(self, store: object) -> None:
+        import click
+        from textual.app import SuspendNotSupported
+
+        from refund_tui.commands.credentials import ask_passphrase
+        from refund_tui.session import SessionError
+
+        refused = None
+        try:
+            with self.suspend():
+                try:
+                    ask_passphrase(store)
+                except (click.ClickException, click.Abort) as error:
+                    refused = str(error) or "the keyring passphrase was not given"
+        except SuspendNotSupported:
+            return  # no terminal to ask on: the session reports the keyring as locked
+        if refused is not None:
+            raise SessionError(refused)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
@@ -267,7 +300,8 @@ class RefundApp(App[None]):
         """The recovery sweep: resolve every pending or unknown attempt left by earlier runs."""
         results = await self.service.recover()
         if results:
-            outcomes = "; ".join(f"{r.attempt.payment_reference}: {r.outcome}" for r in results[:3])
+            shown = [printable(f"{r.attempt.payment_reference}: {r.outcome}") for r in results[:3]]
+            outcomes = "; ".join(shown)
             more = f" (+{len(results) - 3} more)" if len(results) > 3 else ""
             self.notify(f"Recovery: {outcomes}{more}", title="Start-up recovery", timeout=10, markup=False)
             self.tracked_changes()

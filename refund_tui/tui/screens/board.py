@@ -33,6 +33,7 @@ from textual.worker import Worker, WorkerState
 
 from refund_tui.core.ledger import Attempt, Ledger
 from refund_tui.core.models import RefundStatus
+from refund_tui.core.text import printable
 from refund_tui.tui.keys import bindings
 from refund_tui.tui.messages import LedgerChanged, describe_error
 from refund_tui.tui.screens.details import DetailsScreen, still_running
@@ -231,25 +232,25 @@ def row_cells(attempt: Attempt, retried: bool = False) -> tuple[Text, ...]:
             row_key=attempt.attempt_id,
         ),
         status or attempt_status(attempt),
-        Text(attempt.payment_reference, style=style),
+        Text(printable(attempt.payment_reference), style=style),
         Text(attempt.amount.format(), style=style, justify="right"),
-        Text(_clip(reason, REASON_WIDTH), style=style),
+        Text(_clip(printable(reason), REASON_WIDTH), style=style),
         Text(attempt.provider.value, style=style),
-        Text(attempt.provider_reference or "-", style=style),
+        Text(printable(attempt.provider_reference or "-"), style=style),
     )
 
 
 def detail_line(attempt: Attempt, retried: bool) -> Text:
     """The highlighted refund written out in full (the table clips it at 80 columns)."""
     parts = [
-        f"{attempt.payment_reference} ({attempt.provider.value})",
-        f"ref {attempt.provider_reference or 'none yet'}",
+        f"{printable(attempt.payment_reference)} ({attempt.provider.value})",
+        f"ref {printable(attempt.provider_reference or 'none yet')}",
         attempt.amount.format(),
     ]
     if retried:
         parts.append("failed, retried")
     line = Text(" | ".join(parts) + ": ", style="bold")
-    line.append(shown_reason(attempt), style="")
+    line.append(printable(shown_reason(attempt)), style="")
     return line
 
 

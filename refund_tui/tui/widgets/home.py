@@ -23,6 +23,7 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from refund_tui.core.models import ProviderName, RefundStatus
+from refund_tui.core.text import printable
 from refund_tui.tui.widgets.status import LOOKS, status_label
 
 if TYPE_CHECKING:
@@ -177,11 +178,12 @@ def other_provider(reference: str, tried: ProviderName) -> ProviderName | None:
 
 
 def _cells(*cells: tuple[str, int], rest: str = "", style: str = "") -> Text:
-    """Fixed-width cells, then ``rest`` in whatever room is left (the list cuts it)."""
+    """Fixed-width cells, then ``rest`` in whatever room is left (the list cuts it); text from
+    the ledger or a provider is made printable first."""
     line = Text("  ", no_wrap=True, overflow="ellipsis", style=style)
     for text, width in cells:
-        line.append(text[:width].ljust(width) + " ")
-    line.append(rest)
+        line.append(printable(text)[:width].ljust(width) + " ")
+    line.append(printable(rest))
     return line
 
 

@@ -11,7 +11,6 @@ survive a dropped SSH session (the refunds) is in the ledger already.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -157,6 +156,8 @@ def attention_reason(attempt: Attempt, usual: timedelta, now: datetime) -> str:
 
 def near_matches(reference: str, known: Iterable[PaymentRef], limit: int = 3) -> list[PaymentRef]:
     """Known payments whose reference is close to ``reference`` (case ignored)."""
+    import difflib  # only after a miss: off the first paint's path
+
     by_key: dict[str, list[PaymentRef]] = {}
     for payment in known:
         by_key.setdefault(payment.reference.lower(), []).append(payment)

@@ -24,7 +24,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from refund_tui.core.ledger import LedgerError
+from refund_tui.core.ledger import LedgerError, LedgerLost
 from refund_tui.core.models import ProviderError, ProviderName
 from refund_tui.core.notices import NoticeInbox, NoticeOutcome
 from refund_tui.core.secret import Secret
@@ -120,6 +120,10 @@ async def _receive(
         return _refuse(400, error.message)
     try:
         outcome = await run_in_threadpool(inbox.receive, notice, body.decode("utf-8"))
+    except LedgerLost as error:
+        log.critical("%s notification %s not recorded: %s; restart the receiver once the "
+                     "ledger is back", provider.value, notice.identity, error)  # fmt: skip
+        return _refuse(503, "the receiver's ledger is unavailable; send it again later")
     except LedgerError as error:
         log.error("%s notification %s not recorded: %s", provider.value, notice.identity, error)
         return _refuse(503, "the ledger is busy; send it again later")

@@ -531,6 +531,8 @@ class Ledger:
                 ),
             )  # fmt: skip
             self._insert_event(conn, attempt_id, RefundStatus.PENDING, "intent", at=now)
+        with self._lock, self._translate():  # into the main file: a lost -wal cannot lose it
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         return self.get(attempt_id)
 
     def add_event(

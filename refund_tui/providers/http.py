@@ -179,6 +179,14 @@ def refund_on(payment: Payment, refund_reference: str) -> Refund:
     )
 
 
+def _date_header(response: httpx.Response) -> datetime | None:
+    """The answer's ``Date`` header as an aware datetime; None when absent or unreadable."""
+    try:
+        return as_utc(parsedate_to_datetime(response.headers["date"]))
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+
+
 def require_secrets(
     credentials: Mapping[str, Secret], names: tuple[str, ...], provider: ProviderName
 ) -> tuple[Secret, ...]:
@@ -248,6 +256,8 @@ class ProviderHttp:
         """``known_errors`` maps the error body's ``error_key`` field to documented errors."""
         self.provider = provider
         self.settings = settings
+        #: The provider's clock as its last answer's ``Date`` header told it (None: no answer yet).
+        self.server_time: datetime | None = None
         self._error_key = error_key
         self._known_errors = known_errors
         try:
@@ -306,6 +316,7 @@ class ProviderHttp:
             response.status_code,
             _ms(started),
         )
+        self.server_time = _date_header(response) or self.server_time
         return self._answer(response, reference)
 
     def _error(self, code: ErrorCode, message: str, **fields: object) -> ProviderError:

@@ -18,7 +18,7 @@ from textual.widgets import Button, Footer, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from refund_tui.core.models import RefundStatus
-from refund_tui.core.text import printable
+from refund_tui.core.text import printable, printable_lines
 from refund_tui.core.validation import amount_confirmed
 from refund_tui.tui import keys
 from refund_tui.tui.messages import RefundSubmitted, describe_error
@@ -53,11 +53,14 @@ def not_sent(error: BaseException | None) -> str:
     """Why submit stopped before sending, or a warning when that is not certain."""
     from refund_tui.core.ledger import CapExceeded
     from refund_tui.core.models import ProviderError
-    from refund_tui.core.service import RefundNotAllowed
+    from refund_tui.core.service import RefundNotAllowed, TrailLost
 
     text = describe_error(error)
     if isinstance(error, (CapExceeded, ProviderError, RefundNotAllowed)):
         return f"Nothing was sent: {text}"
+    if isinstance(error, TrailLost):  # the only record of this refund is what is shown here
+        request = "\n".join(f"  {key}: {value}" for key, value in error.request_record().items())
+        return f"{text}\n{printable_lines(request)}"
     return f"{text}. The refund may have been recorded: check the board before trying again."
 
 

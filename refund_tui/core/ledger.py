@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -308,6 +308,22 @@ class Ledger(Protocol):
     def counts(self) -> dict[RefundStatus, int]:
         """How many attempts are in each status (every status present, zero included); a
         failed attempt that was retried no longer counts as failed."""
+        ...
+
+    def retried_ids(self) -> set[str]:
+        """Ids of the attempts a later attempt retried."""
+        ...
+
+    def payments(self) -> list[tuple[ProviderName, str]]:
+        """Every (provider, payment reference) the ledger has an attempt for."""
+        ...
+
+    def needing_attention(
+        self, stuck_before: Mapping[ProviderName, datetime], limit: int
+    ) -> tuple[list[Attempt], int]:
+        """The newest ``limit`` attempts an operator must look at, and how many there are:
+        failed (unless retried), unknown, reversed or flagged, and pending or processing since
+        before their provider's ``stuck_before``."""
         ...
 
     def audit_rows(self, since: datetime | None = None) -> Iterator[dict]:

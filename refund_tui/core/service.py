@@ -60,8 +60,10 @@ RESEND_QUIET = timedelta(minutes=15)
 MAX_CLOCK_SKEW = timedelta(minutes=2)
 #: Completed refunds are re-read this long after they were made, so a reversal is seen...
 RECHECK_COMPLETED = timedelta(days=2)
-#: ...this often.
+#: ...this often, once older than FRESH_COMPLETED; younger ones at every tracking tick, so a
+#: reversal shows within one tracking interval.
 COMPLETED_POLL_DELAY = 120.0
+FRESH_COMPLETED = timedelta(days=1)
 
 
 class RefundNotAllowed(Exception):
@@ -205,10 +207,11 @@ class _PollSchedule:
         changed: bool,
         retry_after: float | None,
         status: RefundStatus,
+        age: timedelta,
     ) -> None:
         delay = 2.0 if changed else min(self.delay.get(attempt_id, 1.0) * 2, MAX_POLL_DELAY)
         if status is RefundStatus.COMPLETED:
-            delay = COMPLETED_POLL_DELAY
+            delay = 0.0 if age < FRESH_COMPLETED else COMPLETED_POLL_DELAY
         if retry_after is not None:
             delay = max(delay, retry_after)
         self.delay[attempt_id] = delay
@@ -429,6 +432,12 @@ class RefundService:
             raise RefundNotAllowed(f"only a failed refund can be retried; this one is {failed.status}")
         if (failed.provider, failed.payment_reference) != (payment.provider, payment.reference):
             raise RefundNotAllowed("a retry must refund the same payment as the failed refund")
+        if NoticeInbox(self.ledger).conflicts(failed.attempt_id):
+            raise RefundNotAllowed(
+                "the provider notified an outcome that contradicts this failure: reconcile it "
+                "with the provider first (a new refund of the payment is capped by what the "
+                "provider reports)"
+            )
         if not self.provider(payment.provider).idempotent and any(
             refund.status.holds_balance
             for refund in self.provider(payment.provider).tagged_refunds(payment, failed.request)
@@ -436,12 +445,6 @@ class RefundService:
             raise RefundNotAllowed(
                 "the payment record shows a refund carrying this failed refund's tag: the "
                 "customer may have been paid by it; reconcile it with the provider first"
-            )
-        if NoticeInbox(self.ledger).conflicts(failed.attempt_id):
-            raise RefundNotAllowed(
-                "the provider notified an outcome that contradicts this failure: reconcile it "
-                "with the provider first (a new refund of the payment is capped by what the "
-                "provider reports)"
             )
         if retries := self.ledger.attempts(retry_of=failed.attempt_id):
             raise RefundNotAllowed(
@@ -701,8 +704,10 @@ class RefundService:
                 else:
                     result = await self._recover_one(attempt)
                     changed, retry_after = result.attempt.status is not attempt.status, None
-            status = (await self.db.get(attempt.attempt_id)).status
-            self._schedule.after(attempt.attempt_id, self.clock(), changed, retry_after, status)
+            status, at = (await self.db.get(attempt.attempt_id)).status, self.clock()
+            self._schedule.after(
+                attempt.attempt_id, at, changed, retry_after, status, at - attempt.created_at
+            )
             return changed
 
         return sum(await asyncio.gather(*(update(attempt) for attempt in due)))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -627,6 +627,32 @@ class SqlLedger:
         )
         totals[RefundStatus.FAILED] -= retried
         return totals
+
+    def retried_ids(self) -> set[str]:
+        rows = self.query("SELECT DISTINCT retry_of FROM attempts WHERE retry_of IS NOT NULL")
+        return {attempt_id for (attempt_id,) in rows}
+
+    def payments(self) -> list[tuple[ProviderName, str]]:
+        rows = self.query("SELECT DISTINCT provider, payment_reference FROM attempts")
+        return [(ProviderName(provider), reference) for provider, reference in rows]
+
+    def needing_attention(
+        self, stuck_before: Mapping[ProviderName, datetime], limit: int
+    ) -> tuple[list[Attempt], int]:
+        stuck = " OR ".join("(a.provider = ? AND a.created_at < ?)" for _ in stuck_before) or "FALSE"
+        where = f"""WHERE (c.status IN (?, ?, ?) OR c.flagged
+            OR (c.status IN (?, ?) AND ({stuck})))
+            AND NOT (c.status = ? AND NOT c.flagged
+                     AND a.attempt_id IN (SELECT retry_of FROM attempts WHERE retry_of IS NOT NULL))"""
+        params: list = [
+            RefundStatus.FAILED.value, RefundStatus.UNKNOWN.value, RefundStatus.REVERSED.value,
+            RefundStatus.PENDING.value, RefundStatus.PROCESSING.value,
+        ]  # fmt: skip
+        for provider, moment_ in stuck_before.items():
+            params += [ProviderName(provider).value, self._since(moment_)]
+        params.append(RefundStatus.FAILED.value)
+        [(total,)] = self.query(f"SELECT count(*) {_ATTEMPTS_FROM} {where}", params)
+        return self._select(where, params, limit=limit), total
 
     def audit_rows(self, since: datetime | None = None) -> Iterator[dict]:
         """Read in chunks, so the ledger stays usable while a long export is written."""

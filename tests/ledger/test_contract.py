@@ -332,3 +332,23 @@ def test_a_resend_claim_carries_its_note(ledger):
 def test_every_ledger_has_its_own_lasting_identity(open_ledger):
     first, again = open_ledger(), open_ledger()
     assert len(first.ledger_id) == 32 and first.ledger_id == again.ledger_id
+
+
+def test_payments_retried_ids_and_what_needs_attention(ledger):
+    failed = record(ledger, 100)
+    ledger.add_event(failed, RefundStatus.FAILED, "provider", failure_reason="no wallet")
+    retry = record(ledger, 100, retry_of=failed)
+    ledger.add_event(retry, RefundStatus.UNKNOWN, "provider", http_status=504)
+    stuck = record(ledger, 100, payment="tr_2")
+    ledger.add_event(stuck, RefundStatus.PROCESSING, "provider", provider_reference="rf_s")
+    fine = record(ledger, 100, provider=ProviderName.VESICASH)
+    ledger.add_event(fine, RefundStatus.COMPLETED, "provider", provider_reference="rf_f")
+    assert ledger.retried_ids() == {failed}
+    assert sorted(ledger.payments()) == sorted([
+        (ProviderName.NOVASEND, "tr_1"), (ProviderName.NOVASEND, "tr_2"), (ProviderName.VESICASH, "tr_1"),
+    ])  # fmt: skip
+    soon = datetime.now(UTC) + timedelta(minutes=1)
+    attention, total = ledger.needing_attention({ProviderName.NOVASEND: soon}, limit=10)
+    assert ([a.attempt_id for a in attention], total) == ([stuck, retry], 2)
+    attention, total = ledger.needing_attention({}, limit=1)
+    assert ([a.attempt_id for a in attention], total) == ([retry], 1)

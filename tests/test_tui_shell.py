@@ -326,6 +326,8 @@ async def test_a_long_banner_keeps_a_space_before_the_counts(sandbox, session, a
 
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.banner_info.environment is not None)
+        # the start-up recovery and count refresh (run off the loop) must not land after this
+        await wait_for(pilot, lambda: all(w.is_finished for w in app.workers))
         app.banner_info = dataclasses.replace(
             app.banner_info, operator="operator2@a-rather-long-host-name", reversed=1, paid_twice=1
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
+from contextlib import closing
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -199,13 +200,13 @@ class RefundApp(App[None]):
 
     @work(thread=True, exit_on_error=False, group="session", name="open-session")
     def _open_session(self) -> Session | None:
-        from refund_tui.config import load_config, paths
-        from refund_tui.core.ledger import Ledger
+        from refund_tui.config import load_config
         from refund_tui.core.operator import Operator
+        from refund_tui.ledgers import open_ledger
 
         config = load_config()
         profile = config.profile(self.profile_name)
-        with Ledger(paths().ledger_file(profile.name)) as ledger:
+        with closing(open_ledger(profile)) as ledger:
             banner = profile_banner(profile, Operator.current()).with_counts(*banner_counts(ledger))
         self.post_message(self.ProfileRead(banner, config.keys))
 

@@ -69,7 +69,7 @@ class Seconds(click.FloatRange):
         return number
 
 
-PORT = click.IntRange(0, 65535)
+PORT = click.IntRange(1, 65535)
 LIMIT = click.IntRange(1, 10_000)
 
 
@@ -136,7 +136,7 @@ def main(ctx: click.Context, profile_name: str | None) -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8765, show_default=True, type=PORT, help="0: any free port (printed).")
+@click.option("--port", default=8765, show_default=True, type=PORT)
 @click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), callback=_regular_file,
               help="Keep the world in this JSON file.")
 @click.option("--settle-seconds", default=1.0, show_default=True, type=Seconds(0.001, 600),
@@ -328,7 +328,7 @@ def webhooks() -> None:
 @webhooks.command("serve")
 @profile_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8766, show_default=True, type=PORT, help="0: any free port (printed).")
+@click.option("--port", default=8766, show_default=True, type=PORT)
 def webhooks_serve(profile_name, host, port) -> None:
     """Verify each notification and record it as a status change (source: webhook)."""
     from refund_tui.commands.webhooks import serve_webhooks

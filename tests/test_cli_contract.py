@@ -347,6 +347,7 @@ def test_json_exit_0_listings(sandbox, cli_env):
     [
         ("sandbox", "--port", "70000"),
         ("sandbox", "--port", "-1"),
+        ("sandbox", "--port", "0"),
         ("sandbox", "--settle-seconds", "inf"),
         ("sandbox", "--settle-seconds", "nan"),
         ("sandbox", "--settle-seconds", "0"),

@@ -119,7 +119,7 @@ def cli(env: dict, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_webhooks_serve_command_points_the_simulator_at_itself(sandbox, sandbox_env):
+def test_webhooks_serve_command_points_the_simulator_at_itself(sandbox, sandbox_env, unused_tcp_port):
     """``refund-tui webhooks serve`` on the sandbox profile: it takes the simulator's signing,
     receives the notifications of CLI refunds, and puts back the URL it replaced."""
     sandbox.webhooks(
@@ -128,7 +128,7 @@ def test_webhooks_serve_command_points_the_simulator_at_itself(sandbox, sandbox_
     )
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "refund_tui", "webhooks", "serve", "--port", "0"],
+        [sys.executable, "-m", "refund_tui", "webhooks", "serve", "--port", str(unused_tcp_port)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

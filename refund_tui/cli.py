@@ -112,6 +112,32 @@ def refund(profile_name, provider, payment_reference, amount, reason, phone, cou
 
 @main.command()
 @profile_option
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Check every row and show the totals; send nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1, 32),
+              help="Refunds sent at once.")
+@json_option
+def batch(profile_name, file, dry_run, yes, concurrency, as_json) -> None:
+    """Refund every row of a CSV file (provider,payment,amount,reason[,phone,country,webhook_url]),
+    each row once however often the file is run; results in FILE.results.csv."""
+    from refund_tui.commands.batch import BatchCommand
+
+    command = BatchCommand(file, dry_run, yes, as_json, concurrency)
+    try:
+        code = _run(profile_name, command.run)
+    except KeyboardInterrupt:
+        click.echo(
+            "interrupted: rows already sent are recorded; run the same file again to resume "
+            "(no row is sent twice), or `refund-tui recover`",
+            err=True,
+        )
+        code = 3
+    sys.exit(code)
+
+
+@main.command()
+@profile_option
 @click.argument("reference", required=False)
 @click.option("--watch", is_flag=True, help="Keep polling until every refund shown is final.")
 @click.option("--limit", default=50, show_default=True, help="How many refunds to show.")

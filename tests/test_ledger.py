@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -19,6 +20,8 @@ from refund_tui.core import ledger as ledger_module
 from refund_tui.core.ledger import (
     AUDIT_FIELDS,
     AttemptNotFound,
+    BatchRow,
+    BatchRowRecorded,
     CapExceeded,
     Ledger,
     LedgerError,
@@ -136,7 +139,7 @@ def test_a_version_2_ledger_keeps_its_refunds_and_gains_the_notice_inbox(path, m
         assert old._conn.execute("PRAGMA user_version").fetchone()[0] == 2
     monkeypatch.undo()
     with Ledger(path) as upgraded:
-        assert upgraded._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert upgraded._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         assert upgraded.get(recorded.attempt_id).amount == Money(1500, "XOF")
         assert NoticeInbox(upgraded).recent() == []
 
@@ -466,3 +469,24 @@ def test_a_retried_failure_no_longer_counts_as_failed(ledger):
     assert ledger.counts()[RefundStatus.FAILED] == 1
     record(ledger, 100, retry_of=failed)
     assert ledger.counts()[RefundStatus.FAILED] == 0
+
+
+def test_a_batch_row_is_recorded_once_with_its_intent(ledger):
+    row = BatchRow("b" * 32, 7)
+    first = ledger.record_attempt(
+        dataclasses.replace(new_attempt(Money(100, "XOF")), batch_row=row),
+        limit=Money(5000, "XOF"), known_references=(),
+    )  # fmt: skip
+
+    with pytest.raises(BatchRowRecorded) as again:
+        ledger.record_attempt(
+            dataclasses.replace(new_attempt(Money(100, "XOF")), batch_row=row),
+            limit=Money(5000, "XOF"), known_references=(),
+        )  # fmt: skip
+
+    assert again.value.attempt_id == first.attempt_id
+    assert len(ledger.attempts()) == 1  # the refused row left nothing behind
+    assert ledger.batch_attempts("b" * 32) == {7: first.attempt_id}
+    assert ledger.batch_attempts("c" * 32) == {}
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        ledger._conn.execute("DELETE FROM batch_rows")

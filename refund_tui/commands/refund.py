@@ -42,7 +42,7 @@ class RefundCommand:
         name = ProviderName(self.provider)
         try:
             view = await service.lookup(name, self.payment_reference)
-            country = await self._country(service, view)
+            country = await service.refund_country(view, self.country)
             prepared = service.prepare(
                 view,
                 amount=self.amount,
@@ -70,16 +70,6 @@ class RefundCommand:
         except OutcomeUnknown as error:
             return unknown_outcome(error)
         return report(attempt, self.as_json)
-
-    async def _country(self, service: RefundService, view: PaymentView) -> Country | None:
-        """The Vesicash country for the refund: --country as ISO code or id, else the payment's."""
-        if not service.provider(view.payment.provider).sends_phone:
-            return None
-        wanted = (self.country or view.country or "").upper()
-        for country in await service.countries(view.payment.provider):
-            if wanted in (country.iso_code.upper(), str(country.id)):
-                return country
-        raise Refused(f"country {wanted or '?'} is not one Vesicash refunds to")
 
     def _show(self, prepared: PreparedRefund, session, *, request: bool = False) -> None:
         payment = prepared.view.payment

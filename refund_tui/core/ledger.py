@@ -30,6 +30,8 @@ __all__ = [
     "AUDIT_FIELDS",
     "Attempt",
     "AttemptNotFound",
+    "BatchRow",
+    "BatchRowRecorded",
     "CapExceeded",
     "Event",
     "Ledger",
@@ -79,6 +81,22 @@ class CapExceeded(Exception):
         self.payment_reference = payment_reference
 
 
+class BatchRowRecorded(Exception):
+    """This row of a batch file already has its attempt: it is never sent again."""
+
+    def __init__(self, attempt_id: str) -> None:
+        super().__init__(f"this batch row was already recorded as attempt {attempt_id[:8]}")
+        self.attempt_id = attempt_id
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRow:
+    """A row of a batch file: the hash of the file's rows and the row's number (from 1)."""
+
+    batch_id: str
+    row: int
+
+
 @dataclass(frozen=True, slots=True)
 class NewAttempt:
     """A refund attempt about to be recorded (and then sent)."""
@@ -95,6 +113,7 @@ class NewAttempt:
     request: RefundRequest
     operator: Operator
     retry_of: str | None = None
+    batch_row: BatchRow | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -472,7 +491,8 @@ class Ledger:
 
         ``limit`` is what the provider says is left to refund; ``known_references`` are the
         refunds the provider already reports, so they are not counted twice. Raises
-        CapExceeded when this attempt plus the ledger's refunds in flight would exceed it.
+        CapExceeded when this attempt plus the ledger's refunds in flight would exceed it, and
+        BatchRowRecorded when ``new.batch_row`` already has its attempt.
         """
         _check_new(new, limit)
         known = set(known_references)
@@ -480,6 +500,8 @@ class Ledger:
         now = self._stamp()
         request = new.request
         with self.transaction() as conn:
+            if new.batch_row is not None:
+                self._check_batch_row(conn, new.batch_row)
             held = conn.execute(
                 f"""SELECT a.amount_minor, a.currency, c.provider_reference {_ATTEMPTS_FROM}
                 WHERE a.provider = ? AND a.payment_reference = ?
@@ -510,7 +532,26 @@ class Ledger:
                 ),
             )  # fmt: skip
             self._insert_event(conn, attempt_id, RefundStatus.PENDING, "intent", at=now)
+            if new.batch_row is not None:
+                conn.execute(
+                    "INSERT INTO batch_rows (batch_id, row, attempt_id) VALUES (?, ?, ?)",
+                    (new.batch_row.batch_id, new.batch_row.row, attempt_id),
+                )
         return self.get(attempt_id)
+
+    @staticmethod
+    def _check_batch_row(conn: sqlite3.Connection, batch_row: BatchRow) -> None:
+        found = conn.execute(
+            "SELECT attempt_id FROM batch_rows WHERE batch_id = ? AND row = ?",
+            (batch_row.batch_id, batch_row.row),
+        ).fetchone()
+        if found is not None:
+            raise BatchRowRecorded(found[0])
+
+    def batch_attempts(self, batch_id: str) -> dict[int, str]:
+        """Row number -> attempt id, for every row of the batch already recorded."""
+        rows = self.query("SELECT row, attempt_id FROM batch_rows WHERE batch_id = ?", (batch_id,))
+        return dict(rows)
 
     def add_event(
         self, attempt_id: str, status: RefundStatus, source: str, **details: str | int | None

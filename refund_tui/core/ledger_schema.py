@@ -164,6 +164,18 @@ _V4 = (
     *_append_only("double_refunds"),
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
+#: Which attempt each row of a batch file became, written with the attempt's intent: a row
+#: (batch: the hash of the file's rows) is recorded at most once, however often it is run.
+_V5 = (
+    """CREATE TABLE batch_rows (
+        batch_id TEXT NOT NULL,
+        row INTEGER NOT NULL CHECK (row > 0),
+        attempt_id TEXT NOT NULL UNIQUE REFERENCES attempts (attempt_id),
+        PRIMARY KEY (batch_id, row)
+    ) STRICT""",
+    *_append_only("batch_rows"),
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
 
 SCHEMA_VERSION = len(MIGRATIONS)

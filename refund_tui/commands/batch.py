@@ -1,0 +1,186 @@
+"""``refund-tui batch FILE.csv``: check every row first, confirm, send each row once,
+write ``FILE.results.csv``."""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from refund_tui.commands.output import Refused, print_json
+from refund_tui.commands.refund import unknown_outcome
+from refund_tui.core.batch import BatchFileError, BatchPlan, BatchRun, Progress, plan_batch, read_batch, run_batch
+from refund_tui.core.models import RefundStatus
+
+RESULT_COLUMNS = (
+    "row", "provider", "payment", "amount", "currency", "attempt", "provider_reference",
+    "status", "detail",
+)  # fmt: skip
+#: Seconds between progress lines when stderr is not a terminal.
+LOG_EVERY = 2.0
+
+
+@dataclass(frozen=True)
+class BatchCommand:
+    path: Path
+    dry_run: bool
+    yes: bool
+    as_json: bool
+    concurrency: int
+
+    async def run(self, session) -> int:
+        try:
+            batch = read_batch(self.path)
+        except BatchFileError as error:
+            raise Refused(str(error)) from None
+        if not self.as_json:
+            click.echo(f"checking {len(batch.lines)} rows of {self.path.name} ...", err=True)
+        plan = await plan_batch(session.service, batch, self.concurrency)
+        if self.dry_run:
+            self._show_plan(plan, session, dry_run=True)
+            return 1 if plan.invalid else 0
+        if not self.as_json:
+            self._show_plan(plan, session, dry_run=False)
+        if plan.ready and not self.yes:
+            _confirm(plan, live=session.profile.is_live)
+        progress = None if self.as_json else ProgressLine()
+        run = await run_batch(
+            session.service, plan, concurrency=self.concurrency,
+            on_progress=progress.show if progress else lambda _: None,
+        )  # fmt: skip
+        if progress:
+            progress.close()
+        write_results(batch.results_path, plan, run)
+        if run.trail_lost is not None:
+            return unknown_outcome(run.trail_lost)
+        return self._report(plan, run)
+
+    def _show_plan(self, plan: BatchPlan, session, *, dry_run: bool) -> None:
+        totals = {currency: money.plain() for currency, money in plan.totals().items()}
+        if self.as_json:
+            invalid = [{"row": problem.row, "reason": problem.reason} for problem in plan.invalid]
+            print_json({"rows": len(plan.file.lines), "valid": len(plan.ready), "invalid": invalid, "totals": totals})
+            return
+        profile = f"{session.profile.name} ({session.profile.environment.upper()})"
+        click.echo(f"batch {plan.file.path.name}: {len(plan.file.lines)} rows, profile {profile}")
+        if plan.recorded:
+            click.echo(f"  {len(plan.recorded)} rows were sent by an earlier run: never sent again")
+        click.echo(f"  {len(plan.ready)} rows ready to send")
+        for money in plan.totals().values():
+            click.echo(f"    {money.format():>20}")
+        if plan.invalid:
+            click.echo(f"  {len(plan.invalid)} rows refused (they will be skipped):")
+            for problem in plan.invalid:
+                click.echo(f"    row {problem.row}: {problem.reason}")
+        if dry_run:
+            click.echo("dry run: nothing was sent")
+
+    def _report(self, plan: BatchPlan, run: BatchRun) -> int:
+        sent, skipped = run.sent(), run.skipped()
+        results = str(plan.file.results_path)
+        if self.as_json:
+            print_json({
+                "rows": len(plan.file.lines),
+                "sent": len(sent),
+                "already_sent": len(run.already_sent()),
+                "skipped": [{"row": r.row, "reason": r.detail} for r in skipped],
+                "results": results,
+            })  # fmt: skip
+        else:
+            statuses: dict[str, int] = {}
+            for result in sent:
+                statuses[result.status] = statuses.get(result.status, 0) + 1
+            counts = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
+            click.echo(
+                f"sent {len(sent)} ({counts or 'none'}); {len(run.already_sent())} sent before; "
+                f"{len(skipped)} skipped; results in {results}"
+            )
+            for result in skipped:
+                click.echo(f"  row {result.row} skipped: {result.detail}")
+        unknown = [r for r in run.results if r.attempt and r.attempt.status is RefundStatus.UNKNOWN]
+        if unknown:
+            click.echo(
+                f"{len(unknown)} rows of unknown outcome: run `refund-tui recover`; "
+                "they are never sent again with a new key",
+                err=True,
+            )
+            return 3
+        failed = any(r.attempt and r.attempt.status is RefundStatus.FAILED for r in run.sent())
+        return 1 if skipped or failed else 0
+
+
+def _confirm(plan: BatchPlan, *, live: bool) -> None:
+    """Ask before sending; a live profile makes the operator type the number of rows."""
+    count = len(plan.ready)
+    totals = ", ".join(money.format() for money in plan.totals().values())
+    if not live:
+        if not click.confirm(f"Send {count} refunds ({totals})?", default=False, err=True):
+            raise Refused("not confirmed: nothing was sent")
+        return
+    typed = click.prompt(
+        f"LIVE: {count} refunds totalling {totals}. Type the number of refunds ({count}) to send them",
+        default="", err=True,
+    )  # fmt: skip
+    if typed.strip() != str(count):
+        raise Refused("the number typed does not match: nothing was sent")
+
+
+class ProgressLine:
+    """Counts, rate and time left on stderr: redrawn in place on a terminal, else a line
+    every LOG_EVERY seconds."""
+
+    def __init__(self) -> None:
+        self._tty = sys.stderr.isatty()
+        self._last = 0.0
+
+    def show(self, progress: Progress) -> None:
+        now = time.monotonic()
+        finished = progress.done == progress.total
+        if not finished and now - self._last < (0.1 if self._tty else LOG_EVERY):
+            return
+        self._last = now
+        left = progress.seconds_left
+        eta = f"  about {left:.0f} s left" if left is not None and not finished else ""
+        line = (
+            f"sending: {progress.done}/{progress.total} done, {progress.failed} failed or "
+            f"refused, {progress.unknown} unknown  {progress.rate:.1f} rows/s{eta}"
+        )
+        if self._tty:
+            click.echo(f"\r\x1b[2K{line}", nl=False, err=True)
+        else:
+            click.echo(line, err=True)
+
+    def close(self) -> None:
+        if self._tty:
+            click.echo("", err=True)
+
+
+def write_results(path: Path, plan: BatchPlan, run: BatchRun) -> None:
+    """One line per row: its attempt, the provider's reference and status; written whole,
+    then renamed over the old one, so a reader never sees half a file."""
+    lines = {line.row: line for line in plan.file.lines}
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(RESULT_COLUMNS)
+        for result in run.results:
+            line, attempt = lines[result.row], result.attempt
+            writer.writerow([
+                result.row,
+                attempt.provider.value if attempt else line.provider,
+                attempt.payment_reference if attempt else line.payment,
+                attempt.amount.plain() if attempt else line.amount,
+                attempt.amount.currency if attempt else "",
+                attempt.attempt_id if attempt else "",
+                (attempt.provider_reference or "") if attempt else "",
+                result.status,
+                result.detail,
+            ])  # fmt: skip
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)

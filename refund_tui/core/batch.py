@@ -259,9 +259,8 @@ async def _check(service, line: BatchLine, views, taken) -> PreparedRefund:
     except RefundInvalid as error:
         if earlier and "amount" in error.problems and _fits(line.amount, view.refundable):
             rows = ", ".join(str(row) for row, _ in earlier)
-            error.problems["amount"] += (
-                f" once row{'s' * (len(earlier) > 1)} {rows} of this file (same payment) are counted"
-            )
+            counted = f"rows {rows} of this file are" if len(earlier) > 1 else f"row {rows} of this file is"
+            error.problems["amount"] += f" once {counted} counted (same payment)"
         raise
 
 
@@ -341,12 +340,12 @@ async def run_batch(
     on_progress: Callable[[Progress], None] = lambda progress: None,
 ) -> BatchRun:
     """Send every ready row once, at most ``concurrency`` at a time; one row's failure never
-    stops the others. Rows recorded by an earlier run are not sent again: those still
-    unresolved (a run killed half-way) are resolved as ``recover`` would, never with a new key."""
+    stops the others. Rows recorded by an earlier run are not sent again: those whose answer
+    never came (a run killed half-way) are resolved as ``recover`` would, never with a new key."""
     earlier = {row: service.ledger.get(attempt_id) for row, attempt_id in plan.recorded.items()}
-    unresolved = {a.attempt_id for a in earlier.values() if not a.status.is_terminal}
-    if unresolved:
-        await service.recover(unresolved)
+    cut_short = {a.attempt_id for a in earlier.values() if a.provider_reference is None and not a.status.is_terminal}
+    if cut_short:
+        await service.recover(cut_short)
     results = [
         RowResult(row, service.ledger.get(attempt.attempt_id), False, "sent by an earlier run")
         for row, attempt in earlier.items()

@@ -190,3 +190,16 @@ def test_sigkill_at_random_points_then_rerun_still_sends_each_row_once(sandbox, 
     rerun = json.loads(cli(cli_env, "batch", str(path), "--yes", "--json").stdout)
     assert (rerun["sent"], rerun["already_sent"]) == (0, ROWS - 7)
     assert sum(executed(sandbox, references).values()) == ROWS - 7
+
+
+def test_a_file_that_is_not_a_batch_is_refused_in_one_line(cli_env, tmp_path):
+    garbled = tmp_path / "export.csv"
+    garbled.write_bytes(b"provider,payment,amount,reason\n\xff\xfe")
+
+    refused = cli(cli_env, "batch", str(garbled), "--dry-run")
+    missing = cli(cli_env, "batch", str(tmp_path / "none.csv"), "--yes")
+
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines() == ["refused: export.csv is not UTF-8 (line 2, byte 31): save it as CSV UTF-8"]
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("refused: cannot read") and "Traceback" not in missing.stderr

@@ -94,8 +94,9 @@ def parse_batch(path: Path, raw: bytes) -> BatchFile:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
         raise BatchFileError(
-            f"{path.name} is not UTF-8 (byte {error.start}): save it as CSV UTF-8"
+            f"{path.name} is not UTF-8 (line {line}, byte {error.start}): save it as CSV UTF-8"
         ) from None
     if "\x00" in text:
         raise BatchFileError(f"{path.name} is not a text file")

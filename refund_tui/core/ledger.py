@@ -28,6 +28,7 @@ from refund_tui.providers.base import RefundRequest
 
 __all__ = [
     "AUDIT_FIELDS",
+    "Acknowledgement",
     "Attempt",
     "AttemptNotFound",
     "BatchRow",
@@ -95,6 +96,16 @@ class BatchRow:
 
     batch_id: str
     row: int
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledgement:
+    """An operator's note on a reconciliation finding."""
+
+    finding_id: str
+    note: str
+    at: datetime
+    operator: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -547,6 +558,30 @@ class Ledger:
         ).fetchone()
         if found is not None:
             raise BatchRowRecorded(found[0])
+
+    def acknowledge_finding(
+        self, finding_id: str, *, kind: str, provider: ProviderName, payment_reference: str,
+        note: str, operator: Operator,
+    ) -> Acknowledgement:  # fmt: skip
+        """Record an operator's note on a reconciliation finding (kept, never changed)."""
+        if not note.strip():
+            raise ValueError("say what you found: the note is required")
+        at = self._stamp()
+        with self.transaction() as conn:
+            conn.execute(
+                """INSERT INTO finding_acks (finding_id, kind, provider, payment_reference, note,
+                acked_at, operator_name, hostname) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                (finding_id, kind, ProviderName(provider).value, payment_reference, note.strip(),
+                 at, operator.name, operator.hostname),
+            )  # fmt: skip
+        return Acknowledgement(finding_id, note.strip(), datetime.fromisoformat(at), f"{operator.name}@{operator.hostname}")
+
+    def acknowledgements(self) -> dict[str, Acknowledgement]:
+        """Finding id -> its newest acknowledgement."""
+        rows = self.query(
+            "SELECT finding_id, note, acked_at, operator_name || '@' || hostname FROM finding_acks ORDER BY id"
+        )
+        return {row[0]: Acknowledgement(row[0], row[1], datetime.fromisoformat(row[2]), row[3]) for row in rows}
 
     def batch_attempts(self, batch_id: str) -> dict[int, str]:
         """Row number -> attempt id, for every row of the batch already recorded."""

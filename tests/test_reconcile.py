@@ -103,3 +103,13 @@ async def test_another_amount_at_the_provider_is_an_amount_mismatch(sandbox, ses
     assert (finding.ledger.amount, finding.at_provider.amount.plain()) == (
         attempt.amount, "100.00" if provider is ProviderName.VESICASH else "100",
     )  # fmt: skip
+
+
+async def test_records_are_read_again_after_5xx_answers(sandbox, session):
+    await refunded(sandbox, session, ProviderName.NOVASEND)
+    sandbox.faults(fail_next=3)
+
+    report = await reconcile(session.service)
+
+    assert (report.payments_checked, report.unreadable, report.findings) == (1, [], [])
+    assert sandbox.faults()["fail_next"] == 0

@@ -67,14 +67,14 @@ class BatchCommand:
             print_json({"rows": len(plan.file.lines), "valid": len(plan.ready), "invalid": invalid, "totals": totals})
             return
         profile = f"{session.profile.name} ({session.profile.environment.upper()})"
-        click.echo(f"batch {plan.file.path.name}: {len(plan.file.lines)} rows, profile {profile}")
+        click.echo(f"batch {plan.file.path.name}: {_rows(len(plan.file.lines))}, profile {profile}")
         if plan.recorded:
-            click.echo(f"  {len(plan.recorded)} rows were sent by an earlier run: never sent again")
-        click.echo(f"  {len(plan.ready)} rows ready to send")
+            click.echo(f"  {_rows(len(plan.recorded))} sent by an earlier run: never sent again")
+        click.echo(f"  {_rows(len(plan.ready))} ready to send")
         for money in plan.totals().values():
             click.echo(f"    {money.format():>20}")
         if plan.invalid:
-            click.echo(f"  {len(plan.invalid)} rows refused (they will be skipped):")
+            click.echo(f"  {_rows(len(plan.invalid))} refused (skipped when the file is run):")
             for problem in plan.invalid:
                 click.echo(f"    row {problem.row}: {problem.reason}")
         if dry_run:
@@ -112,6 +112,10 @@ class BatchCommand:
             return 3
         failed = any(r.attempt and r.attempt.status is RefundStatus.FAILED for r in run.sent())
         return 1 if skipped or failed else 0
+
+
+def _rows(count: int) -> str:
+    return f"{count} row{'s' * (count != 1)}"
 
 
 def _confirm(plan: BatchPlan, *, live: bool) -> None:

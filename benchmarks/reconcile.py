@@ -1,0 +1,64 @@
+"""Reconciling 1,000 payments against the simulator at 100 ms latency, against the ideal.
+
+Makes PAYMENTS refunds with ``refund-tui batch`` (no latency), so the ledger touched that
+many payments, plants one finding of each kind the simulator can plant, then adds LATENCY to
+every provider request and times ``refund-tui reconcile --json`` as a real process (start-up
+included). Ideal = PAYMENTS x LATENCY / concurrency (one record read per payment). Peak RSS
+of the reconcile process.
+
+    python benchmarks/reconcile.py [--payments 1000] [--latency-ms 100] [--concurrency 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from batch import free_port, start_simulator, timed, write_file
+
+
+def main(payments: int, latency_ms: int, concurrency: int) -> None:
+    port = free_port()
+    simulator = start_simulator(port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with tempfile.TemporaryDirectory() as folder, httpx.Client(base_url=f"{url}/_sandbox") as control:
+            home = Path(folder) / "home"
+            (home / "config").mkdir(parents=True)
+            (home / "config" / "config.toml").write_text(f"[tracking]\nconcurrency = {concurrency}\n")
+            env = dict(os.environ, REFUND_TUI_HOME=str(home), REFUND_TUI_SANDBOX_URL=url)
+            path = Path(folder) / "batch.csv"
+            write_file(control, path, payments)
+            made = subprocess.run([sys.executable, "-m", "refund_tui", "batch", str(path), "--yes", "--json",
+                                   "--concurrency", "16"], env=env, capture_output=True, text=True)  # fmt: skip
+            if made.returncode != 0:
+                raise SystemExit(f"the batch failed: {made.stderr[-500:]}")
+            time.sleep(0.5)  # every refund settles
+            ours = control.get("/refunds").json()[-1]["refund_reference"]
+            control.post(f"/refunds/{ours}/duplicate", json={})
+            control.post("/faults", json={"latency_ms": latency_ms})
+            seconds, report, peak_mb = timed(env, "reconcile", "--json")
+    finally:
+        simulator.terminate()
+        simulator.wait()
+    ideal = payments * latency_ms / 1000 / concurrency
+    kinds = sorted({finding["kind"] for finding in report["findings"]})
+    print(f"reconciling {payments} payments, simulator latency {latency_ms} ms, concurrency {concurrency}")
+    print(f"  {'':<34}{'measured':>10}{'ideal':>10}{'ratio':>8}")
+    print(f"  {'reconcile (one read per payment)':<34}{seconds:>9.2f}s{ideal:>9.2f}s{seconds / ideal:>8.2f}")
+    print(f"  payments checked {report['payments_checked']}, findings {len(report['findings'])} {kinds}")
+    print(f"  peak RSS of the reconcile process: {peak_mb:.0f} MB")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--payments", type=int, default=1000)
+    parser.add_argument("--latency-ms", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=16)
+    main(**vars(parser.parse_args()))

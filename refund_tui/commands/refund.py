@@ -108,9 +108,15 @@ def report(attempt: Attempt, as_json: bool) -> int:
     else:
         click.echo(attempt_line(attempt))
     if attempt.status is RefundStatus.UNKNOWN:
+        resolved = (
+            "it is resent only with its own key"
+            if attempt.request.idempotency_key
+            else "this provider takes no key, so it is never resent automatically (`refund-tui "
+            f"resend {attempt.attempt_id[:8]}` is your decision, once the record shows nothing)"
+        )
         click.echo(
-            "outcome unknown: the provider may have executed it. Run `refund-tui recover`; "
-            "it will never be resent with a new key.",
+            "outcome unknown: the provider may have executed it: do not refund this payment "
+            f"again. Run `refund-tui recover`; {resolved}.",
             err=True,
         )
     elif attempt.status is RefundStatus.FAILED:

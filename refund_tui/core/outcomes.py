@@ -147,7 +147,7 @@ class Outcomes:
             waiting = (
                 f"the payment record shows no refund tagged "
                 f"[{attempt.request.external_reference}] yet; never resent automatically "
-                f"(an operator may decide: refund-tui resend {attempt.attempt_id[:8]})"
+                f"(an operator may decide: R in its details, or refund-tui resend {attempt.attempt_id[:8]})"
             )
             if attempt.status is RefundStatus.PENDING:  # its sender never recorded an answer
                 self.ledger.add_event(attempt.attempt_id, RefundStatus.UNKNOWN, source, note=waiting)

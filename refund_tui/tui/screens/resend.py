@@ -48,14 +48,17 @@ class ResendScreen(ConfirmScreen):
         attempt = self.evidence.attempt
         facts = Table.grid(padding=(0, 2))
         facts.add_column(style="bold", no_wrap=True)
-        facts.add_column()
-        facts.add_row("Refund", f"{attempt.attempt_id[:8]}  {attempt.provider.value.title()}")
-        facts.add_row("Payment", attempt.payment_reference)
-        facts.add_row("Amount", Text(attempt.amount.format(), style="bold"))
-        facts.add_row("Phone", attempt.phone)
-        facts.add_row("Tag", attempt.request.external_reference)
-        for label, value in self.evidence.facts():
-            facts.add_row(label, value)
+        facts.add_column(overflow="fold")
+        rows = [
+            ("Refund", f"{attempt.attempt_id[:8]}  {attempt.provider.value.title()}"),
+            ("Payment", attempt.payment_reference),
+            ("Amount", attempt.amount.format()),
+            ("Phone", attempt.phone),
+            ("Tag", attempt.request.external_reference),
+            *self.evidence.facts(),
+        ]
+        for label, value in rows:  # Text: a value is never read as markup
+            facts.add_row(label, Text(value))
         return facts
 
     def on_mount(self) -> None:

@@ -195,7 +195,7 @@ async def plan_batch(service: RefundService, batch: BatchFile, concurrency: int 
         try:
             prepared = await _check(service, line, views, taken)
         except (RefundInvalid, RefundNotAllowed, ProviderError, LedgerError) as error:
-            plan.invalid.append(RowProblem(line.row, _reason(error)))
+            plan.invalid.append(RowProblem(line.row, str(error)))
             continue
         key = (prepared.draft.payment.provider, prepared.draft.payment.reference)
         taken.setdefault(key, []).append((line.row, prepared.draft.amount))
@@ -272,12 +272,6 @@ def _fits(amount: str, refundable: Money) -> bool:
     except MoneyError:
         return False
     return True
-
-
-def _reason(error: Exception) -> str:
-    if isinstance(error, RefundInvalid):
-        return "; ".join(f"{name}: {text}" for name, text in error.problems.items())
-    return error.message if isinstance(error, ProviderError) else str(error)
 
 
 # -- sending ----------------------------------------------------------------------------
@@ -387,7 +381,7 @@ async def _send_row(service: RefundService, line: BatchLine, prepared: PreparedR
     except OutcomeUnknown as error:
         return RowResult(line.row, service.ledger.get(error.attempt.attempt_id), True, str(error))
     except (CapExceeded, RefundNotAllowed, ProviderError, LedgerError) as error:
-        return RowResult(line.row, None, False, f"not sent: {_reason(error)}")
+        return RowResult(line.row, None, False, f"not sent: {error}")
     detail = attempt.failure_reason or ("" if attempt.status is not RefundStatus.UNKNOWN else
                                         "outcome unknown: run `refund-tui recover`")
     return RowResult(line.row, attempt, True, detail)

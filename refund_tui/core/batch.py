@@ -261,7 +261,8 @@ async def _check(service, line: BatchLine, views, taken) -> PreparedRefund:
         if earlier and "amount" in error.problems and _fits(line.amount, view.refundable):
             rows = ", ".join(str(row) for row, _ in earlier)
             counted = f"rows {rows} of this file are" if len(earlier) > 1 else f"row {rows} of this file is"
-            error.problems["amount"] += f" once {counted} counted (same payment)"
+            amount = f"{error.problems['amount']} once {counted} counted (same payment)"
+            raise RefundInvalid({**error.problems, "amount": amount}) from None
         raise
 
 

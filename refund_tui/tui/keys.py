@@ -22,6 +22,7 @@ SCOPE_TITLES: Mapping[str, str] = MappingProxyType(
         "confirm": "Confirmation",
         "board": "Status board",
         "details": "Refund details",
+        "triage": "Bulk triage",
         "credentials": "Credentials",
         "help": "Help",
     }
@@ -66,6 +67,16 @@ _REGISTRY: Mapping[str, tuple[Binding, ...]] = MappingProxyType(
             _key("board.sort", "s", "cycle_sort", "Sort", "Next sort order: time, amount, status"),
             _key("board.pause", "p", "toggle_pause", "Pause", "Pause or resume live updates"),
             _key("board.refresh", "ctrl+r", "refresh_now", "Refresh", "Poll the providers now"),
+            _key("board.triage", "m", "triage", "Select", "Select many failed or unknown refunds to retry or resolve together"),
+        ),
+        "triage": (
+            _key("triage.select", "space", "toggle_select", "Select", "Select or unselect the highlighted refund"),
+            _key("triage.extend_down", "shift+down", "extend(1)", "Extend", "Select this refund and the next one down", show=False),
+            _key("triage.extend_up", "shift+up", "extend(-1)", "Extend up", "Select this refund and the next one up", show=False),
+            _key("triage.all", "asterisk", "select_all", "All", "Select every refund shown (again: clear)", key_display="*"),
+            _key("triage.retry", "t", "bulk('retry')", "Retry", "Retry the selected failed refunds (typed count to confirm)"),
+            _key("triage.resolve", "v", "bulk('resolve')", "Resolve", "Resolve the selected unknown refunds with their providers"),
+            _key("triage.back", "escape", "back", "Back", "Back to the board"),
         ),
         "details": (
             _key("details.copy", "c", "copy_reference", "Copy ref", "Copy the provider reference to your clipboard"),

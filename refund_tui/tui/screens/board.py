@@ -460,6 +460,16 @@ class BoardScreen(Screen):
         field.add_class("-open")
         field.focus()
 
+    def action_triage(self) -> None:
+        """Open bulk triage on the failed and unknown refunds the board shows."""
+        from refund_tui.tui.screens.triage import TriageScreen, actionable
+
+        shown = self.last_data.attempts if self.last_data else []
+        if not actionable(shown):
+            self.notify("No failed or unknown refunds shown here (f shows the failed ones).")
+            return
+        self.app.push_screen(TriageScreen(shown))
+
     def action_open_details(self) -> None:
         key = self.query_one(BoardTable).highlighted_key
         if key is not None:

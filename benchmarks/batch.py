@@ -79,6 +79,14 @@ def timed(env: dict[str, str], *args: str) -> tuple[float, dict, float]:
     return elapsed, json.loads(stdout), usage.ru_maxrss / 1024
 
 
+def print_against_ideal(rows: list[tuple[str, float, float]]) -> None:
+    """(label, measured seconds, ideal seconds) side by side with their ratio."""
+    print(f"  {'':<34}{'measured':>10}{'ideal':>10}{'ratio':>8}")
+    for label, seconds, ideal in rows:
+        ratio = f"{seconds / ideal:>8.2f}" if ideal else f"{'-':>8}"
+        print(f"  {label:<34}{seconds:>9.2f}s{ideal:>9.2f}s{ratio}")
+
+
 def main(rows: int, latency_ms: int, concurrency: int) -> None:
     port = free_port()
     simulator = start_simulator(port)
@@ -99,14 +107,11 @@ def main(rows: int, latency_ms: int, concurrency: int) -> None:
         simulator.wait()
     ideal = rows * latency_ms / 1000 / concurrency
     print(f"batch of {rows} rows, simulator latency {latency_ms} ms, concurrency {concurrency}")
-    print(f"  {'':<34}{'measured':>10}{'ideal':>10}{'ratio':>8}")
-    for label, seconds, floor in (
+    print_against_ideal([
         ("dry run (one lookup per row)", dry_seconds, ideal),
         ("run (lookup + refund per row)", run_seconds, 2 * ideal),
         ("run, against rows x latency / c", run_seconds, ideal),
-    ):
-        ratio = f"{seconds / floor:>8.2f}" if floor else f"{'-':>8}"
-        print(f"  {label:<34}{seconds:>9.2f}s{floor:>9.2f}s{ratio}")
+    ])
     print(f"  rows valid {dry['valid']}, sent {run['sent']}, executed by the simulator {executed}")
     print(f"  peak RSS of a batch process: {peak_mb:.0f} MB")
 

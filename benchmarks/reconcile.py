@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import httpx
-from batch import free_port, start_simulator, timed, write_file
+from batch import free_port, print_against_ideal, start_simulator, timed, write_file
 
 
 def main(payments: int, latency_ms: int, concurrency: int) -> None:
@@ -50,8 +50,7 @@ def main(payments: int, latency_ms: int, concurrency: int) -> None:
     ideal = payments * latency_ms / 1000 / concurrency
     kinds = sorted({finding["kind"] for finding in report["findings"]})
     print(f"reconciling {payments} payments, simulator latency {latency_ms} ms, concurrency {concurrency}")
-    print(f"  {'':<34}{'measured':>10}{'ideal':>10}{'ratio':>8}")
-    print(f"  {'reconcile (one read per payment)':<34}{seconds:>9.2f}s{ideal:>9.2f}s{seconds / ideal:>8.2f}")
+    print_against_ideal([("reconcile (one read per payment)", seconds, ideal)])
     print(f"  payments checked {report['payments_checked']}, findings {len(report['findings'])} {kinds}")
     print(f"  peak RSS of the reconcile process: {peak_mb:.0f} MB")
 

@@ -7,7 +7,8 @@ import asyncio
 from textual.widgets import DataTable
 
 from refund_tui.core.models import RefundStatus
-from refund_tui.tui.screens.triage import BulkConfirmScreen, TriageScreen
+from refund_tui.tui.screens.count_confirm import CountConfirmScreen
+from refund_tui.tui.screens.triage import TriageScreen
 from tests.console import flat, screen_text, wait_for
 from tests.test_tui_board import FAILS, make_refund, open_board
 
@@ -37,8 +38,10 @@ async def test_select_all_retry_the_failed_with_a_typed_count_then_resolve_the_u
         await pilot.press("asterisk")
         assert progress(app) == "4 of 4 selected: 40.00 GHS"
         await pilot.press("t")
-        await wait_for(pilot, lambda: isinstance(app.screen, BulkConfirmScreen))
-        assert "SANDBOX: Retry 3 failed refunds, totalling 30.00 GHS" in flat(screen_text(app))
+        await wait_for(pilot, lambda: isinstance(app.screen, CountConfirmScreen))
+        assert str(app.screen.query_one("#bulk-summary").content).startswith(
+            "SANDBOX: Retry 3 failed refunds, totalling 30.00 GHS: each a new attempt with its own key"
+        )
         await pilot.press("4", "enter")
         assert "type exactly 3 to go ahead" in flat(screen_text(app))
         await pilot.press("backspace", "3", "enter")
@@ -50,7 +53,7 @@ async def test_select_all_retry_the_failed_with_a_typed_count_then_resolve_the_u
             assert retry.amount == attempt.amount and retry.phone == attempt.phone
 
         await pilot.press("v")
-        await wait_for(pilot, lambda: isinstance(app.screen, BulkConfirmScreen))
+        await wait_for(pilot, lambda: isinstance(app.screen, CountConfirmScreen))
         await pilot.press("1", "enter")
         await wait_for(pilot, lambda: progress(app) == "1 of 1 done: finished", timeout=10)
         result = app.screen.query_one(DataTable).get_cell(unknown.attempt_id, "result").plain
@@ -71,7 +74,7 @@ async def test_shift_arrows_extend_the_selection_and_esc_in_the_confirmation_doe
         await pilot.press("space")  # the third one again: unselected
         assert progress(app).startswith("2 of 4 selected")
         await pilot.press("t")
-        await wait_for(pilot, lambda: isinstance(app.screen, BulkConfirmScreen))
+        await wait_for(pilot, lambda: isinstance(app.screen, CountConfirmScreen))
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, TriageScreen))
 

@@ -3,8 +3,6 @@ write ``FILE.results.csv``."""
 
 from __future__ import annotations
 
-import csv
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -14,13 +12,18 @@ import click
 
 from refund_tui.commands.output import Refused, print_json
 from refund_tui.commands.refund import unknown_outcome
-from refund_tui.core.batch import BatchFileError, BatchPlan, BatchRun, Progress, plan_batch, read_batch, run_batch
+from refund_tui.core.batch import (
+    BatchFileError,
+    BatchPlan,
+    BatchRun,
+    Progress,
+    plan_batch,
+    read_batch,
+    run_batch,
+    write_results,
+)
 from refund_tui.core.models import RefundStatus
 
-RESULT_COLUMNS = (
-    "row", "provider", "payment", "amount", "currency", "attempt", "provider_reference",
-    "status", "detail",
-)  # fmt: skip
 #: Seconds between progress lines when stderr is not a terminal.
 LOG_EVERY = 2.0
 
@@ -162,29 +165,3 @@ class ProgressLine:
     def close(self) -> None:
         if self._tty:
             click.echo("", err=True)
-
-
-def write_results(path: Path, plan: BatchPlan, run: BatchRun) -> None:
-    """One line per row: its attempt, the provider's reference and status; written whole,
-    then renamed over the old one, so a reader never sees half a file."""
-    lines = {line.row: line for line in plan.file.lines}
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(RESULT_COLUMNS)
-        for result in run.results:
-            line, attempt = lines[result.row], result.attempt
-            writer.writerow([
-                result.row,
-                attempt.provider.value if attempt else line.provider,
-                attempt.payment_reference if attempt else line.payment,
-                attempt.amount.plain() if attempt else line.amount,
-                attempt.amount.currency if attempt else "",
-                attempt.attempt_id if attempt else "",
-                (attempt.provider_reference or "") if attempt else "",
-                result.status,
-                result.detail,
-            ])  # fmt: skip
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)

@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -334,6 +335,7 @@ async def run_batch(
     *,
     concurrency: int = 8,
     on_progress: Callable[[Progress], None] = lambda progress: None,
+    on_result: Callable[[RowResult], None] = lambda result: None,
 ) -> BatchRun:
     """Send every ready row once, at most ``concurrency`` at a time; one row's failure never
     stops the others. Rows recorded by an earlier run are not sent again: those whose answer
@@ -364,6 +366,7 @@ async def run_batch(
         progress.failed += status is RefundStatus.FAILED or result.attempt is None
         progress.unknown += status is RefundStatus.UNKNOWN
         on_progress(progress)
+        on_result(result)
         return result
 
     on_progress(progress)
@@ -386,3 +389,35 @@ async def _send_row(service: RefundService, line: BatchLine, prepared: PreparedR
     detail = attempt.failure_reason or ("" if attempt.status is not RefundStatus.UNKNOWN else
                                         "outcome unknown: run `refund-tui recover`")
     return RowResult(line.row, attempt, True, detail)
+
+
+RESULT_COLUMNS = (
+    "row", "provider", "payment", "amount", "currency", "attempt", "provider_reference",
+    "status", "detail",
+)  # fmt: skip
+
+
+def write_results(path: Path, plan: BatchPlan, run: BatchRun) -> None:
+    """One line per row: its attempt, the provider's reference and status; written whole,
+    then renamed over the old one, so a reader never sees half a file."""
+    lines = {line.row: line for line in plan.file.lines}
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(RESULT_COLUMNS)
+        for result in run.results:
+            line, attempt = lines[result.row], result.attempt
+            writer.writerow([
+                result.row,
+                attempt.provider.value if attempt else line.provider,
+                attempt.payment_reference if attempt else line.payment,
+                attempt.amount.plain() if attempt else line.amount,
+                attempt.amount.currency if attempt else "",
+                attempt.attempt_id if attempt else "",
+                (attempt.provider_reference or "") if attempt else "",
+                result.status,
+                result.detail,
+            ])  # fmt: skip
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)

@@ -23,6 +23,7 @@ SCOPE_TITLES: Mapping[str, str] = MappingProxyType(
         "board": "Status board",
         "details": "Refund details",
         "triage": "Bulk triage",
+        "batch": "Batch from a CSV file",
         "credentials": "Credentials",
         "help": "Help",
     }
@@ -39,6 +40,7 @@ _REGISTRY: Mapping[str, tuple[Binding, ...]] = MappingProxyType(
         "app": (
             _key("app.lookup", "l", "show_lookup", "Lookup", "Look up a payment (the home screen)", show=False),
             _key("app.board", "b", "show_board", "Board", "Live status board of every refund", show=False),
+            _key("app.batch", "B", "show_batch", "Batch", "Refunds from a CSV file, every row checked first", key_display="B", show=False),
             _key("app.credentials", "k", "show_credentials", "Credentials", "Credential sources and the keyring in use", show=False),
             _key("app.help", "question_mark", "show_help", "Help", "Every key, by screen", key_display="?"),
             _key("app.palette", "ctrl+p", "command_palette", "Commands", "Command palette", show=False),
@@ -77,6 +79,10 @@ _REGISTRY: Mapping[str, tuple[Binding, ...]] = MappingProxyType(
             _key("triage.retry", "t", "bulk('retry')", "Retry", "Retry the selected failed refunds (typed count to confirm)"),
             _key("triage.resolve", "v", "bulk('resolve')", "Resolve", "Resolve the selected unknown refunds with their providers"),
             _key("triage.back", "escape", "back", "Back", "Back to the board"),
+        ),
+        "batch": (
+            _key("batch.send", "ctrl+s", "send", "Send", "Send the ready rows of the checked file (typed count first)"),
+            _key("batch.back", "escape", "back", "Back", "Leave this screen (not while sending)"),
         ),
         "details": (
             _key("details.copy", "c", "copy_reference", "Copy ref", "Copy the provider reference to your clipboard"),

@@ -13,15 +13,15 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Vertical
 from textual.message import Message
-from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
 
 from refund_tui.core.ledger import Attempt
 from refund_tui.core.models import RefundStatus
 from refund_tui.core.triage import TriageResult, resolve_unknown, retry_failed, totals
 from refund_tui.tui.keys import bindings
+from refund_tui.tui.screens.count_confirm import CountConfirmScreen, money_totals
 from refund_tui.tui.widgets.banner import Banner
 from refund_tui.tui.widgets.status import attempt_status
 
@@ -38,47 +38,6 @@ MARK = {True: "[x]", False: "[ ]"}
 def actionable(attempts: Sequence[Attempt]) -> list[Attempt]:
     """The refunds bulk triage can act on: failed or of unknown outcome."""
     return [a for a in attempts if a.status in (RefundStatus.FAILED, RefundStatus.UNKNOWN)]
-
-
-class BulkConfirmScreen(ModalScreen[bool]):
-    """Count and totals per currency restated; the operator types the count to go ahead."""
-
-    BINDINGS = bindings("confirm")
-    DEFAULT_CSS = """
-    BulkConfirmScreen { align: center middle; }
-    BulkConfirmScreen #bulk-box { width: 76; height: auto; border: thick $warning; padding: 0 1; }
-    BulkConfirmScreen #bulk-error { color: $error; }
-    """
-
-    def __init__(self, action: str, attempts: Sequence[Attempt], environment: str) -> None:
-        super().__init__()
-        self.action = action
-        self.attempts = list(attempts)
-        self.environment = environment
-
-    def compose(self) -> ComposeResult:
-        _, verb, noun, how = ACTIONS[self.action]
-        count = len(self.attempts)
-        sums = ", ".join(money.format() for money in totals(self.attempts).values())
-        with Vertical(id="bulk-box"):
-            yield Static(
-                f"{self.environment.upper()}: {verb} {count} {noun}, totalling {sums}: {how}.\n"
-                f"Type {count} and press enter to go ahead (esc: nothing is done).",
-                markup=False, id="bulk-summary",
-            )  # fmt: skip
-            yield Input(placeholder=f"type {count}", compact=True, id="bulk-count")
-            yield Static("", markup=False, id="bulk-error")
-        yield Footer()
-
-    @on(Input.Submitted, "#bulk-count")
-    def _typed(self, event: Input.Submitted) -> None:
-        if event.value.strip() == str(len(self.attempts)):
-            self.dismiss(True)
-        else:
-            self.query_one("#bulk-error", Static).update(f"type exactly {len(self.attempts)} to go ahead")
-
-    def action_cancel(self) -> None:
-        self.dismiss(False)
 
 
 class TriageScreen(Screen):
@@ -136,9 +95,8 @@ class TriageScreen(Screen):
 
     def _show_selection(self) -> None:
         chosen = [self.attempts[key] for key in self.selected]
-        sums = ", ".join(money.format() for money in totals(chosen).values()) or "nothing"
         self.query_one("#triage-progress", Static).update(
-            f"{len(chosen)} of {len(self.attempts)} selected: {sums}"
+            f"{len(chosen)} of {len(self.attempts)} selected: {money_totals(totals(chosen))}"
         )
 
     def action_toggle_select(self) -> None:
@@ -168,7 +126,7 @@ class TriageScreen(Screen):
     # -- acting -----------------------------------------------------------------------------
 
     def action_bulk(self, action: str) -> None:
-        status, verb, noun, _ = ACTIONS[action]
+        status, verb, noun, how = ACTIONS[action]
         chosen = [self.attempts[key] for key in self.selected if self.attempts[key].status is status]
         if self.running:
             self.notify("Still working on the last selection.", severity="warning")
@@ -177,7 +135,11 @@ class TriageScreen(Screen):
         elif action == "retry" and not self.app.service.refunds_enabled:
             self.notify(f"Profile '{self.app.service.profile}' is read-only: nothing to {verb.lower()}.", severity="error")
         else:
-            confirm = BulkConfirmScreen(action, chosen, self.app.service.environment)
+            summary = (
+                f"{self.app.service.environment.upper()}: {verb} {len(chosen)} {noun}, totalling "
+                f"{money_totals(totals(chosen))}: {how}."
+            )
+            confirm = CountConfirmScreen(summary, len(chosen))
             self.app.push_screen(confirm, lambda go: go and self._start(action, chosen))
 
     def _start(self, action: str, chosen: list[Attempt]) -> None:

@@ -138,8 +138,8 @@ async def reconcile(
                 report.unreadable.append((*key, error.message))
             else:
                 report.payments_checked += 1
-                attempts = service.ledger.attempts(provider=key[0], payment_reference=key[1])
-                findings, updated = _compare(service, payment, attempts)
+                # the ledger in a thread: its durable writes never hold up the other reads
+                findings, updated = await asyncio.to_thread(_compare, service, payment)
                 report.findings += findings
                 report.updated += updated
         progress.done += 1
@@ -154,8 +154,10 @@ async def reconcile(
     return report
 
 
-def _compare(service: RefundService, payment: Payment, attempts: list[Attempt]) -> tuple[list[Finding], int]:
-    """The findings on one payment record, and how many attempts the ledger brought up to date."""
+def _compare(service: RefundService, payment: Payment) -> tuple[list[Finding], int]:
+    """The findings on one payment record, and how many attempts the ledger brought up to date
+    (blocking: reads and writes the ledger)."""
+    attempts = service.ledger.attempts(provider=payment.provider, payment_reference=payment.reference)
     client = service.provider(payment.provider)
     findings: list[Finding] = []
     explained: set[str] = set()

@@ -23,6 +23,8 @@ SHOTS = {
     "confirm": tour.show_confirm,
     "board": tour.show_board,
     "details-failed": tour.show_failed_details,
+    "triage": tour.show_triage,
+    "batch": tour.show_batch,
     "help": tour.show_help,
 }
 

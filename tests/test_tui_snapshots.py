@@ -18,6 +18,8 @@ SCREENS = {
     "confirm": tour.show_confirm,
     "board": tour.show_board,
     "details-failed": tour.show_failed_details,
+    "triage": tour.show_triage,
+    "batch": tour.show_batch,
     "help": tour.show_help,
     "credentials": tour.show_credentials,
 }

@@ -44,6 +44,7 @@ class BatchScreen(Screen):
     BatchScreen #batch-file Label { width: auto; padding-right: 1; }
     BatchScreen #batch-summary { height: auto; padding: 0 1; }
     BatchScreen DataTable { height: 1fr; }
+    BatchScreen #batch-row { height: auto; max-height: 3; padding: 0 1; }
     """
 
     class Planned(Message):
@@ -74,6 +75,7 @@ class BatchScreen(Screen):
         yield Static("Columns: provider,payment,amount,reason[,phone,country,webhook_url]; nothing is sent "
                      "before every row is checked.", markup=False, id="batch-summary")  # fmt: skip
         yield DataTable(cursor_type="row", id="batch-table")
+        yield Static("", markup=False, id="batch-row")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -127,6 +129,13 @@ class BatchScreen(Screen):
             + ("ctrl+s sends the ready rows (typed count first)." if plan.ready else "Nothing to send.")
         )
         table.focus()
+
+    @on(DataTable.RowHighlighted)
+    def _row_in_full(self, event: DataTable.RowHighlighted) -> None:
+        """The highlighted row's check or result written out in full (the cell clips it)."""
+        if event.row_key.value is not None:
+            check = self.query_one(DataTable).get_cell(event.row_key, "check")
+            self.query_one("#batch-row", Static).update(f"row {event.row_key.value}: {check.plain}")
 
     # -- sending ------------------------------------------------------------------------
 

@@ -32,7 +32,9 @@ ACTIONS = {
 }  # fmt: skip
 COLUMNS = (("selected", " "), ("status", "Status"), ("payment", "Payment"), ("amount", "Amount"),
            ("reason", "Reason / failure"), ("result", "Result"))  # fmt: skip
-MARK = {True: "[x]", False: "[ ]"}
+MARK = {True: Text("[x]", style="bold"), False: Text("[ ]")}  # Text: brackets are not markup
+#: Longest reason or failure in a cell, so the result column fits at 80 columns.
+REASON_WIDTH = 26
 
 
 def actionable(attempts: Sequence[Attempt]) -> list[Attempt]:
@@ -76,7 +78,7 @@ class TriageScreen(Screen):
         for attempt in self.attempts.values():
             reason = attempt.failure_reason if attempt.status is RefundStatus.FAILED else attempt.reason
             table.add_row(MARK[False], attempt_status(attempt), attempt.payment_reference,
-                          Text(attempt.amount.format(), justify="right"), (reason or "")[:40], "",
+                          Text(attempt.amount.format(), justify="right"), Text((reason or "")[:REASON_WIDTH]), "",
                           key=attempt.attempt_id)  # fmt: skip
         self._show_selection()
         table.focus()

@@ -25,6 +25,7 @@ SHOTS = {
     "details-failed": tour.show_failed_details,
     "triage": tour.show_triage,
     "batch": tour.show_batch,
+    "reconcile": tour.show_reconcile,
     "help": tour.show_help,
 }
 

@@ -20,6 +20,7 @@ SCREENS = {
     "details-failed": tour.show_failed_details,
     "triage": tour.show_triage,
     "batch": tour.show_batch,
+    "reconcile": tour.show_reconcile,
     "help": tour.show_help,
     "credentials": tour.show_credentials,
 }

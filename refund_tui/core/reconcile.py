@@ -192,10 +192,9 @@ def _compare(service: RefundService, payment: Payment) -> tuple[list[Finding], i
         if ours.status is not attempt.status:
             if service.outcomes.record(attempt, ours, "reconcile", note="found on the payment record by reconciliation"):
                 updated += 1
-            else:
+            elif attempt.status.is_terminal or ours.status.is_terminal:  # else both still in flight
                 finding(FindingKind.STATUS_MISMATCH, attempt, ours,
-                        f"the ledger says {attempt.status}, the provider says {ours.status}: the ledger "
-                        "cannot follow (a final status never changes)")  # fmt: skip
+                        f"the ledger says {attempt.status}, the provider says {ours.status}")  # fmt: skip
     for refund in payment.refunds:
         if refund.reference not in explained:
             finding(FindingKind.MISSING_IN_LEDGER, None, refund,

@@ -304,6 +304,12 @@ class RefundApp(App[None]):
         if self._needs_session() and not isinstance(self.screen, BatchScreen):
             self.push_screen(BatchScreen())
 
+    def action_show_reconcile(self) -> None:
+        from refund_tui.tui.screens.reconcile import ReconcileScreen
+
+        if self._needs_session() and not isinstance(self.screen, ReconcileScreen):
+            self.push_screen(ReconcileScreen())
+
     def action_show_credentials(self) -> None:
         from refund_tui.tui.screens.credentials import CredentialsScreen
 

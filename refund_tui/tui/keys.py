@@ -24,6 +24,7 @@ SCOPE_TITLES: Mapping[str, str] = MappingProxyType(
         "details": "Refund details",
         "triage": "Bulk triage",
         "batch": "Batch from a CSV file",
+        "reconcile": "Reconciliation",
         "credentials": "Credentials",
         "help": "Help",
     }
@@ -41,6 +42,7 @@ _REGISTRY: Mapping[str, tuple[Binding, ...]] = MappingProxyType(
             _key("app.lookup", "l", "show_lookup", "Lookup", "Look up a payment (the home screen)", show=False),
             _key("app.board", "b", "show_board", "Board", "Live status board of every refund", show=False),
             _key("app.batch", "B", "show_batch", "Batch", "Refunds from a CSV file, every row checked first", key_display="B", show=False),
+            _key("app.reconcile", "C", "show_reconcile", "Reconcile", "Compare the providers' records with the ledger", key_display="C", show=False),
             _key("app.credentials", "k", "show_credentials", "Credentials", "Credential sources and the keyring in use", show=False),
             _key("app.help", "question_mark", "show_help", "Help", "Every key, by screen", key_display="?"),
             _key("app.palette", "ctrl+p", "command_palette", "Commands", "Command palette", show=False),
@@ -83,6 +85,11 @@ _REGISTRY: Mapping[str, tuple[Binding, ...]] = MappingProxyType(
         "batch": (
             _key("batch.send", "ctrl+s", "send", "Send", "Send the ready rows of the checked file (typed count first)"),
             _key("batch.back", "escape", "back", "Back", "Leave this screen (not while sending)"),
+        ),
+        "reconcile": (
+            _key("reconcile.ack", "a", "acknowledge", "Acknowledge", "Record a note on the highlighted finding"),
+            _key("reconcile.run", "ctrl+r", "run", "Again", "Read every record again"),
+            _key("reconcile.back", "escape", "back", "Back", "Leave this screen"),
         ),
         "details": (
             _key("details.copy", "c", "copy_reference", "Copy ref", "Copy the provider reference to your clipboard"),

@@ -353,6 +353,18 @@ async def show_triage(pilot: Pilot) -> None:
     await settle(pilot)
 
 
+async def show_reconcile(pilot: Pilot) -> None:
+    """Reconciliation after the board's refunds: what the providers' records show besides."""
+    from refund_tui.tui.screens.reconcile import ReconcileScreen
+
+    await ready(pilot)
+    await make_refunds(pilot.app)
+    await pilot.press("escape", "C")
+    screen = await _screen(pilot, ReconcileScreen)
+    await wait_until(pilot, lambda: screen.report is not None, "every record read")
+    await settle(pilot)
+
+
 #: A finance spreadsheet for the seeded world: three good rows, two refused.
 BATCH_FILE = """provider,payment,amount,reason,phone
 vesicash,VSC-GH-FRESH,50.00,Customer cancellation,

@@ -1,12 +1,15 @@
 """The ``refund-tui`` command: the console by default, plus scriptable subcommands.
 
-Exit codes: 0 done, 1 refused (validation or provider), 2 usage error,
-3 outcome unknown and needing ``refund-tui recover``.
+Exit codes: 0 done, 1 refused (validation or provider), 2 usage error (the command cannot run
+as typed), 3 outcome unknown and needing ``refund-tui recover``, 4 (``status REF`` only) still
+in flight. With ``--json`` every outcome, usage errors included, is one JSON object on stdout
+(see ``commands/output.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC
@@ -19,14 +22,93 @@ from refund_tui import __version__
 
 T = TypeVar("T")
 
+
+class RefundCli(click.Group):
+    """The root command: every failure, click's own usage errors included, is one line on
+    stderr or, with ``--json`` among the arguments, one JSON object on stdout."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        from refund_tui.commands.output import Refused, fail, wants_json
+
+        args = sys.argv[1:] if args is None else list(args)
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as error:
+            fail(error, as_json=wants_json(args))
+        except click.Abort:
+            fail(Refused("stopped: nothing was sent or stored", code="aborted"), as_json=wants_json(args))
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+class Seconds(click.FloatRange):
+    """A finite number of seconds within bounds (click's FloatRange lets NaN through)."""
+
+    name = "seconds"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if math.isnan(number):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        return number
+
+
+PORT = click.IntRange(0, 65535)
+LIMIT = click.IntRange(1, 10_000)
+
+
+def _regular_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """A path that is a regular file or not there yet: a FIFO or a device would never end."""
+    if value is not None and value.exists() and not value.is_file():
+        raise click.BadParameter(f"{value} is not a regular file", ctx, param)
+    return value
+
+
+def _known_profile(name: str | None) -> str:
+    """The name of the profile ``name`` (None: the config's default); Misuse (exit 2) when
+    there is no such profile or the config cannot be used."""
+    from refund_tui.commands.output import Misuse
+    from refund_tui.config import ConfigError, UnknownProfile, load_config
+
+    try:
+        return load_config().profile(name).name
+    except UnknownProfile as error:
+        raise Misuse(str(error), code="unknown_profile") from None
+    except ConfigError as error:
+        raise Misuse(str(error), code="config_error") from None
+
+
+def _group_profile(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    return None if value is None else _known_profile(value)
+
+
+def _command_profile(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    """The profile typed after the command, else before it (``refund-tui --profile P CMD``),
+    else the config's default. Typed in both places, the two must agree."""
+    from refund_tui.commands.output import Misuse
+
+    before = ctx.find_root().params.get("profile_name")
+    if value is not None and before is not None and value != before:
+        raise Misuse(
+            f"--profile {before} before the command and --profile {value} after it disagree: give one",
+            code="profile_conflict",
+        )
+    return _known_profile(value if value is not None else before)
+
+
 profile_option = click.option(
-    "--profile", "profile_name", default=None, help="Profile to use (default: the config's default, else sandbox)."
+    "--profile", "profile_name", default=None, callback=_command_profile,
+    help="Profile to use (default: the one given before the command, else the config's default, else sandbox).",
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object (never prompts: needs --yes to send)."
+)
 
 
-@click.group(invoke_without_command=True)
-@profile_option
+@click.group(cls=RefundCli, invoke_without_command=True)
+@click.option("--profile", "profile_name", default=None, callback=_group_profile,
+              help="Profile for the console or any command (default: the config's default, else sandbox).")
 @click.version_option(__version__, prog_name="refund-tui")
 @click.pass_context
 def main(ctx: click.Context, profile_name: str | None) -> None:
@@ -39,9 +121,11 @@ def main(ctx: click.Context, profile_name: str | None) -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8765, show_default=True, type=int)
-@click.option("--state", "state_path", type=click.Path(path_type=Path), help="Keep the world in this JSON file.")
-@click.option("--settle-seconds", default=1.0, show_default=True, type=float, help="Settlement speed unit.")
+@click.option("--port", default=8765, show_default=True, type=PORT, help="0: any free port (printed).")
+@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), callback=_regular_file,
+              help="Keep the world in this JSON file.")
+@click.option("--settle-seconds", default=1.0, show_default=True, type=Seconds(0.001, 600),
+              help="Settlement speed unit.")
 def sandbox(host: str, port: int, state_path: Path | None, settle_seconds: float) -> None:
     """Run the built-in simulator of both providers (demo credentials are fake)."""
     from refund_tui.sandbox.server import serve
@@ -53,9 +137,9 @@ def sandbox(host: str, port: int, state_path: Path | None, settle_seconds: float
         raise click.ClickException(str(error)) from None
 
 
-def _run(profile_name: str | None, work: Callable[[object], Awaitable[T]]) -> T:
+def _run(profile_name: str, work: Callable[[object], Awaitable[T]]) -> T:
     """Open the profile's session, run ``work(session)``, always close it."""
-    from refund_tui.commands.output import Refused
+    from refund_tui.commands.output import Misuse, Refused
     from refund_tui.config import ConfigError
     from refund_tui.core.credentials import CredentialsError
     from refund_tui.core.ledger import LedgerError
@@ -64,14 +148,20 @@ def _run(profile_name: str | None, work: Callable[[object], Awaitable[T]]) -> T:
 
     try:
         session = Session.open(profile_name)
-    except (ConfigError, CredentialsError, LedgerError, SessionError, ServeError) as error:
-        raise Refused(str(error)) from None
+    except ConfigError as error:
+        raise Misuse(str(error), code="config_error") from None
+    except CredentialsError as error:
+        raise Refused(str(error), code="credentials_error") from None
+    except LedgerError as error:
+        raise Refused(str(error), code="ledger_error") from None
+    except (SessionError, ServeError) as error:
+        raise Refused(str(error), code="unavailable") from None
 
     async def runner() -> T:
         try:
             return await work(session)
         except LedgerError as error:
-            raise Refused(str(error)) from None
+            raise Refused(str(error), code="ledger_error") from None
         finally:
             await session.aclose()
 
@@ -82,10 +172,11 @@ def _run(profile_name: str | None, work: Callable[[object], Awaitable[T]]) -> T:
 @profile_option
 @click.option("--provider", required=True, type=click.Choice(["vesicash", "novasend"]))
 @click.option("--payment", "payment_reference", required=True, help="The payment reference.")
-@click.option("--amount", required=True, help='Amount in major units, e.g. "1,500" or "12.50".')
+@click.option("--amount", required=True, help='Amount in major units, e.g. "1,500", "1 500" or "12.50".')
 @click.option("--reason", required=True, help="Why the customer is refunded.")
-@click.option("--phone", default=None, help="Destination wallet (Vesicash; default: the payment's).")
-@click.option("--country", default=None, help="Country ISO code or Vesicash country id (default: the payment's).")
+@click.option("--phone", default=None, help="Destination wallet (Vesicash only; default: the payment's).")
+@click.option("--country", default=None,
+              help="Country ISO code or Vesicash country id (Vesicash only; default: the payment's).")
 @click.option("--webhook-url", default="", help="HTTPS URL for the provider's notification.")
 @click.option("--retry-of", default=None, help="Attempt id of the failed refund this one retries.")
 @click.option("--dry-run", is_flag=True, help="Validate and show the request without sending.")
@@ -98,15 +189,11 @@ def refund(profile_name, provider, payment_reference, amount, reason, phone, cou
 
     command = RefundCommand(provider, payment_reference, amount, reason, phone, country,
                             webhook_url, retry_of, dry_run, yes, as_json)
+    command.check_options()
     try:
         code = _run(profile_name, command.run)
     except KeyboardInterrupt:
-        click.echo(
-            "interrupted: if the refund was already sent it is recorded as unknown; "
-            "run `refund-tui recover`",
-            err=True,
-        )
-        code = 3
+        code = command.interrupted()
     sys.exit(code)
 
 
@@ -123,16 +210,18 @@ def batch(profile_name, file, dry_run, yes, concurrency, as_json) -> None:
     each row once however often the file is run; results in FILE.results.csv."""
     from refund_tui.commands.batch import BatchCommand
 
-    command = BatchCommand(file, dry_run, yes, as_json, concurrency)
+    from refund_tui.commands.output import interrupted, never_prompt
+
+    if not dry_run:
+        never_prompt(as_json, yes, "add --yes to send (or --dry-run to check)")
     try:
-        code = _run(profile_name, command.run)
+        code = _run(profile_name, BatchCommand(file, dry_run, yes, as_json, concurrency).run)
     except KeyboardInterrupt:
-        click.echo(
+        code = interrupted(
             "interrupted: rows already sent are recorded; run the same file again to resume "
             "(no row is sent twice), or `refund-tui recover`",
-            err=True,
+            as_json,
         )
-        code = 3
     sys.exit(code)
 
 
@@ -153,7 +242,7 @@ def reconcile(profile_name, since, provider, csv_path, finding_id, note, as_json
 
     since_utc = since.replace(tzinfo=UTC) if since else None
     if finding_id is not None:
-        sys.exit(_run(profile_name, lambda session: acknowledge(session, since_utc, provider, finding_id, note)))
+        sys.exit(_run(profile_name, lambda session: acknowledge(session, since_utc, provider, finding_id, note, as_json)))
     sys.exit(_run(profile_name, lambda session: run_reconcile(session, since_utc, provider, as_json, csv_path)))
 
 
@@ -161,10 +250,14 @@ def reconcile(profile_name, since, provider, csv_path, finding_id, note, as_json
 @profile_option
 @click.argument("reference", required=False)
 @click.option("--watch", is_flag=True, help="Keep polling until every refund shown is final.")
-@click.option("--limit", default=50, show_default=True, help="How many refunds to show.")
+@click.option("--limit", default=50, show_default=True, type=LIMIT, help="How many refunds to show.")
 @json_option
 def status(profile_name, reference, watch, limit, as_json) -> None:
-    """Refunds from the ledger with their live status (REF: attempt id, refund or payment reference)."""
+    """Refunds from the ledger with their live status (REF: attempt id, refund or payment reference).
+
+    With REF the exit code says where it stands: 0 completed, 1 failed or reversed,
+    3 outcome unknown, 4 still in flight (several refunds: the most urgent).
+    """
     from refund_tui.commands.status import show_status
 
     sys.exit(_run(profile_name, lambda session: show_status(session, reference, watch, limit, as_json)))
@@ -228,7 +321,7 @@ def credentials() -> None:
 
 def _credential_target(func):
     func = click.option("--provider", required=True, type=click.Choice(["vesicash", "novasend"]))(func)
-    return click.option("--profile", "profile_name", required=True)(func)
+    return profile_option(func)
 
 
 @credentials.command("set")
@@ -267,7 +360,7 @@ def webhooks() -> None:
 @webhooks.command("serve")
 @profile_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8766, show_default=True, type=int)
+@click.option("--port", default=8766, show_default=True, type=PORT, help="0: any free port (printed).")
 def webhooks_serve(profile_name, host, port) -> None:
     """Verify each notification and record it as a status change (source: webhook)."""
     from refund_tui.commands.webhooks import serve_webhooks
@@ -278,7 +371,7 @@ def webhooks_serve(profile_name, host, port) -> None:
 @webhooks.command("list")
 @profile_option
 @click.option("--kept", is_flag=True, help="Only notifications no refund attempt matches yet.")
-@click.option("--limit", default=50, show_default=True, help="How many to show.")
+@click.option("--limit", default=50, show_default=True, type=LIMIT, help="How many to show.")
 @json_option
 def webhooks_list(profile_name, kept, limit, as_json) -> None:
     """Notifications received, newest first, with what each did."""

@@ -30,7 +30,7 @@ Example ``config.toml``::
 
     [profiles.prod.vesicash]
     base_url = "https://api.mor.vesicash.com"    # live profiles require https
-    timeout_seconds = 30
+    timeout_seconds = 30         # 1 to 300
 
     [profiles.prod.vesicash.webhook]     # how notifications are signed (these are the defaults)
     header = "X-Vesicash-Signature"
@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -90,6 +91,10 @@ DEFAULT_SCHEMES: dict[ProviderName, SignatureScheme] = {
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message names the file and the key."""
+
+
+class UnknownProfile(ConfigError):
+    """No profile has the name asked for; the message lists the known ones."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +169,7 @@ class Config:
             return self.profiles[wanted]
         except KeyError:
             known = ", ".join(self.profiles)
-            raise ConfigError(f"no profile named '{wanted}' (known: {known})") from None
+            raise UnknownProfile(f"no profile named '{wanted}' (known: {known})") from None
 
 
 SANDBOX = Profile(
@@ -206,7 +211,7 @@ class _WebhookSection(_Strict):
 
 class _ProviderSection(_Strict):
     base_url: str
-    timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 30.0
+    timeout_seconds: Annotated[float, Field(ge=1, le=300)] = 30.0
     webhook: _WebhookSection = _WebhookSection()
 
     @field_validator("base_url")
@@ -303,6 +308,8 @@ def load_config(path: Path | None = None) -> Config:
     """Read and validate ``config.toml`` (default: ``paths().config_file``)."""
     path = path or paths().config_file
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or a device would be read forever
+            raise ConfigError(f"{path}: the config file is not a regular file")
         text = path.read_text("utf-8")
     except FileNotFoundError:
         text = ""

@@ -100,7 +100,7 @@ def test_sigkill_in_flight_is_resolved_by_the_next_run(sandbox, cli_env, payment
     recovered = cli(cli_env, "recover", "--json")
 
     assert recovered.returncode == 0, recovered.stderr
-    [result] = json.loads(recovered.stdout)
+    [result] = json.loads(recovered.stdout)["refunds"]
     refunds = executed(sandbox, reference)
     assert len(refunds) == 1
     assert result["refund_reference"] == refunds[0]["refund_reference"]
@@ -121,7 +121,7 @@ def test_two_processes_at_once_never_exceed_the_cap(sandbox, cli_env, payment):
     refused = next(result for result in results if result.returncode == 1)
     assert any(
         words in refused.stderr
-        for words in ("left to refund", "over the refundable balance", "refunds in flight")
+        for words in ("left to refund", "over the refundable balance", "in flight")
     )
 
 
@@ -152,7 +152,8 @@ def test_a_vesicash_server_error_is_never_resent_automatically(sandbox, cli_env)
     sandbox.faults(fail_refunds_next=0)
 
     recovered = cli(cli_env, "recover")  # a 5xx may come from a gateway: the provider may still work
-    resend = cli(cli_env, "resend", json.loads(cli(cli_env, "status", "--json").stdout)[0]["attempt_id"], "--yes")
+    [attempt] = json.loads(cli(cli_env, "status", "--json").stdout)["refunds"]
+    resend = cli(cli_env, "resend", attempt["attempt_id"], "--yes")
 
     assert recovered.returncode == 3
     assert "never resent automatically" in recovered.stdout
@@ -166,7 +167,7 @@ def test_status_json_and_export(sandbox, cli_env):
     assert cli(cli_env, *refund_args(NOVASEND, reference, "1000")).returncode == 0
     sandbox.advance(60)
     status = cli(cli_env, "status", reference, "--json")
-    [row] = json.loads(status.stdout)
+    [row] = json.loads(status.stdout)["refunds"]
     assert row["status"] == "completed" and row["amount_minor"] == 1000
 
     exported = cli(cli_env, "export", "--format", "csv")
@@ -176,8 +177,8 @@ def test_status_json_and_export(sandbox, cli_env):
     as_json = json.loads(cli(cli_env, "export", "--format", "json").stdout)
     assert {row["status"] for row in as_json} >= {"pending", "completed"}
     other_profile = cli(cli_env, "export", "--profile", "prod")
-    assert other_profile.returncode == 1
-    assert other_profile.stderr.strip() == "refused: no profile named 'prod' (known: sandbox)"
+    assert other_profile.returncode == 2
+    assert other_profile.stderr.strip() == "error: no profile named 'prod' (known: sandbox)"
     for secret in ("vsc_sec_DEMO_not_a_real_key", "nvs_DEMO_client"):
         assert secret not in exported.stdout
 
@@ -188,11 +189,11 @@ def test_embedded_sandbox_world_persists_between_commands(tmp_path):
     made = cli(env, "refund", "--provider", "novasend", "--payment", "tr_demo_fresh",
                "--amount", "1000", "--reason", "Duplicate charge", "--yes", "--json")
     assert made.returncode == 0, made.stderr
-    refund_reference = json.loads(made.stdout)["refund_reference"]
+    refund_reference = json.loads(made.stdout)["refund"]["refund_reference"]
 
     status = cli(env, "status", "tr_demo_fresh", "--json")
 
-    [row] = json.loads(status.stdout)
+    [row] = json.loads(status.stdout)["refunds"]
     assert row["refund_reference"] == refund_reference
     again = cli(env, "refund", "--provider", "novasend", "--payment", "tr_demo_fresh",
                 "--amount", "15000", "--reason", "Duplicate charge", "--yes")
@@ -203,6 +204,10 @@ def test_embedded_sandbox_world_persists_between_commands(tmp_path):
 def test_credentials_status_without_a_keyring_backend(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("REFUND_TUI_")}
     env.update(REFUND_TUI_HOME=str(tmp_path), PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring")
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.toml").write_text(
+        '[profiles.prod]\nenvironment = "live"\n[profiles.prod.vesicash]\nbase_url = "https://v.example"\n'
+    )
     result = cli(env, "credentials", "status", "--profile", "prod", "--provider", "vesicash")
     output = result.stdout + result.stderr
     assert "Traceback" not in output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from datetime import timedelta
 from pathlib import Path
@@ -190,6 +191,18 @@ LIVE_VESICASH = '[profiles.prod]\nenvironment = "live"\n[profiles.prod.vesicash]
             LIVE_VESICASH + 'base_url = "https://v.example"\nwebhook = { tolerance_seconds = 0 }\n',
             "profiles.prod.vesicash.webhook.tolerance_seconds: Input should be greater than 0",
         ),
+        (
+            LIVE_VESICASH + 'base_url = "https://v.example"\ntimeout_seconds = 0.001\n',
+            "profiles.prod.vesicash.timeout_seconds: Input should be greater than or equal to 1",
+        ),
+        (
+            LIVE_VESICASH + 'base_url = "https://v.example"\ntimeout_seconds = inf\n',
+            "profiles.prod.vesicash.timeout_seconds: Input should be less than or equal to 300 (got inf)",
+        ),
+        (
+            "[tracking]\ninterval_seconds = nan\n",
+            "tracking.interval_seconds: Input should be less than or equal to 3600 (got nan)",
+        ),
     ],
 )
 def test_errors_name_the_file_and_the_key(tmp_path, text, message):
@@ -200,9 +213,19 @@ def test_errors_name_the_file_and_the_key(tmp_path, text, message):
     assert message in str(caught.value)
 
 
+def test_a_config_that_is_not_a_regular_file_is_never_read(tmp_path):
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)  # reading it would wait for a writer forever
+    for path in (tmp_path, fifo, Path("/dev/zero")):
+        with pytest.raises(ConfigError, match="the config file is not a regular file"):
+            load_config(path)
+
+
 def test_unreadable_file(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_bytes(b"\xff\xfe not utf-8")
     with pytest.raises(ConfigError, match="cannot read the config file"):
-        load_config(tmp_path)  # a directory
+        load_config(path)
 
 
 def test_sandbox_url(monkeypatch):

@@ -27,6 +27,7 @@ from refund_tui.core.ledger import (
     LedgerError,
     NewAttempt,
     Operator,
+    RefundInFlight,
 )
 from refund_tui.core.ledger_schema import MIGRATIONS, SCHEMA_VERSION
 from refund_tui.core.models import ProviderName, RefundStatus
@@ -223,6 +224,7 @@ def test_record_attempt_stores_everything(ledger):
     [event] = ledger.events(attempt.attempt_id)
     assert (event.status, event.source) == (RefundStatus.PENDING, "intent")
 
+    ledger.add_event(attempt.attempt_id, RefundStatus.FAILED, "provider", failure_reason="no wallet")
     retry = ledger.record_attempt(
         new_attempt(xof(100), retry_of=attempt.attempt_id), limit=xof(5000), known_references=()
     )
@@ -231,6 +233,7 @@ def test_record_attempt_stores_everything(ledger):
 
 def test_cap_counts_refunds_in_flight(ledger):
     first = record(ledger, 600, limit=1000)
+    ledger.add_event(first, RefundStatus.PROCESSING, "provider", provider_reference="rf_1")
     with pytest.raises(CapExceeded) as caught:
         record(ledger, 500, limit=1000)
     assert caught.value.remaining == xof(400)
@@ -239,9 +242,9 @@ def test_cap_counts_refunds_in_flight(ledger):
     )
     second = record(ledger, 400, limit=1000)
     assert len(ledger.attempts()) == 2
+    ledger.add_event(second, RefundStatus.PROCESSING, "provider", provider_reference="rf_2")
 
-    # The provider now reports the first refund: it is in its figures, not counted twice.
-    ledger.add_event(first, RefundStatus.PROCESSING, "provider", provider_reference="rf_1")
+    # The provider's figures now include the first refund: it is not counted twice.
     with pytest.raises(CapExceeded) as caught:
         ledger.record_attempt(new_attempt(xof(1)), limit=xof(400), known_references={"rf_1"})
     assert caught.value.remaining == xof(0)
@@ -258,27 +261,31 @@ def test_cap_is_per_payment_and_provider(ledger):
     assert len(ledger.attempts()) == 3
 
 
-def _compete(path: str, barrier, results, attempts: int) -> None:
+def _compete(path: str, barrier, results) -> None:
+    """Record refunds of one payment until the cap refuses; each is answered at once."""
     with Ledger(Path(path)) as ledger:
         barrier.wait()
         recorded = 0
-        for _ in range(attempts):
+        while True:
             try:
-                record(ledger, 100, limit=1000, payment="tr_shared")
-                recorded += 1
+                attempt_id = record(ledger, 100, limit=1000, payment="tr_shared")
+            except RefundInFlight:  # another process's refund has no answer yet
+                continue
             except CapExceeded:
-                pass
+                break
+            ledger.add_event(attempt_id, RefundStatus.PROCESSING, "provider", provider_reference=attempt_id)
+            recorded += 1
         results.put(recorded)
 
 
 def test_concurrent_processes_never_exceed_the_limit(path):
     Ledger(path).close()
     context = multiprocessing.get_context("fork")
-    workers, attempts = 4, 6
+    workers = 4
     barrier = context.Barrier(workers)
     results = context.Queue()
     processes = [
-        context.Process(target=_compete, args=(str(path), barrier, results, attempts))
+        context.Process(target=_compete, args=(str(path), barrier, results))
         for _ in range(workers)
     ]
     for process in processes:
@@ -341,8 +348,8 @@ def test_flag_marks_without_changing_status(ledger):
 
 def test_get_by_id_prefix_or_provider_reference(ledger):
     attempt_id = record(ledger, 500)
-    other_id = record(ledger, 700)
     ledger.add_event(attempt_id, RefundStatus.PROCESSING, "provider", provider_reference="rf_abc")
+    other_id = record(ledger, 700)
     assert ledger.get(attempt_id[:8]).attempt_id == attempt_id
     assert ledger.get(attempt_id[:8].upper()).attempt_id == attempt_id
     assert ledger.get("rf_abc").attempt_id == attempt_id
@@ -424,8 +431,9 @@ def test_operator_comes_from_the_password_database(monkeypatch):
 
 
 def test_statuses_never_go_backwards_and_references_never_change(ledger):
-    first, second = record(ledger, 100), record(ledger, 200)
+    first = record(ledger, 100)
     assert ledger.add_event(first, RefundStatus.PROCESSING, "poll", provider_reference="rf_1")
+    second = record(ledger, 200)
     assert not ledger.add_event(first, RefundStatus.PENDING, "recovery", note="replayed answer")
     assert not ledger.add_event(first, RefundStatus.PROCESSING, "poll", provider_reference="rf_9")
     assert not ledger.add_event(second, RefundStatus.PENDING, "poll", provider_reference="rf_1")
@@ -457,7 +465,9 @@ def test_a_resend_is_claimed_once_and_only_after_a_refusal_or_the_lease(ledger):
 
 def test_a_failed_attempt_is_retried_at_most_once(ledger):
     failed = record(ledger, 100)
-    record(ledger, 100, retry_of=failed)
+    ledger.add_event(failed, RefundStatus.FAILED, "poll", failure_reason="wallet not found")
+    retry = record(ledger, 100, retry_of=failed)
+    ledger.add_event(retry, RefundStatus.PROCESSING, "provider", provider_reference="rf_retry")
     with pytest.raises(LedgerError, match="refused"):
         record(ledger, 100, retry_of=failed)
     assert [a.retry_of for a in ledger.attempts(retry_of=failed)] == [failed]

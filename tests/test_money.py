@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from refund_tui.core.money import (
@@ -85,6 +85,15 @@ def test_parse_amount_accepts_what_operators_type(text: str, currency: str, mino
         ("2.000", "GHS", "GHS allows at most 2 decimals"),
         ("12.345", "GHS", "GHS allows at most 2 decimals"),
         ("2000000000", "XOF", "2000000000 is absurdly large: over 1,000,000,000 XOF"),
+        ("1 5", "XOF", "'1 5' is not a number (use 1,500 or 1500.50)"),
+        ("12\t50", "GHS", "'12\\t50' is not a number"),
+        ("10 00", "XOF", "'10 00' is not a number (use 1,500 or 1500.50)"),
+        ("1  500", "XOF", "'1  500' is not a number (use 1,500 or 1500.50)"),
+        ("1,000 000", "XOF", "'1,000 000' is not a number (use 1,500 or 1500.50)"),
+        ("1 000,50", "GHS", "'1 000,50' is not a number (use 1,500 or 1500.50)"),
+        ("12.5 0", "GHS", "'12.5 0' is not a number (use 1,500 or 1500.50)"),
+        ("150\tGHS", "GHS", "'150\\tGHS' is not a number"),
+        ("1\n500", "XOF", "'1\\n500' is not a number"),
     ],
 )
 def test_parse_amount_says_what_is_wrong(text: str, currency: str, message: str) -> None:
@@ -224,6 +233,36 @@ def test_any_text_is_an_amount_within_the_cap_or_a_money_error(text, currency, c
         assert 0 < money.major <= (maximum.major if maximum else MAX_MAJOR_UNITS)
 
 
+#: What a space may be, as typed or pasted: a thousands separator and nothing else.
+SPACES = " \u00a0\u202f"
+whitespace = st.characters(categories=("Zs", "Zl", "Zp", "Cc")).filter(str.isspace)
+
+
+@given(amounts(), st.sampled_from(SPACES))
+def test_spaces_between_groups_of_three_mean_the_same_as_commas(money: Money, space: str) -> None:
+    assert parse_amount(money.format().replace(",", space), money.currency) == money
+
+
+@given(amounts(), whitespace, st.data())
+def test_whitespace_inside_an_amount_never_changes_its_value(money: Money, blank: str, data) -> None:
+    """In the form and in the typed-back confirmation alike (both read with parse_amount)."""
+    from refund_tui.core.validation import amount_confirmed
+
+    text = money.plain()
+    assume(len(text) >= 2)
+    at = data.draw(st.integers(1, len(text) - 1))
+    typed = text[:at] + blank + text[at:]
+    try:
+        parsed = parse_amount(typed, money.currency)
+    except MoneyError as error:
+        assert str(error).startswith(f"{typed.strip()!r} is not a number")
+        assert not amount_confirmed(typed, money)
+    else:
+        # accepted only as a thousands separator: a space with a group of three after it
+        assert parsed == money and amount_confirmed(typed, money)
+        assert blank in SPACES and len(text[at:].partition(".")[0]) == 3
+
+
 @given(st.one_of(st.text(), st.floats(), st.decimals(), st.integers()), currencies)
 def test_any_provider_value_is_money_or_a_money_error(value, currency) -> None:
     try:
@@ -236,7 +275,8 @@ def test_any_provider_value_is_money_or_a_money_error(value, currency) -> None:
 
 @pytest.mark.parametrize(
     ("typed", "confirmed"),
-    [("120", True), ("120.00", True), (" 120.0 ", True), ("120.01", False), ("12", False), ("", False), ("abc", False)],
+    [("120", True), ("120.00", True), (" 120.0 ", True), ("120.01", False), ("12", False), ("", False), ("abc", False),
+     ("1 20", False), ("12\t0", False), ("12 0", False)],
 )
 def test_typed_confirmation_compares_amounts_not_text(typed, confirmed):
     from refund_tui.core.validation import amount_confirmed

@@ -33,7 +33,7 @@ def test_a_fast_clock_never_makes_a_refund_pay_twice(sandbox, cli_env, payment):
 
     [refund] = executed(sandbox, reference)
     assert recovered.returncode == 0, recovered.stderr
-    status = json.loads(cli(cli_env, "status", "--json").stdout)
+    status = json.loads(cli(cli_env, "status", "--json").stdout)["refunds"]
     assert [attempt["refund_reference"] for attempt in status] == [refund["refund_reference"]]
 
 
@@ -96,3 +96,20 @@ def test_ledger_init_refuses_to_replace_a_working_ledger(sandbox, cli_env):
 
     assert refused.returncode == 1
     assert "already has a ledger" in refused.stderr
+
+
+@BOTH
+def test_the_same_refund_run_again_after_exit_3_is_refused_while_in_flight(
+    sandbox, cli_env, payment
+):
+    reference = sandbox.create_payment(**payment)
+    sandbox.faults(fail_refunds_next=50)
+    first = cli(cli_env, *refund_args(payment, reference, "100"))
+    sandbox.faults(fail_refunds_next=0)
+
+    again = cli(cli_env, *refund_args(payment, reference, "100"))
+
+    assert first.returncode == 3, first.stderr
+    assert again.returncode == 1
+    assert "still in flight with no known outcome" in again.stderr
+    assert executed(sandbox, reference) == []

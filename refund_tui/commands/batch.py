@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from refund_tui.commands.output import Refused, print_json
+from refund_tui.commands.output import Refused, print_outcome
 from refund_tui.commands.refund import unknown_outcome
 from refund_tui.core.batch import (
     BatchFileError,
@@ -40,7 +40,7 @@ class BatchCommand:
         try:
             batch = read_batch(self.path)
         except BatchFileError as error:
-            raise Refused(str(error)) from None
+            raise Refused(str(error), code="invalid_file") from None
         if not self.as_json:
             click.echo(f"checking {len(batch.lines)} rows of {self.path.name} ...", err=True)
         plan = await plan_batch(session.service, batch, self.concurrency)
@@ -60,14 +60,16 @@ class BatchCommand:
             progress.close()
         write_results(batch.results_path, plan, run)
         if run.trail_lost is not None:
-            return unknown_outcome(run.trail_lost)
+            return unknown_outcome(run.trail_lost, self.as_json)
         return self._report(plan, run)
 
     def _show_plan(self, plan: BatchPlan, session, *, dry_run: bool) -> None:
         totals = {currency: money.plain() for currency, money in plan.totals().items()}
         if self.as_json:
             invalid = [{"row": problem.row, "reason": problem.reason} for problem in plan.invalid]
-            print_json({"rows": len(plan.file.lines), "valid": len(plan.ready), "invalid": invalid, "totals": totals})
+            code, message = ("rows_refused", f"{len(invalid)} rows refused") if invalid else ("checked", "every row is valid")
+            print_outcome(code, f"dry run: {message}; nothing was sent", 1 if invalid else 0,
+                          rows=len(plan.file.lines), valid=len(plan.ready), invalid=invalid, totals=totals)  # fmt: skip
             return
         profile = f"{session.profile.name} ({session.profile.environment.upper()})"
         click.echo(f"batch {plan.file.path.name}: {_rows(len(plan.file.lines))}, profile {profile}")
@@ -86,35 +88,32 @@ class BatchCommand:
     def _report(self, plan: BatchPlan, run: BatchRun) -> int:
         sent, skipped = run.sent(), run.skipped()
         results = str(plan.file.results_path)
-        if self.as_json:
-            print_json({
-                "rows": len(plan.file.lines),
-                "sent": len(sent),
-                "already_sent": len(run.already_sent()),
-                "skipped": [{"row": r.row, "reason": r.detail} for r in skipped],
-                "results": results,
-            })  # fmt: skip
-        else:
-            statuses: dict[str, int] = {}
-            for result in sent:
-                statuses[result.status] = statuses.get(result.status, 0) + 1
-            counts = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
-            click.echo(
-                f"sent {len(sent)} ({counts or 'none'}); {len(run.already_sent())} sent before; "
-                f"{len(skipped)} skipped; results in {results}"
-            )
-            for result in skipped:
-                click.echo(f"  row {result.row} skipped: {result.detail}")
         unknown = [r for r in run.results if r.attempt and r.attempt.status is RefundStatus.UNKNOWN]
+        failed = [r for r in sent if r.attempt.status is RefundStatus.FAILED]
+        statuses: dict[str, int] = {}
+        for result in sent:
+            statuses[result.status] = statuses.get(result.status, 0) + 1
+        counts = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
+        message = (
+            f"sent {len(sent)} ({counts or 'none'}); {len(run.already_sent())} sent before; "
+            f"{len(skipped)} skipped; results in {results}"
+        )
+        code, exit_code = ("sent", 0)
         if unknown:
-            click.echo(
-                f"{len(unknown)} rows of unknown outcome: run `refund-tui recover`; "
-                "they are never sent again with a new key",
-                err=True,
-            )
-            return 3
-        failed = any(r.attempt and r.attempt.status is RefundStatus.FAILED for r in run.sent())
-        return 1 if skipped or failed else 0
+            code, exit_code = "outcome_unknown", 3
+            message += (f"; {len(unknown)} of unknown outcome: run `refund-tui recover`, they are "
+                        "never sent again with a new key")  # fmt: skip
+        elif skipped or failed:
+            code, exit_code = "rows_not_sent" if skipped else "refused_by_provider", 1
+        if self.as_json:
+            print_outcome(code, message, exit_code, rows=len(plan.file.lines), sent=len(sent),
+                          already_sent=len(run.already_sent()),
+                          skipped=[{"row": r.row, "reason": r.detail} for r in skipped], results=results)  # fmt: skip
+            return exit_code
+        click.echo(message)
+        for result in skipped:
+            click.echo(f"  row {result.row} skipped: {result.detail}")
+        return exit_code
 
 
 def _rows(count: int) -> str:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import sys
 from datetime import datetime
 from pathlib import Path
 
 import click
 
-from refund_tui.commands.output import Refused, print_json
+from refund_tui.commands.output import Refused, print_outcome
 from refund_tui.core.models import ProviderName
 from refund_tui.core.reconcile import Finding, ReadProgress, Report, reconcile
 
@@ -36,33 +37,45 @@ async def run_reconcile(
         click.echo("", err=True)
     if csv_path is not None:
         write_csv(csv_path, report.findings)
+    exit_code = 1 if report.open_findings() or report.unreadable else 0
     if as_json:
-        print_json({"findings": [f.record() for f in report.findings], "payments_checked": report.payments_checked})
+        open_count, unread = len(report.open_findings()), len(report.unreadable)
+        message = f"{report.payments_checked} payments checked: {open_count} findings" + (
+            f", {unread} records could not be read" if unread else "")  # fmt: skip
+        print_outcome("findings" if exit_code else "clean", message, exit_code,
+                      findings=[f.record() for f in report.findings], payments_checked=report.payments_checked,
+                      unreadable=[{"provider": p.value, "payment_reference": ref, "reason": why}
+                                  for p, ref, why in report.unreadable])  # fmt: skip
     else:
         _print(report)
-    for provider_name, reference, why in report.unreadable:
-        click.echo(f"not checked: {provider_name.value} {reference}: {why}", err=True)
-    return 1 if report.open_findings() or report.unreadable else 0
+        for provider_name, reference, why in report.unreadable:
+            click.echo(f"not checked: {provider_name.value} {reference}: {why}", err=True)
+    return exit_code
 
 
 async def acknowledge(
-    session, since: datetime | None, provider: str | None, finding_id: str, note: str
+    session, since: datetime | None, provider: str | None, finding_id: str, note: str, as_json: bool
 ) -> int:
     """Record a note on a finding that reconciling (the same period) still finds."""
     if not note.strip():
-        raise Refused("say what you found: --note is required with --ack")
+        raise Refused("say what you found: --note is required with --ack", code="note_required")
     report = await reconcile(
         session.service, since=since, provider=ProviderName(provider) if provider else None,
         concurrency=session.config.tracking_concurrency,
     )  # fmt: skip
     found = next((f for f in report.findings if f.finding_id == finding_id.strip().lower()), None)
     if found is None:
-        raise Refused(f"no finding {finding_id[:20]!r} in this period: `refund-tui reconcile` lists them")
+        raise Refused(f"no finding {finding_id[:20]!r} in this period: `refund-tui reconcile` lists them",
+                      code="no_such_finding")
     ack = session.ledger.acknowledge_finding(
         found.finding_id, kind=found.kind.value, provider=found.provider,
         payment_reference=found.payment_reference, note=note, operator=session.service.operator,
     )  # fmt: skip
-    click.echo(f"acknowledged {found.finding_id} ({found.kind.value}, {found.payment_reference}): {ack.note}")
+    message = f"acknowledged {found.finding_id} ({found.kind.value}, {found.payment_reference}): {ack.note}"
+    if as_json:
+        print_outcome("acknowledged", message, 0, finding=dataclasses.replace(found, acknowledged=ack).record())
+    else:
+        click.echo(message)
     return 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from refund_tui.commands.output import Refused, attempt_line
+from refund_tui.commands.output import Refused, attempt_line, never_prompt
 from refund_tui.commands.refund import report, unknown_outcome
 from refund_tui.core.ledger import AttemptNotFound, LedgerError
 from refund_tui.core.models import ProviderError
@@ -18,18 +18,23 @@ from refund_tui.core.validation import amount_confirmed
 
 
 async def resend_attempt(session, attempt_id: str, yes: bool, as_json: bool) -> int:
+    never_prompt(as_json, yes, "add --yes to resend")
     service: RefundService = session.service
     try:
         evidence = await service.resend_evidence(attempt_id)
-    except (AttemptNotFound, LedgerError, ProviderError) as error:
-        raise Refused(str(error)) from None
+    except AttemptNotFound as error:
+        raise Refused(str(error), code="not_found") from None
+    except LedgerError as error:
+        raise Refused(str(error), code="ledger_error") from None
+    except ProviderError as error:
+        raise Refused(error.message, code="provider_error") from None
     attempt = evidence.attempt
     if not as_json:
         click.echo(attempt_line(attempt))
         for line in evidence.lines():
             click.echo(f"    {line}")
     if evidence.refusal is not None:
-        raise Refused(f"not resent: {evidence.refusal}")
+        raise Refused(f"not resent: {evidence.refusal}", code="not_allowed")
     if not yes:
         typed = click.prompt(
             f"Resending may pay twice if the first request still executes. Type the amount "
@@ -37,11 +42,15 @@ async def resend_attempt(session, attempt_id: str, yes: bool, as_json: bool) -> 
             default="",
         )
         if not amount_confirmed(typed, attempt.amount):
-            raise Refused("the amount typed does not match: nothing was sent")
+            raise Refused("the amount typed does not match: nothing was sent", code="not_confirmed")
     try:
         resent = await service.resend(attempt.attempt_id)
-    except (RefundNotAllowed, ProviderError, LedgerError) as error:
-        raise Refused(str(error)) from None
+    except RefundNotAllowed as error:
+        raise Refused(str(error), code="not_allowed") from None
+    except ProviderError as error:
+        raise Refused(error.message, code="provider_error") from None
+    except LedgerError as error:
+        raise Refused(str(error), code="ledger_error") from None
     except OutcomeUnknown as error:
-        return unknown_outcome(error)
+        return unknown_outcome(error, as_json)
     return report(resent, as_json)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+from collections import Counter
 from datetime import datetime
 from typing import TextIO
 
 import click
 
-from refund_tui.commands.output import Refused, attempt_line, attempt_record, print_json
+from refund_tui.commands.output import ATTEMPT_HEADER, Refused, attempt_line, attempt_record, print_outcome
 from refund_tui.core.ledger import AUDIT_FIELDS, Attempt, LedgerError
 from refund_tui.core.models import RefundStatus
 
@@ -27,12 +28,39 @@ def _select(session, reference: str | None, limit: int) -> list[Attempt]:
         pass
     attempts = ledger.attempts(payment_reference=reference, limit=limit)
     if not attempts:
-        raise Refused(f"no refund in the ledger matches {reference!r}")
+        raise Refused(f"no refund in the ledger matches {reference!r}", code="not_found")
     return attempts
 
 
+def _verdict(attempts: list[Attempt]) -> tuple[int, str]:
+    """Exit code and code of ``status REF``: the most urgent state among its refunds."""
+    statuses = {attempt.status for attempt in attempts}
+    if RefundStatus.UNKNOWN in statuses:
+        return 3, "outcome_unknown"
+    if not all(status.is_terminal for status in statuses):
+        return 4, "in_flight"
+    for status in (RefundStatus.FAILED, RefundStatus.REVERSED):
+        if status in statuses:
+            return 1, status.value
+    return 0, "completed"
+
+
+def _counts(attempts: list[Attempt]) -> str:
+    counts = Counter(attempt.status.value for attempt in attempts)
+    return ", ".join(f"{count} {status}" for status, count in counts.items())
+
+
+def _print_table(attempts: list[Attempt]) -> None:
+    click.echo(ATTEMPT_HEADER)
+    for attempt in attempts:
+        click.echo(attempt_line(attempt))
+
+
 async def show_status(session, reference: str | None, watch: bool, limit: int, as_json: bool) -> int:
-    """Poll the in-flight refunds, then print; with ``watch``, until all shown are final."""
+    """Poll the in-flight refunds, then print; with ``watch``, until all shown are final.
+
+    With ``reference`` the exit code says where its refunds stand (see ``_verdict``).
+    """
     while True:
         await session.service.track(force=True)
         attempts = _select(session, reference, limit)
@@ -40,35 +68,48 @@ async def show_status(session, reference: str | None, watch: bool, limit: int, a
             break
         if not as_json:
             click.echo(f"-- {len(attempts)} refunds, {sum(not a.status.is_terminal for a in attempts)} in flight")
-            for attempt in attempts:
-                click.echo(attempt_line(attempt))
+            _print_table(attempts)
         await asyncio.sleep(WATCH_INTERVAL)
-    if as_json:
-        print_json([attempt_record(attempt) for attempt in attempts])
-    elif not attempts:
-        click.echo("no refunds in the ledger yet")
+    if reference is None:
+        exit_code, code = 0, "listed"
+        message = f"{len(attempts)} refunds: {_counts(attempts)}" if attempts else "no refunds in the ledger yet"
     else:
-        for attempt in attempts:
-            click.echo(attempt_line(attempt))
-    return 0
+        exit_code, code = _verdict(attempts)
+        message = f"{reference}: {_counts(attempts)}"
+    if as_json:
+        print_outcome(code, message, exit_code, refunds=[attempt_record(attempt) for attempt in attempts])
+    elif not attempts:
+        click.echo(message)
+    else:
+        _print_table(attempts)
+    return exit_code
 
 
 async def run_recovery(session, as_json: bool) -> int:
     """Resolve pending/unknown attempts; exit 3 while any outcome is still not known."""
     results = await session.service.recover()
-    if as_json:
-        print_json([{**attempt_record(r.attempt), "outcome": r.outcome} for r in results])
-    elif not results:
-        click.echo("nothing to recover: no pending or unknown refund attempts")
-    for result in results if not as_json else ():
-        click.echo(f"{attempt_line(result.attempt)}\n    -> {result.outcome}")
     open_ended = [
         r for r in results
         if r.attempt.status is RefundStatus.UNKNOWN
         or (not r.attempt.status.is_terminal and r.attempt.provider_reference is None)
         or r.outcome.startswith("error:")
     ]  # fmt: skip
-    return 3 if open_ended else 0
+    exit_code = 3 if open_ended else 0
+    if not results:
+        code, message = "nothing_to_recover", "nothing to recover: no pending or unknown refund attempts"
+    else:
+        code = "outcome_unknown" if open_ended else "recovered"
+        message = f"{len(results)} attempts checked, {len(open_ended)} still of unknown outcome"
+    if as_json:
+        print_outcome(code, message, exit_code,
+                      refunds=[{**attempt_record(r.attempt), "outcome": r.outcome} for r in results])
+        return exit_code
+    if results:
+        click.echo(ATTEMPT_HEADER)
+    for result in results:
+        click.echo(f"{attempt_line(result.attempt)}\n    -> {result.outcome}")
+    click.echo(message)
+    return exit_code
 
 
 def write_export(fmt: str, since: datetime | None, output: TextIO, profile: str | None) -> None:

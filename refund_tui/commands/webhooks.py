@@ -17,7 +17,7 @@ import sys
 import click
 import httpx
 
-from refund_tui.commands.output import Refused, print_json
+from refund_tui.commands.output import Refused, print_outcome
 from refund_tui.config import ConfigError, Profile, load_config
 from refund_tui.core.credentials import WEBHOOK_SECRET, CredentialsError, CredentialStore
 from refund_tui.core.ledger import Ledger, LedgerError
@@ -181,8 +181,11 @@ def list_notices(profile_name: str | None, kept: bool, limit: int, as_json: bool
     finally:
         ledger.close()
     if as_json:
-        print_json(
-            [
+        print_outcome(
+            "listed",
+            f"{len(stored)} notifications" + (" kept for reconciliation" if kept else ""),
+            0,
+            notifications=[
                 {
                     "received_at": item.received_at.isoformat(),
                     "provider": item.notice.provider.value,
@@ -194,7 +197,7 @@ def list_notices(profile_name: str | None, kept: bool, limit: int, as_json: bool
                     "attempt_id": item.attempt_id,
                 }
                 for item in stored
-            ]
+            ],
         )
         return
     if not stored:

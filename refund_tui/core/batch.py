@@ -337,8 +337,8 @@ async def run_batch(
     on_progress: Callable[[Progress], None] = lambda progress: None,
     on_result: Callable[[RowResult], None] = lambda result: None,
 ) -> BatchRun:
-    """Send every ready row once, at most ``concurrency`` at a time; one row's failure never
-    stops the others. Rows recorded by an earlier run are not sent again: those whose answer
+    """Send every ready row once, at most ``concurrency`` at a time (the rows of one payment in
+    file order, one after another); one row's failure never stops the others. Rows recorded by an earlier run are not sent again: those whose answer
     never came (a run killed half-way) are resolved as ``recover`` would, never with a new key."""
     earlier = {row: service.ledger.get(attempt_id) for row, attempt_id in plan.recorded.items()}
     cut_short = {a.attempt_id for a in earlier.values() if a.provider_reference is None and not a.status.is_terminal}
@@ -369,8 +369,18 @@ async def run_batch(
         on_result(result)
         return result
 
+    async def send_in_turn(rows: list[tuple[BatchLine, PreparedRefund]]) -> list[RowResult]:
+        """The rows of one payment, one after another: the ledger refuses a refund while
+        another of the same payment has no known outcome yet."""
+        return [await send(line, prepared) for line, prepared in rows]
+
+    by_payment: dict[tuple[ProviderName, str], list[tuple[BatchLine, PreparedRefund]]] = {}
+    for line, prepared in plan.ready:
+        payment = prepared.draft.payment
+        by_payment.setdefault((payment.provider, payment.reference), []).append((line, prepared))
     on_progress(progress)
-    results += await asyncio.gather(*(send(line, prepared) for line, prepared in plan.ready))
+    for sent in await asyncio.gather(*map(send_in_turn, by_payment.values())):
+        results += sent
     results.sort(key=lambda result: result.row)
     return run
 

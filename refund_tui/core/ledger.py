@@ -38,6 +38,7 @@ __all__ = [
     "Ledger",
     "LedgerError",
     "LedgerLost",
+    "RefundInFlight",
     "NewAttempt",
     "Operator",
 ]
@@ -106,6 +107,21 @@ class Acknowledgement:
     note: str
     at: datetime
     operator: str
+
+
+class RefundInFlight(CapExceeded):
+    """Another refund of the payment has no known outcome yet: a new one could pay twice."""
+
+    def __init__(self, attempt_id: str, payment_reference: str, currency: str) -> None:
+        Exception.__init__(
+            self,
+            f"refund {attempt_id[:8]} of {payment_reference} is still in flight with no known "
+            "outcome: resolve it first (refund-tui recover, or its details); a new refund now "
+            "could pay the customer twice",
+        )
+        self.remaining = Money.zero(currency)
+        self.payment_reference = payment_reference
+        self.attempt_id = attempt_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -502,8 +518,10 @@ class Ledger:
 
         ``limit`` is what the provider says is left to refund; ``known_references`` are the
         refunds the provider already reports, so they are not counted twice. Raises
-        CapExceeded when this attempt plus the ledger's refunds in flight would exceed it, and
-        BatchRowRecorded when ``new.batch_row`` already has its attempt.
+        CapExceeded when this attempt plus the ledger's refunds in flight would exceed it;
+        RefundInFlight while another attempt of the payment has no provider reference yet
+        (being sent, or of unknown outcome): it may have paid already; BatchRowRecorded when
+        ``new.batch_row`` already has its attempt.
         """
         _check_new(new, limit)
         known = set(known_references)
@@ -514,13 +532,16 @@ class Ledger:
             if new.batch_row is not None:
                 self._check_batch_row(conn, new.batch_row)
             held = conn.execute(
-                f"""SELECT a.amount_minor, a.currency, c.provider_reference {_ATTEMPTS_FROM}
-                WHERE a.provider = ? AND a.payment_reference = ?
+                f"""SELECT a.amount_minor, a.currency, c.provider_reference, a.attempt_id
+                {_ATTEMPTS_FROM} WHERE a.provider = ? AND a.payment_reference = ?
                 AND c.status IN ({", ".join("?" * len(_HOLDING))})""",
                 (new.provider.value, new.payment_reference, *_HOLDING),
             ).fetchall()
+            for *_, reference, other in held:
+                if reference is None:
+                    raise RefundInFlight(other, new.payment_reference, limit.currency)
             in_flight = Money.zero(limit.currency)
-            for amount_minor, currency, reference in held:
+            for amount_minor, currency, reference, _ in held:
                 if reference is None or reference not in known:
                     in_flight = in_flight + Money(amount_minor, currency)
             if in_flight + new.amount > limit:

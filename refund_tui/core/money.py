@@ -117,29 +117,30 @@ def _too_precise(currency: str, places: int) -> str:
 
 
 def parse_amount(text: str, currency: str, maximum: Money | None = None) -> Money:
-    """Parse operator text such as ``"1,500"``, ``"1500.50"`` or ``" 150 "`` strictly.
+    """Parse operator text such as ``"1,500"``, ``"1 500"``, ``"1500.50"`` or ``" 150 GHS"`` strictly.
 
-    Each way the text can be wrong gets its own message; nothing is ever rounded.
+    Each way the text can be wrong gets its own message; nothing is ever rounded. Whitespace
+    around the amount is ignored; inside it, a space (or a no-break space) is accepted only
+    as a thousands separator, under the same rule as a comma, so ``"1 5"`` is never 15.
     ``maximum`` caps the amount (the refundable balance) with a message that names it.
     """
     places = minor_units(currency)
-    cleaned = "".join(text.split())
-    if cleaned.upper().endswith(currency):
-        cleaned = cleaned[: -len(currency)]
-    if not cleaned:
+    shown = text.strip()
+    number = shown
+    if number.upper().endswith(currency):
+        number = number[: -len(currency)].rstrip(" ")
+    if not number:
         raise MoneyError("enter an amount")
-    if cleaned.startswith("-"):
+    if number.startswith("-"):
         raise MoneyError("the amount must be more than zero")
-    if "," in cleaned and not _grouping_ok(cleaned):
-        raise MoneyError(f"{text.strip()!r} is not a number (use 1,500 or 1500.50)")
-    digits = cleaned.replace(",", "")
+    digits = _ungrouped(number.translate(_NO_BREAK_SPACES), shown)
     if not (digits.isascii() and digits.replace(".", "", 1).isdigit()):
-        raise MoneyError(f"{text.strip()!r} is not a number")
+        raise MoneyError(f"{shown!r} is not a number")
     value = Decimal(digits)
     if value == 0:
         raise MoneyError("the amount must be more than zero")
     if value > MAX_MAJOR_UNITS:
-        raise MoneyError(f"{text.strip()} is absurdly large: over {MAX_MAJOR_UNITS:,} {currency}")
+        raise MoneyError(f"{shown} is absurdly large: over {MAX_MAJOR_UNITS:,} {currency}")
     # Strict: "2.000" may mean two thousand (a French-style separator), so extra digits after
     # the point are refused even when they are zeros; a whole-number currency takes no point.
     fraction = digits.partition(".")[2]
@@ -151,12 +152,29 @@ def parse_amount(text: str, currency: str, maximum: Money | None = None) -> Mone
     return amount
 
 
-def _grouping_ok(text: str) -> bool:
-    """True when commas group thousands properly (``1,500``, ``12,345.50``), and only there."""
+#: No-break spaces (French-style grouping, as pasted from documents) count as spaces.
+_NO_BREAK_SPACES = str.maketrans({"\u00a0": " ", "\u202f": " "})
+
+
+def _ungrouped(number: str, shown: str) -> str:
+    """``number`` without its thousands separators: commas or spaces, one kind, in groups of
+    three (``1,500``, ``12 345.50``); any other use of either is refused."""
+    separators = {char for char in number if char in ", "}
+    if not separators:
+        return number
+    if len(separators) == 1:
+        separator = separators.pop()
+        if _grouping_ok(number, separator):
+            return number.replace(separator, "")
+    raise MoneyError(f"{shown!r} is not a number (use 1,500 or 1500.50)")
+
+
+def _grouping_ok(text: str, separator: str) -> bool:
+    """True when ``separator`` groups thousands properly (``1,500``, ``12,345.50``), and only there."""
     whole, _, fraction = text.partition(".")
-    groups = whole.split(",")
+    groups = whole.split(separator)
     return (
-        "," not in fraction
+        separator not in fraction
         and 1 <= len(groups[0]) <= 3
         and all(len(group) == 3 for group in groups[1:])
     )

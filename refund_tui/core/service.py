@@ -284,6 +284,7 @@ class RefundService:
         blockers; the ledger learns any status the provider now reports differently."""
         known = {refund.reference: refund for refund in payment.refunds}
         in_flight = Money.zero(payment.currency)
+        unanswered = None
         keyless = not self.provider(payment.provider).idempotent
         for attempt in self.ledger.attempts(
             provider=payment.provider, payment_reference=payment.reference
@@ -295,10 +296,12 @@ class RefundService:
                 self.outcomes.record(attempt, reported, "lookup")
             elif reported is None and attempt.status.holds_balance:
                 in_flight = in_flight + attempt.amount
+                if attempt.provider_reference is None:
+                    unanswered = attempt
         held = payment.refunds_holding_balance() + in_flight
         refundable = max(payment.amount - held, Money.zero(payment.currency))
         window_closes = self._window_closes(payment)
-        blockers = self._blockers(payment, refundable, in_flight, window_closes)
+        blockers = self._blockers(payment, refundable, in_flight, window_closes, unanswered)
         if payment.status is not PaymentStatus.SUCCESSFUL or (
             window_closes is not None and window_closes <= self.clock()
         ):
@@ -317,9 +320,19 @@ class RefundService:
         return payment.created_at + window if window else None
 
     def _blockers(
-        self, payment: Payment, refundable: Money, in_flight: Money, closes: datetime | None
+        self,
+        payment: Payment,
+        refundable: Money,
+        in_flight: Money,
+        closes: datetime | None,
+        unanswered: Attempt | None,
     ) -> tuple[str, ...]:
         blockers = []
+        if unanswered is not None:
+            blockers.append(
+                f"refund {unanswered.attempt_id[:8]} is still in flight with no known outcome: "
+                "resolve it first (a new refund now could pay twice)"
+            )
         if payment.status is not PaymentStatus.SUCCESSFUL:
             blockers.append(f"the payment is {payment.status.value}, not successful")
         elif refundable.minor == 0:

@@ -124,6 +124,8 @@ class ReconcileScreen(Screen):
     @on(Done)
     def _done(self, message: Done) -> None:
         self.report = report = message.report
+        if report.updated:  # statuses learnt from the records: the banner counts them now
+            self.app.refresh_counts()
         table = self.query_one(DataTable)
         table.clear()
         for finding in report.findings:

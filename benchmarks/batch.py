@@ -21,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -37,20 +39,30 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_simulator(port: int) -> subprocess.Popen:
-    simulator = subprocess.Popen(
+@contextmanager
+def simulator() -> Iterator[tuple[str, httpx.Client]]:
+    """A simulator process (settlement unit 0.05 s): its URL and a client of its control API."""
+    port = free_port()
+    process = subprocess.Popen(
         [sys.executable, "-m", "refund_tui", "sandbox", "--port", str(port), "--settle-seconds", "0.05"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/_sandbox/", timeout=1)
-            return simulator
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    simulator.kill()
-    raise SystemExit("the simulator did not start")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(f"{url}/_sandbox/", timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the simulator did not start") from None
+                time.sleep(0.1)
+        with httpx.Client(base_url=f"{url}/_sandbox") as control:
+            yield url, control
+    finally:
+        process.terminate()
+        process.wait()
 
 
 def write_file(control: httpx.Client, path: Path, rows: int) -> None:
@@ -88,23 +100,16 @@ def print_against_ideal(rows: list[tuple[str, float, float]]) -> None:
 
 
 def main(rows: int, latency_ms: int, concurrency: int) -> None:
-    port = free_port()
-    simulator = start_simulator(port)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        with tempfile.TemporaryDirectory() as folder, httpx.Client(base_url=f"{url}/_sandbox") as control:
-            path = Path(folder) / "batch.csv"
-            write_file(control, path, rows)
-            control.post("/faults", json={"latency_ms": latency_ms})
-            seeded = len(control.get("/refunds").json())
-            env = dict(os.environ, REFUND_TUI_HOME=str(Path(folder) / "home"), REFUND_TUI_SANDBOX_URL=url)
-            common = ("batch", str(path), "--json", "--concurrency", str(concurrency))
-            dry_seconds, dry, _ = timed(env, *common, "--dry-run")
-            run_seconds, run, peak_mb = timed(env, *common, "--yes")
-            executed = len(control.get("/refunds").json()) - seeded
-    finally:
-        simulator.terminate()
-        simulator.wait()
+    with simulator() as (url, control), tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "batch.csv"
+        write_file(control, path, rows)
+        control.post("/faults", json={"latency_ms": latency_ms})
+        seeded = len(control.get("/refunds").json())
+        env = dict(os.environ, REFUND_TUI_HOME=str(Path(folder) / "home"), REFUND_TUI_SANDBOX_URL=url)
+        common = ("batch", str(path), "--json", "--concurrency", str(concurrency))
+        dry_seconds, dry, _ = timed(env, *common, "--dry-run")
+        run_seconds, run, peak_mb = timed(env, *common, "--yes")
+        executed = len(control.get("/refunds").json()) - seeded
     ideal = rows * latency_ms / 1000 / concurrency
     print(f"batch of {rows} rows, simulator latency {latency_ms} ms, concurrency {concurrency}")
     print_against_ideal([

@@ -20,40 +20,32 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-from batch import free_port, print_against_ideal, start_simulator, timed, write_file
+from batch import print_against_ideal, simulator, timed, write_file
 
 
 def main(payments: int, latency_ms: int, concurrency: int) -> None:
-    port = free_port()
-    simulator = start_simulator(port)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        with tempfile.TemporaryDirectory() as folder, httpx.Client(base_url=f"{url}/_sandbox") as control:
-            home = Path(folder) / "home"
-            (home / "config").mkdir(parents=True)
-            (home / "config" / "config.toml").write_text(f"[tracking]\nconcurrency = {concurrency}\n")
-            env = dict(os.environ, REFUND_TUI_HOME=str(home), REFUND_TUI_SANDBOX_URL=url)
-            path = Path(folder) / "batch.csv"
-            write_file(control, path, payments)
-            made = subprocess.run([sys.executable, "-m", "refund_tui", "batch", str(path), "--yes", "--json",
-                                   "--concurrency", "16"], env=env, capture_output=True, text=True)  # fmt: skip
-            if made.returncode != 0:
-                raise SystemExit(f"the batch failed: {made.stderr[-500:]}")
-            time.sleep(0.5)  # every refund settles
-            ours = control.get("/refunds").json()[-1]["refund_reference"]
-            control.post(f"/refunds/{ours}/duplicate", json={})
-            control.post("/faults", json={"latency_ms": latency_ms})
-            first_seconds, _, _ = timed(env, "reconcile", "--json")
-            seconds, report, peak_mb = timed(env, "reconcile", "--json")
-    finally:
-        simulator.terminate()
-        simulator.wait()
+    with simulator() as (url, control), tempfile.TemporaryDirectory() as folder:
+        home = Path(folder) / "home"
+        (home / "config").mkdir(parents=True)
+        (home / "config" / "config.toml").write_text(f"[tracking]\nconcurrency = {concurrency}\n")
+        env = dict(os.environ, REFUND_TUI_HOME=str(home), REFUND_TUI_SANDBOX_URL=url)
+        path = Path(folder) / "batch.csv"
+        write_file(control, path, payments)
+        made = subprocess.run([sys.executable, "-m", "refund_tui", "batch", str(path), "--yes", "--json",
+                               "--concurrency", "16"], env=env, capture_output=True, text=True)  # fmt: skip
+        if made.returncode != 0:
+            raise SystemExit(f"the batch failed: {made.stderr[-500:]}")
+        time.sleep(0.5)  # every refund settles
+        ours = control.get("/refunds").json()[-1]["refund_reference"]
+        control.post(f"/refunds/{ours}/duplicate", json={})
+        control.post("/faults", json={"latency_ms": latency_ms})
+        first_seconds, _, _ = timed(env, "reconcile", "--json")
+        seconds, report, peak_mb = timed(env, "reconcile", "--json")
     ideal = payments * latency_ms / 1000 / concurrency
     kinds = sorted({finding["kind"] for finding in report["findings"]})
     print(f"reconciling {payments} payments, simulator latency {latency_ms} ms, concurrency {concurrency}")
     print_against_ideal([
-        ("first (records 1,000 settlements)", first_seconds, ideal),
+        (f"first (records {payments:,} settlements)", first_seconds, ideal),
         ("again (the ledger up to date)", seconds, ideal),
     ])
     print(f"  payments checked {report['payments_checked']}, findings {len(report['findings'])} {kinds}")

@@ -34,12 +34,27 @@ class RefundCli(click.Group):
 
         args = sys.argv[1:] if args is None else list(args)
         try:
+            _check_text(args)
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.ClickException as error:
             fail(error, as_json=wants_json(args))
         except click.Abort:
             fail(Refused("stopped: nothing was sent or stored", code="aborted"), as_json=wants_json(args))
         sys.exit(result if isinstance(result, int) else 0)
+
+
+def _check_text(args: list[str]) -> None:
+    """Arguments that are not valid UTF-8 (a Latin-1 terminal) are refused before any use."""
+    from refund_tui.commands.output import Misuse
+
+    for position, arg in enumerate(args, start=1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            raise Misuse(
+                f"argument {position} is not valid UTF-8 text: set your terminal to UTF-8",
+                code="not_utf8",
+            ) from None
 
 
 class Seconds(click.FloatRange):
@@ -139,6 +154,7 @@ def sandbox(host: str, port: int, state_path: Path | None, settle_seconds: float
 
 def _run(profile_name: str, work: Callable[[object], Awaitable[T]]) -> T:
     """Open the profile's session, run ``work(session)``, always close it."""
+    from refund_tui.commands.credentials import unlock_for_profile
     from refund_tui.commands.output import Misuse, Refused
     from refund_tui.config import ConfigError
     from refund_tui.core.credentials import CredentialsError
@@ -146,6 +162,7 @@ def _run(profile_name: str, work: Callable[[object], Awaitable[T]]) -> T:
     from refund_tui.serving import ServeError
     from refund_tui.session import Session, SessionError
 
+    unlock_for_profile(profile_name)
     try:
         session = Session.open(profile_name)
     except ConfigError as error:

@@ -120,6 +120,11 @@ def paths() -> Paths:
     home = os.environ.get(HOME_VARIABLE, "").strip()
     if home:
         root = Path(home).expanduser()
+        if not root.is_absolute():
+            raise ConfigError(
+                f"{HOME_VARIABLE}={home} is a relative path: each working directory would get "
+                "its own ledger; give an absolute path"
+            )
         return Paths(config_dir=root / "config", data_dir=root / "data")
     return Paths(
         config_dir=platformdirs.user_config_path(APP_NAME),
@@ -289,6 +294,19 @@ class _File(_Strict):
                     "(at most 32, starting with a letter)"
                 )
         return profiles
+
+    @model_validator(mode="after")
+    def _quiet_outlasts_every_request(self) -> _File:
+        """A resend is never offered while the first request can still be waiting."""
+        quiet = self.recovery.resend_quiet_minutes * 60
+        for name, profile in self.profiles.items():
+            if profile.vesicash is not None and quiet < 3 * profile.vesicash.timeout_seconds + 30:
+                raise ValueError(
+                    f"recovery.resend_quiet_minutes must be at least 3 x "
+                    f"profiles.{name}.vesicash.timeout_seconds + 30 s "
+                    f"({(3 * profile.vesicash.timeout_seconds + 30) / 60:g} min)"
+                )
+        return self
 
     @model_validator(mode="after")
     def _default_exists(self) -> _File:

@@ -33,14 +33,20 @@ class LedgerMissing(LedgerError):
 def _registry() -> Iterator[dict[str, str]]:
     """The recorded identities, locked against other processes; changes are saved."""
     file = paths().config_dir / REGISTRY_NAME
-    file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with open(os.open(file, os.O_RDWR | os.O_CREAT, 0o600), "r+", encoding="utf-8") as handle:
+    try:
+        file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        handle = open(os.open(file, os.O_RDWR | os.O_CREAT, 0o600), "r+", encoding="utf-8")
+    except OSError as error:
+        raise LedgerMissing(f"cannot open {file}: {error.strerror}") from None
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
-        text = handle.read()
         try:
+            text = handle.read()
             known = json.loads(text) if text.strip() else {}
-        except ValueError:
-            raise LedgerMissing(f"{file} is not readable JSON: fix or remove it") from None
+        except (ValueError, UnicodeError):
+            known = None
+        if not isinstance(known, dict) or not all(isinstance(v, str) for v in known.values()):
+            raise LedgerMissing(f"{file} is not a refund-tui ledger registry: fix or remove it")
         before = dict(known)
         yield known
         if known != before:
@@ -52,7 +58,8 @@ def _registry() -> Iterator[dict[str, str]]:
 
 
 def _key(path: Path) -> str:
-    return str(path.resolve())
+    """The path as configured (absolute, symlinks kept): a repointed link is another ledger."""
+    return os.path.abspath(path)
 
 
 def open_profile_ledger(profile: str, *, create: bool = True) -> Ledger:
@@ -84,20 +91,40 @@ def open_profile_ledger(profile: str, *, create: bool = True) -> Ledger:
 
 
 def start_afresh(profile: str) -> tuple[Ledger, list[Path]]:
-    """A new empty ledger for the profile; any file at its path is set aside, never deleted.
+    """A new empty ledger for the profile, after its ledger went missing or was replaced; a
+    file at its path is set aside under a new name, never deleted or overwritten.
 
-    Returns the ledger and where the old files went.
+    Returns the ledger and where the old files went. Refuses an intact ledger.
     """
     path = paths().ledger_file(profile)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{os.getpid()}"
     moved = []
     with _registry() as known:
-        for suffix in _SUFFIXES:
-            old = path.with_name(path.name + suffix)
-            if old.exists():
+        expected = known.get(_key(path))
+        if path.exists() and expected is not None and _ledger_id(path) == expected:
+            raise LedgerMissing(
+                f"the ledger {path} is intact: --force only starts afresh after a ledger went "
+                "missing or was replaced (move the file away yourself to retire it)"
+            )
+        try:
+            for suffix in _SUFFIXES:
+                old = path.with_name(path.name + suffix)
                 aside = path.with_name(f"{path.name}.set-aside-{stamp}{suffix}")
-                old.rename(aside)
-                moved.append(aside)
+                if old.exists():
+                    os.link(old, aside)  # fails rather than overwrite
+                    old.unlink()
+                    moved.append(aside)
+        except OSError as error:
+            raise LedgerMissing(f"cannot set {path} aside: {error.strerror}") from None
         ledger = Ledger(path)
         known[_key(path)] = ledger.ledger_id
     return ledger, moved
+
+
+def _ledger_id(path: Path) -> str | None:
+    """The id of the ledger file at ``path``; None when it is not a readable ledger."""
+    try:
+        with Ledger(path) as ledger:
+            return ledger.ledger_id
+    except LedgerError:
+        return None

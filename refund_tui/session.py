@@ -128,7 +128,7 @@ def _live_providers(profile: Profile) -> dict:
         settings: ProviderSettings | None = getattr(profile, name.value)
         if settings is None:
             continue
-        credentials = store.get(profile.name, name, live=profile.is_live)
+        credentials = store.get(profile.name, name)
         providers[name] = make_provider(name, settings, credentials)
     if not providers:
         raise SessionError(f"profile '{profile.name}' configures no provider")

@@ -30,5 +30,5 @@ def command(offset_minutes: int, *args: str) -> list[str]:
 
 def run(env: dict[str, str], offset_minutes: int, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        command(offset_minutes, *args), env=env, capture_output=True, text=True, timeout=60
+        command(offset_minutes, *args), env=env, capture_output=True, text=True, timeout=180
     )

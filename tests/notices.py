@@ -43,11 +43,14 @@ WORDS = {
 
 
 @contextmanager
-def running_receiver(ledger: Ledger, secrets_by_provider: dict | None = None) -> Iterator[str]:
-    """A receiver writing to ``ledger``; yields its base URL."""
+def running_receiver(
+    ledger: Ledger, secrets_by_provider: dict | None = None, **settings: float
+) -> Iterator[str]:
+    """A receiver writing to ``ledger`` (``settings``: create_receiver's); yields its base URL."""
     chosen = secrets_by_provider or SECRETS
     endpoints = {p: Endpoint(DEFAULT_SCHEMES[p], Secret(s)) for p, s in chosen.items()}
-    with BackgroundServer(create_receiver(NoticeInbox(ledger), endpoints), name="receiver") as server:
+    app = create_receiver(NoticeInbox(ledger), endpoints, **settings)
+    with BackgroundServer(app, name="receiver") as server:
         yield server.url
 
 

@@ -73,6 +73,14 @@ def test_a_row_that_cannot_be_read_is_marked_not_guessed():
     assert batch.lines[1].unreadable == "5 fields but the header has 4"
 
 
+def test_a_field_with_escape_sequences_is_refused_and_never_shown_raw():
+    batch = parse(f"{HEADER}\nvesicash,VSC-1,1,\x1b]0;pwned\x07Refund\x1b[31m\nvesicash,VSC-\u202e2,1,a\n")
+
+    first, second = batch.lines
+    assert (first.unreadable, first.reason) == ("reason: holds control characters or escape sequences", "Refund")
+    assert (second.unreadable, second.payment) == ("payment: holds control characters or escape sequences", "VSC-2")
+
+
 def test_results_go_beside_the_file():
     assert parse(f"{HEADER}\nvesicash,VSC-1,1,a\n").results_path == Path("refunds.results.csv")
     assert parse_batch(Path("d/list"), f"{HEADER}\nx,y,1,a\n".encode()).results_path == Path("d/list.results.csv")

@@ -206,7 +206,7 @@ def test_credentials_status_without_a_keyring_backend(tmp_path):
     env.update(REFUND_TUI_HOME=str(tmp_path), PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring")
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.toml").write_text(
-        '[profiles.prod]\nenvironment = "live"\n[profiles.prod.vesicash]\nbase_url = "https://v.example"\n'
+        '[profiles.prod]\nenvironment = "live"\n[profiles.prod.vesicash]\nbase_url = "https://vesicash.invalid"\n'
     )
     result = cli(env, "credentials", "status", "--profile", "prod", "--provider", "vesicash")
     output = result.stdout + result.stderr

@@ -491,3 +491,49 @@ async def test_errors_known_by_message_any_case_or_by_status(
     error = await failure(clients[ProviderName.VESICASH].get_payment("P1"))
 
     assert (error.code, error.http_status, error.raw_message) == (code, status, message)
+
+
+#: A title change, a colour and a carriage return, as a hostile or broken provider might send.
+ESCAPES = "\x1b]0;PWNED\x07\x1b[31m\r"
+
+
+async def test_provider_text_arrives_without_terminal_controls(scripted, clients):
+    refund = NOVASEND_REFUND | {
+        "reason": f"Client{ESCAPES} cancellation",
+        "failureReason": f"No{ESCAPES} wallet",
+    }
+    payin = NOVASEND_PAYIN | {"customer": {"name": f"Aya{ESCAPES}\u202e Kouassi"}, "refunds": [refund]}
+    scripted.answer("/v1/payin/P1", JSONResponse(payin))
+
+    payment = await clients[ProviderName.NOVASEND].get_payment("P1")
+
+    assert payment.customer_name == "Aya  Kouassi"
+    assert (payment.refunds[0].reason, payment.refunds[0].failure_reason) == (
+        "Client  cancellation",
+        "No  wallet",
+    )
+
+
+@pytest.mark.parametrize("provider", list(ProviderName))
+async def test_a_provider_error_message_is_quoted_without_terminal_controls(scripted, clients, provider):
+    body = {"code": f"tea{ESCAPES}pot", "message": f"Teapot{ESCAPES} mode", "statusCode": 418}
+    scripted.answer(PAYMENT_PATH[provider], JSONResponse(body, 418))
+
+    error = await failure(clients[provider].get_payment("P1"))
+
+    assert error.message == f'{provider.value.title()} refused the request: "Teapot  mode"'
+    assert (error.raw_code, error.raw_message) == ("tea pot", "Teapot  mode")
+
+
+async def test_a_reference_with_terminal_controls_is_a_bad_response_not_altered(scripted, clients):
+    """Changing an identifier could merge two refunds or poll the wrong one: it is refused."""
+    refund = NOVASEND_REFUND | {"reference": f"rf_1{ESCAPES}"}
+    scripted.answer("/v1/payin/P1", JSONResponse(NOVASEND_PAYIN | {"refunds": [refund]}))
+
+    error = await failure(clients[ProviderName.NOVASEND].get_payment("P1"))
+
+    assert error.code is ErrorCode.BAD_RESPONSE
+    assert error.message == (
+        "Novasend's answer has an invalid 'refunds.0.reference': "
+        "Value error, an identifier cannot hold control or invisible characters"
+    )

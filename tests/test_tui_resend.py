@@ -40,7 +40,8 @@ async def test_an_unknown_vesicash_refund_says_what_it_waits_for_and_resends_on_
         await wait_for(pilot, lambda: isinstance(app.screen, ResendScreen))
         offered = flat(screen_text(app))
         await pilot.press(*attempt.amount.plain(), "enter")
-        await wait_for(pilot, lambda: len(executed(sandbox, attempt.payment_reference)) == 1)
+        sent = lambda: len(executed(sandbox, attempt.payment_reference)) == 1  # noqa: E731
+        await wait_for(pilot, sent, timeout=15)
         await wait_for(pilot, lambda: not isinstance(app.screen, ResendScreen))
 
     assert f"to show a refund tagged [{attempt.request.external_reference}]" in explained

@@ -9,6 +9,7 @@ import threading
 
 import keyring
 import pytest
+from keyrings.cryptfile.cryptfile import CryptFileKeyring
 from rich.console import Console
 from textual.widgets import Input, Static
 
@@ -196,7 +197,8 @@ async def test_a_small_terminal_says_the_size_needed(session, app):
 
 async def test_credentials_show_sources_masked_and_never_the_secret(sandbox, home, monkeypatch):
     (home / "config").mkdir()
-    (home / "config" / "config.toml").write_text(LIVE_CONFIG)
+    staging = '[profiles.staging]\nenvironment = "sandbox"\n[profiles.staging.novasend]\nbase_url = "http://x"\n'
+    (home / "config" / "config.toml").write_text(LIVE_CONFIG + staging)
     monkeypatch.setenv("REFUND_TUI_SANDBOX_URL", sandbox.url)
     monkeypatch.setenv("REFUND_TUI_PROD_VESICASH_PUBLIC_KEY", "vsc_pub_LIVEsecretvalue1")
     memory = MemoryKeyring()
@@ -220,23 +222,34 @@ async def test_credentials_show_sources_masked_and_never_the_secret(sandbox, hom
     assert ("prod", "vesicash", "secret_key", "keyring") in rows
     assert ("prod", "novasend", "api_key", "MISSING") in rows
     assert ("sandbox", "vesicash", "-", "simulator") in rows
+    assert ("staging", "novasend", "api_key", "MISSING") in rows  # its own, not demo keys
     assert SET_COMMAND.format(profile="prod", provider="novasend") in report
     assert "MemoryKeyring" in report
     assert "LIVEsecretvalue" not in report
 
 
 async def test_credentials_screen_opens_even_when_the_profile_cannot(home, monkeypatch):
+    """Here the encrypted keyring is locked (no passphrase was asked before the console
+    started): the console says so and never prompts for it where the operator cannot see."""
     (home / "config").mkdir()
     (home / "config" / "config.toml").write_text(LIVE_CONFIG)
-    app = RefundApp("prod")
-    async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: app.session_problem is not None)
-        await leave_the_reference_field(pilot)
-        await pilot.press("k")
-        await settle(pilot)
-        report = flat(full_text(app.screen.query_one("#credentials-report", Static)))
-    assert "prod vesicash public_key MISSING" in report
-    assert "Keyring backend:" in report
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "share"))
+    CryptFileKeyring().keyring_key = "a passphrase not given to the console"  # creates it
+    previous = keyring.get_keyring()
+    keyring.set_keyring(CryptFileKeyring())
+    try:
+        app = RefundApp("prod")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.session_problem is not None)
+            await leave_the_reference_field(pilot)
+            await pilot.press("k")
+            await settle(pilot)
+            report = flat(full_text(app.screen.query_one("#credentials-report", Static)))
+    finally:
+        keyring.set_keyring(previous)
+    assert "the encrypted keyring" in app.session_problem and "is locked" in app.session_problem
+    assert "prod vesicash public_key LOCKED" in report
+    assert "Keyring backend: keyrings.cryptfile.cryptfile.CryptFileKeyring LOCKED" in report
 
 
 async def test_start_up_recovery_resolves_an_attempt_left_unknown(sandbox, session):

@@ -3,7 +3,9 @@
 With ``--json`` every outcome is one JSON object on stdout: ``ok`` (exit code 0), ``code`` (a
 stable snake_case word), ``message`` (what a person would read) and ``exit_code``, plus the
 command's data. Without it, a failure is one line on stderr: ``refused: ...`` (exit 1) or
-``error: ...`` (exit 2, the command cannot run as typed).
+``error: ...`` (exit 2, the command cannot run as typed). Text meant for a terminal passes
+every string from outside (provider, notice, ledger, file) through ``printable``; JSON is
+escaped by ``json.dumps`` (ASCII only) and left as data.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import NoReturn
 import click
 
 from refund_tui.core.ledger import Attempt
+from refund_tui.core.text import printable
 from refund_tui.providers.base import RefundRequest
 
 
@@ -28,7 +31,7 @@ class Refused(click.ClickException):
         self.code = code
 
     def show(self, file=None) -> None:
-        click.echo(f"refused: {self.message}", err=True)
+        click.echo(f"refused: {printable(self.message)}", err=True)
 
 
 class Misuse(click.UsageError):
@@ -79,7 +82,7 @@ def fail(error: click.ClickException, *, as_json: bool) -> NoReturn:
     else:
         context = getattr(error, "ctx", None)
         see = f" (see '{context.command_path} --help')" if usage and context and not isinstance(error, Misuse) else ""
-        click.echo(f"error: {message}{see}", err=True)
+        click.echo(f"error: {printable(message)}{see}", err=True)
     sys.exit(error.exit_code)
 
 
@@ -140,7 +143,8 @@ _COLUMNS = (("CREATED", "<19"), ("ATTEMPT", "<8"), ("PROVIDER", "<8"), ("PAYMENT
 
 
 def _line(cells: list[str]) -> str:
-    return "  ".join(f"{cell:{spec}}" for cell, (_, spec) in zip(cells, _COLUMNS, strict=True)).rstrip()
+    shown = (f"{printable(cell):{spec}}" for cell, (_, spec) in zip(cells, _COLUMNS, strict=True))
+    return "  ".join(shown).rstrip()
 
 
 #: The header row above ``attempt_line`` rows.

@@ -26,6 +26,7 @@ from refund_tui.core.service import (
     RefundService,
     TrailLost,
 )
+from refund_tui.core.text import printable
 from refund_tui.core.validation import RefundInvalid, amount_confirmed
 from refund_tui.providers import CLIENTS
 
@@ -140,7 +141,7 @@ class RefundCommand:
             summary["credentials"] = "sent as headers, never shown"
         width = max(map(len, summary))
         for label, value in summary.items():
-            click.echo(f"{label:>{width}}: {value}")
+            click.echo(f"{label:>{width}}: {printable(value)}")
         if request:
             click.echo("dry run: nothing was sent")
 
@@ -169,7 +170,7 @@ def report(attempt: Attempt, as_json: bool) -> int:
         print_outcome(code, message, exit_code, refund=attempt_record(attempt))
     else:
         click.echo(attempt_line(attempt))
-        click.echo(message, err=exit_code != 0)
+        click.echo(printable(message), err=exit_code != 0)
     return exit_code
 
 
@@ -182,7 +183,7 @@ def unknown_outcome(error: OutcomeUnknown, as_json: bool) -> int:
         print_outcome("ledger_lost" if trail else "outcome_unknown", message, 3,
                       refund=attempt_record(error.attempt), **extra)
     else:
-        click.echo(message, err=True)
+        click.echo(printable(message), err=True)
         if trail:
             click.echo(json.dumps(trail, indent=2))
     return 3

@@ -14,6 +14,7 @@ import click
 from refund_tui.commands.output import ATTEMPT_HEADER, Refused, attempt_line, attempt_record, print_outcome
 from refund_tui.core.ledger import AUDIT_FIELDS, Attempt, LedgerError
 from refund_tui.core.models import RefundStatus
+from refund_tui.core.text import printable
 
 WATCH_INTERVAL = 2.0
 
@@ -107,13 +108,14 @@ async def run_recovery(session, as_json: bool) -> int:
     if results:
         click.echo(ATTEMPT_HEADER)
     for result in results:
-        click.echo(f"{attempt_line(result.attempt)}\n    -> {result.outcome}")
+        click.echo(f"{attempt_line(result.attempt)}\n    -> {printable(result.outcome)}")
     click.echo(message)
     return exit_code
 
 
 def write_export(fmt: str, since: datetime | None, output: TextIO, profile: str | None) -> None:
-    """The audit trail of one profile: one row per status change, joined with its attempt."""
+    """The audit trail of one profile: one row per status change, joined with its attempt.
+    JSON keeps every character exactly (escaped, ASCII only); CSV values are ``printable``."""
     from refund_tui.config import ConfigError, load_config
     from refund_tui.ledger_registry import open_profile_ledger
 
@@ -128,4 +130,10 @@ def write_export(fmt: str, since: datetime | None, output: TextIO, profile: str 
         return
     writer = csv.DictWriter(output, fieldnames=AUDIT_FIELDS)
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({name: _cell(value) for name, value in row.items()} for row in rows)
+
+
+def _cell(value: object) -> object:
+    """A CSV value as a terminal or spreadsheet may show it: text is made printable (JSON
+    export keeps every character, escaped)."""
+    return printable(value) if isinstance(value, str) else value

@@ -17,6 +17,7 @@ import sys
 import click
 import httpx
 
+from refund_tui.commands.credentials import unlock_for_profile
 from refund_tui.commands.output import Refused, print_outcome
 from refund_tui.config import ConfigError, Profile, load_config
 from refund_tui.core.credentials import WEBHOOK_SECRET, CredentialsError, CredentialStore
@@ -25,6 +26,7 @@ from refund_tui.ledger_registry import open_profile_ledger
 from refund_tui.core.models import ProviderName
 from refund_tui.core.notices import NoticeInbox
 from refund_tui.core.secret import Secret
+from refund_tui.core.text import printable
 from refund_tui.core.webhooks import NOVASEND_SCHEME
 from refund_tui.receiver import Endpoint, create_receiver, path_for
 from refund_tui.serving import ServeError, listen, serve_foreground, url_of
@@ -49,13 +51,14 @@ def _open_ledger(profile: Profile) -> Ledger:
 
 def _keyring_secrets(profile: Profile) -> dict[ProviderName, Secret]:
     """Each configured provider's webhook secret; Refused naming what is missing."""
+    unlock_for_profile(profile.name, (WEBHOOK_SECRET,))
     store = CredentialStore()
     secrets, problems = {}, []
     for provider in ProviderName:
         if getattr(profile, provider.value) is None:
             continue
         try:
-            found = store.get(profile.name, provider, live=profile.is_live, fields=(WEBHOOK_SECRET,))
+            found = store.get(profile.name, provider, fields=(WEBHOOK_SECRET,))
         except CredentialsError as error:
             problems.append(str(error))
             continue
@@ -205,7 +208,8 @@ def list_notices(profile_name: str | None, kept: bool, limit: int, as_json: bool
         return
     for item in stored:
         notice = item.notice
+        event, reference = printable(notice.event), printable(notice.refund_reference or "-")
         click.echo(
-            f"{item.received_at:%Y-%m-%d %H:%M:%S}  {notice.provider.value:<8}  {notice.event:<18}  "
-            f"{notice.refund_reference or '-':<28}  {item.outcome.value:<9}  {(item.attempt_id or '-')[:8]}"
+            f"{item.received_at:%Y-%m-%d %H:%M:%S}  {notice.provider.value:<8}  {event:<18}  "
+            f"{reference:<28}  {item.outcome.value:<9}  {(item.attempt_id or '-')[:8]}"
         )

@@ -35,6 +35,7 @@ from refund_tui.core.service import (
     RefundService,
     TrailLost,
 )
+from refund_tui.core.text import is_printable, printable
 from refund_tui.core.validation import RefundInvalid, check_amount
 
 REQUIRED_COLUMNS = ("provider", "payment", "amount", "reason")
@@ -142,8 +143,10 @@ def _line(number: int, record: list[str], columns: list[str], delimiter: str) ->
     if len(record) > len(columns):
         problem = f"{len(record)} fields but the header has {len(columns)}"
     for name, value in zip(columns, record, strict=False):
-        values[name] = value.strip()
-        if len(value) > MAX_FIELD:
+        values[name] = printable(value).strip()  # what a terminal may show of it
+        if not is_printable(value):
+            problem = f"{name}: holds control characters or escape sequences"
+        elif len(value) > MAX_FIELD:
             problem = f"{name}: over {MAX_FIELD} characters"
     if delimiter == ";" and "," in values["amount"]:
         problem = (

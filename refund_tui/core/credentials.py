@@ -5,7 +5,11 @@ Environment variables ``REFUND_TUI_<PROFILE>_<PROVIDER>_<FIELD>`` (upper case, `
 win over the keyring, for non-interactive use. Every keyring call runs in a daemon thread
 with a timeout, because a locked keyring reached over SSH can block forever. A backend that
 cannot work (no D-Bus, disabled, locked) is explained with the fixes; a plain-text backend
-is refused for live profiles. Values leave this module only as ``Secret`` or masked.
+is refused for every profile (only the built-in sandbox profile, whose demo keys come from the
+simulator, never reads the keyring). An encrypted-file keyring (keyrings.cryptfile) is never
+allowed to ask its own passphrase from a worker thread: the caller asks it first, on the
+terminal, and hands it to ``unlock``; until then every read reports the keyring as locked.
+Values leave this module only as ``Secret`` or masked.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import keyring
@@ -55,26 +60,55 @@ class CredentialsError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class BackendStatus:
-    """The keyring backend in use and whether refund-tui can rely on it."""
+    """The keyring backend in use and whether refund-tui can rely on it.
+
+    ``locked``: not usable until unlocked (an encrypted file waiting for its passphrase, see
+    ``CredentialStore.unlock``, or a locked Secret Service collection).
+    """
 
     name: str
     usable: bool
     secure: bool
     problem: str | None
     guidance: str | None
+    locked: bool = False
+
+
+#: Where a field's value comes from (``env``, ``keyring``, ``demo``), or why there is none:
+#: ``missing`` (nothing stored), ``locked`` (the keyring needs unlocking first),
+#: ``unreadable`` (the keyring failed or cannot be used; ``FieldStatus.problem`` says why).
+PRESENT_STATES = ("env", "keyring", "demo")
 
 
 @dataclass(frozen=True, slots=True)
 class FieldStatus:
-    """Where one credential field comes from, shown masked; source None = not set."""
+    """One credential field: its state (see PRESENT_STATES), masked value, problem."""
 
     field: str
-    source: str | None
-    masked: str | None
+    state: str
+    masked: str | None = None
+    problem: str | None = None
+
+    @property
+    def present(self) -> bool:
+        return self.state in PRESENT_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class LockedKeyring:
+    """An encrypted-file keyring waiting for its passphrase; ``path`` for display (``~/``);
+    ``new``: no file yet, so the passphrase is being chosen (ask it twice)."""
+
+    path: str
+    new: bool
 
 
 class _Unavailable(Exception):
     """A keyring call failed or hung; ``args[0]`` is the operator-readable problem."""
+
+
+class _Locked(_Unavailable):
+    """The keyring must be unlocked before this call."""
 
 
 def service_name(profile: str, provider: ProviderName) -> str:
@@ -94,9 +128,9 @@ def guidance(example_variable: str = "REFUND_TUI_PROD_VESICASH_SECRET_KEY") -> s
         "  1. The system Secret Service: install gnome-keyring, start a session with\n"
         "     `dbus-run-session -- $SHELL`, unlock it with `gnome-keyring-daemon --unlock`\n"
         "     (type the keyring password, then Ctrl-D) and run refund-tui in that session.\n"
-        "  2. An encrypted file: `pip install keyrings.cryptfile`, then\n"
-        "     `export PYTHON_KEYRING_BACKEND=keyrings.cryptfile.cryptfile.CryptFileKeyring`;\n"
-        "     its passphrase is asked once per session and never stored.\n"
+        "  2. An encrypted file: install keyrings.cryptfile beside refund-tui (its extra:\n"
+        "     `pip install '.[cryptfile]'` in the source tree); refund-tui then asks its\n"
+        "     passphrase on the terminal, once per run, and never stores it.\n"
         f"  3. Environment variables, e.g. {example_variable}=... (for scripts and CI)."
     )
 
@@ -111,9 +145,31 @@ def _backend_name(backend: KeyringBackend) -> str:
 def _is_secure(backend: KeyringBackend) -> bool:
     """False for plain-text and other backends keyring itself does not recommend."""
     if isinstance(backend, chainer.ChainerBackend):
-        return all(_is_secure(each) for each in backend.backends)
+        return bool(backend.backends) and all(_is_secure(each) for each in backend.backends)
     name = _backend_name(backend).lower()
     return not any(marker in name for marker in _INSECURE_MARKERS) and backend.priority >= 1
+
+
+def _effective(backend: KeyringBackend) -> KeyringBackend:
+    """The backend refund-tui uses: keyring's choice, but of a chain (keyring chains every
+    viable backend, plain-text ones included, as soon as keyrings.cryptfile is installed) only
+    its highest-priority secure member, so nothing is read from or written to plain text."""
+    if isinstance(backend, chainer.ChainerBackend):
+        secure = [each for each in backend.backends if _is_secure(each)]
+        if secure:
+            return secure[0]
+    return backend
+
+
+def _is_encrypted_file(backend: KeyringBackend) -> bool:
+    """A keyrings.cryptfile-style keyring: asks its passphrase itself (getpass) unless given."""
+    return isinstance(getattr(type(backend), "keyring_key", None), property)
+
+
+def _is_locked(backend: KeyringBackend) -> bool:
+    # ``_keyring_key`` is where these backends keep the passphrase; reading the public
+    # ``keyring_key`` instead would prompt for it.
+    return _is_encrypted_file(backend) and getattr(backend, "_keyring_key", None) is None
 
 
 def _unusable_reason(backend: KeyringBackend) -> str | None:
@@ -127,13 +183,24 @@ def _unusable_reason(backend: KeyringBackend) -> str | None:
         )
     if isinstance(backend, chainer.ChainerBackend) and not backend.backends:
         return "no keyring backend is available on this host (nothing to chain)"
+    if not _is_secure(backend):
+        return (
+            f"the keyring backend {_backend_name(backend)} keeps secrets in plain text or is "
+            "not one keyring recommends, and refund-tui keeps no provider credentials in it"
+        )
     return None
 
 
 def _inspect() -> tuple[KeyringBackend, str, bool, str | None]:
-    """The backend keyring chose, its name, whether it is secure, why it is unusable."""
-    backend = keyring.get_keyring()
+    """The backend in use, its name, whether it is secure, why it is unusable."""
+    backend = _effective(keyring.get_keyring())
     return backend, _backend_name(backend), _is_secure(backend), _unusable_reason(backend)
+
+
+def _home_relative(path: object) -> str:
+    """``~/.local/share/...`` for a path under the home directory: shorter on 80 columns."""
+    path, home = str(path), str(Path.home())
+    return "~" + path[len(home):] if path.startswith(home + "/") else path
 
 
 def _describe_failure(error: BaseException) -> str:
@@ -152,7 +219,12 @@ def _describe_failure(error: BaseException) -> str:
 
 
 class CredentialStore:
-    """Reads and writes provider credentials; every keyring call is bounded by ``timeout``."""
+    """Reads and writes provider credentials; every keyring call is bounded by ``timeout``
+    (an encrypted file's calls by ``timeout + KEY_DERIVATION_ALLOWANCE``)."""
+
+    #: Seconds allowed on top of ``timeout`` for an encrypted file's calls: each one derives a
+    #: key (Argon2, about a second on an idle machine, several on a busy one).
+    KEY_DERIVATION_ALLOWANCE = 60.0
 
     def __init__(self, timeout: float = 5.0, environ: Mapping[str, str] | None = None) -> None:
         self.timeout = timeout
@@ -160,11 +232,18 @@ class CredentialStore:
 
     # -- the keyring, bounded ---------------------------------------------------------
 
-    def _run(self, call: Callable[..., T], *args: object, secrets: tuple[str, ...] = ()) -> T:
+    def _run(
+        self,
+        call: Callable[..., T],
+        *args: object,
+        secrets: tuple[str, ...] = (),
+        timeout: float | None = None,
+    ) -> T:
         """``call(*args)`` in a daemon thread; _Unavailable on failure or timeout.
 
         ``secrets`` are scrubbed from any error text before it leaves.
         """
+        timeout = self.timeout if timeout is None else timeout
         future: Future[T] = Future()
 
         def work() -> None:
@@ -175,18 +254,31 @@ class CredentialStore:
 
         threading.Thread(target=work, name="refund-tui-keyring", daemon=True).start()
         try:
-            return future.result(timeout=self.timeout)
+            return future.result(timeout=timeout)
         except Exception as error:
             if isinstance(error, TimeoutError) and not future.done():
                 problem = (
-                    f"the keyring did not answer within {self.timeout:g} s "
+                    f"the keyring did not answer within {timeout:g} s "
                     "(a locked keyring waiting for an unlock prompt?)"
                 )
             else:
                 problem = _describe_failure(error)
             for secret in secrets:
                 problem = problem.replace(secret, mask(secret))
-            raise _Unavailable(problem) from None
+            kind = _Locked if isinstance(error, KeyringLocked) else _Unavailable
+            raise kind(problem) from None
+
+    def _call(
+        self, backend: KeyringBackend, call: Callable[..., T], *args: object, secrets=()
+    ) -> T:
+        """``call(*args)``, a call on ``backend``, via ``_run``; an encrypted file that is still
+        locked is refused here, so that it never prompts from the thread."""
+        if _is_locked(backend):
+            raise _Locked(self._locked_problem(backend))
+        timeout = self.timeout
+        if _is_encrypted_file(backend):
+            timeout += self.KEY_DERIVATION_ALLOWANCE
+        return self._run(call, *args, secrets=secrets, timeout=timeout)
 
     def backend_status(self) -> BackendStatus:
         """The backend in use, probed with a harmless read; never raises."""
@@ -194,40 +286,97 @@ class CredentialStore:
             backend, name, secure, problem = self._run(_inspect)
         except _Unavailable as error:
             return BackendStatus("unknown", False, False, str(error), guidance())
+        if problem is None and _is_locked(backend):
+            return BackendStatus(name, False, secure, self._locked_problem(backend), None, locked=True)
+        locked = False
         if problem is None:
             try:
-                self._run(backend.get_password, *_PROBE)
+                self._call(backend, backend.get_password, *_PROBE)
             except _Unavailable as error:
-                problem = str(error)
+                problem, locked = str(error), isinstance(error, _Locked)
         if problem is not None:
-            return BackendStatus(name, False, secure, problem, guidance())
+            return BackendStatus(name, False, secure, problem, guidance(), locked=locked)
         return BackendStatus(name, True, secure, None, None)
 
-    def _usable_backend(
-        self, profile: str, provider: ProviderName, live: bool, needed: str
-    ) -> KeyringBackend:
+    def _usable_backend(self, profile: str, provider: ProviderName, needed: str) -> KeyringBackend:
         """The keyring backend, or CredentialsError saying why it cannot be used for ``needed``."""
         status = self.backend_status()
-        fixes = guidance(env_variable(profile, provider, FIELDS[provider][-1]))
         if not status.usable:
-            raise CredentialsError(f"{needed}: {status.problem}.\n{fixes}")
-        if live and not status.secure:
-            raise CredentialsError(
-                f"{needed}: the keyring backend {status.name} does not encrypt secrets, and "
-                f"refund-tui will not keep live credentials (profile '{profile}') in plain "
-                f"text.\n{fixes}"
-            )
-        return keyring.get_keyring()
+            fixes = guidance(env_variable(profile, provider, FIELDS[provider][-1]))
+            fixes = f".\n{fixes}" if status.guidance else ""
+            raise CredentialsError(f"{needed}: {status.problem}{fixes}")
+        return _effective(keyring.get_keyring())
+
+    # -- the encrypted file's passphrase ---------------------------------------------------
+
+    def _keyring_exists(self, backend: KeyringBackend) -> bool:
+        """Whether the encrypted file holds a keyring yet (the backend's own test)."""
+        try:
+            return self._run(backend._check_file)
+        except _Unavailable as error:
+            raise CredentialsError(f"cannot read the encrypted keyring: {error}") from None
+
+    def _locked_problem(self, backend: KeyringBackend) -> str:
+        try:
+            exists = self._keyring_exists(backend)
+        except CredentialsError as error:
+            return str(error)
+        path = _home_relative(backend.file_path)
+        if not exists:
+            return f"no encrypted keyring yet: `refund-tui credentials set` creates {path}"
+        return (
+            f"the encrypted keyring {path} is locked: its passphrase is asked on the terminal "
+            "when refund-tui starts with a profile that needs it (`refund-tui --profile NAME`)"
+        )
+
+    def _no_keyring_yet(self) -> bool:
+        try:
+            locked = self.locked_keyring()
+        except CredentialsError:
+            return False
+        return locked is not None and locked.new
+
+    def locked_keyring(self) -> LockedKeyring | None:
+        """The encrypted-file keyring in use while it waits for its passphrase, else None."""
+        try:
+            backend = self._run(_effective, keyring.get_keyring())
+        except _Unavailable:
+            return None
+        if not _is_locked(backend):
+            return None
+        return LockedKeyring(_home_relative(backend.file_path), new=not self._keyring_exists(backend))
+
+    def unlock(self, passphrase: str) -> None:
+        """Give the encrypted-file keyring its passphrase (creating the keyring when it is new).
+
+        Derives the key here, in the caller's thread and without a timeout: it is local work
+        that takes a second or more, and no prompt can appear. CredentialsError when wrong.
+        """
+        backend = _effective(keyring.get_keyring())
+        if not _is_encrypted_file(backend):
+            return
+        if not passphrase.strip():
+            raise CredentialsError("the keyring passphrase cannot be empty")
+        try:
+            backend.keyring_key = passphrase
+        except Exception as error:
+            del backend.keyring_key  # a wrong passphrase must not stay behind
+            if isinstance(error, ValueError):
+                raise CredentialsError("wrong passphrase for the encrypted keyring") from None
+            problem = _describe_failure(error).replace(passphrase, "…")
+            raise CredentialsError(f"cannot open the encrypted keyring: {problem}") from None
 
     # -- public -------------------------------------------------------------------------
 
+    def needs_keyring(
+        self, profile: str, provider: ProviderName, fields: tuple[str, ...] | None = None
+    ) -> bool:
+        """Whether reading these fields (default: the API credentials) needs the keyring."""
+        fields = fields or FIELDS[provider]
+        return len(self._from_env(profile, provider, fields)) < len(fields)
+
     def get(
-        self,
-        profile: str,
-        provider: ProviderName,
-        *,
-        live: bool,
-        fields: tuple[str, ...] | None = None,
+        self, profile: str, provider: ProviderName, *, fields: tuple[str, ...] | None = None
     ) -> dict[str, Secret]:
         """The provider's API credentials (or the named ``fields``); CredentialsError naming
         what is missing."""
@@ -236,11 +385,11 @@ class CredentialStore:
         missing = [field for field in fields if field not in values]
         if missing:
             needed = f"{provider.value} credentials for profile '{profile}'"
-            backend = self._usable_backend(profile, provider, live, f"cannot read the {needed}")
+            backend = self._usable_backend(profile, provider, f"cannot read the {needed}")
             service = service_name(profile, provider)
             for field in missing:
                 try:
-                    value = self._run(backend.get_password, service, field)
+                    value = self._call(backend, backend.get_password, service, field)
                 except _Unavailable as error:
                     raise CredentialsError(f"cannot read the {needed}: {error}") from None
                 if value:
@@ -257,9 +406,18 @@ class CredentialStore:
             )
         return {field: Secret(values[field]) for field in fields}
 
-    def set(
-        self, profile: str, provider: ProviderName, values: dict[str, str], *, live: bool
-    ) -> None:
+    def check_writable(self, profile: str, provider: ProviderName) -> None:
+        """Write and remove a probe entry: CredentialsError if the keyring cannot store (ask
+        for secrets only after this)."""
+        needed = f"cannot store the {provider.value} credentials for profile '{profile}'"
+        backend = self._usable_backend(profile, provider, needed)
+        try:
+            self._call(backend, backend.set_password, *_PROBE, "probe")
+            self._call(backend, _delete_if_present, backend, *_PROBE)
+        except _Unavailable as error:
+            raise CredentialsError(f"{needed}: {error}") from None
+
+    def set(self, profile: str, provider: ProviderName, values: dict[str, str]) -> None:
         """Store some or all fields in the keyring (values are stripped; empty is refused)."""
         fields = stored_fields(provider)
         unknown = sorted(set(values) - set(fields))
@@ -272,45 +430,59 @@ class CredentialStore:
         if empty:
             raise CredentialsError(f"{', '.join(empty)} cannot be empty")
         needed = f"cannot store the {provider.value} credentials for profile '{profile}'"
-        backend = self._usable_backend(profile, provider, live, needed)
+        backend = self._usable_backend(profile, provider, needed)
         service = service_name(profile, provider)
         for field, value in cleaned.items():
             try:
-                self._run(backend.set_password, service, field, value, secrets=(value,))
+                self._call(backend, backend.set_password, service, field, value, secrets=(value,))
             except _Unavailable as error:
                 raise CredentialsError(f"{needed}: {error}") from None
 
     def delete(self, profile: str, provider: ProviderName) -> None:
         """Remove the provider's fields from the keyring (absent fields are fine)."""
         needed = f"cannot delete the {provider.value} credentials for profile '{profile}'"
-        backend = self._usable_backend(profile, provider, False, needed)
+        backend = self._usable_backend(profile, provider, needed)
         service = service_name(profile, provider)
         for field in stored_fields(provider):
             try:
-                self._run(_delete_if_present, backend, service, field)
+                self._call(backend, _delete_if_present, backend, service, field)
             except _Unavailable as error:
                 raise CredentialsError(f"{needed}: {error}") from None
 
     def status(self, profile: str, provider: ProviderName) -> list[FieldStatus]:
-        """Each field's source and masked value; never raises (see backend_status for why)."""
+        """Each field's state and masked value; never raises."""
         fields = stored_fields(provider)
         values = self._from_env(profile, provider, fields)
-        sources = dict.fromkeys(values, "env")
-        missing = [field for field in fields if field not in values]
-        if missing and self.backend_status().usable:
-            backend = keyring.get_keyring()
-            service = service_name(profile, provider)
-            for field in missing:
-                try:
-                    value = self._run(backend.get_password, service, field)
-                except _Unavailable:
-                    break
-                if value:
-                    values[field], sources[field] = value, "keyring"
-        return [
-            FieldStatus(field, sources.get(field), mask(values[field]) if field in values else None)
-            for field in fields
-        ]
+        found = {field: FieldStatus(field, "env", mask(value)) for field, value in values.items()}
+        missing = [field for field in fields if field not in found]
+        if missing:
+            found.update(self._keyring_status(profile, provider, missing))
+        return [found[field] for field in fields]
+
+    def _keyring_status(
+        self, profile: str, provider: ProviderName, fields: list[str]
+    ) -> dict[str, FieldStatus]:
+        backend_status = self.backend_status()
+        if not backend_status.usable:
+            if backend_status.locked and self._no_keyring_yet():
+                return {field: FieldStatus(field, "missing") for field in fields}
+            state = "locked" if backend_status.locked else "unreadable"
+            return {field: FieldStatus(field, state, None, backend_status.problem) for field in fields}
+        backend = _effective(keyring.get_keyring())
+        service = service_name(profile, provider)
+        found = {}
+        for field in fields:
+            try:
+                value = self._call(backend, backend.get_password, service, field)
+            except _Locked as error:
+                found[field] = FieldStatus(field, "locked", None, str(error))
+            except _Unavailable as error:
+                found[field] = FieldStatus(field, "unreadable", None, str(error))
+            else:
+                found[field] = (
+                    FieldStatus(field, "keyring", mask(value)) if value else FieldStatus(field, "missing")
+                )
+        return found
 
     def _from_env(
         self, profile: str, provider: ProviderName, fields: tuple[str, ...]

@@ -569,6 +569,8 @@ class Ledger:
                     "INSERT INTO batch_rows (batch_id, row, attempt_id) VALUES (?, ?, ?)",
                     (new.batch_row.batch_id, new.batch_row.row, attempt_id),
                 )
+        with self._lock, self._translate():  # into the main file: a lost -wal cannot lose it
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         return self.get(attempt_id)
 
     @staticmethod

@@ -82,8 +82,11 @@ class Outcomes:
             found = await self.adopt(attempt, source)
             if found:
                 return
+            keyless = not self.provider(attempt.provider).idempotent
             definitive = definitive and (
-                not resend or (found is False and error.code in BUSINESS_REJECTIONS)
+                not resend
+                # a keyless first request may still be held: only its record can fail it
+                or (found is False and error.code in BUSINESS_REJECTIONS and not keyless)
             )
         if definitive:
             self.ledger.add_event(
@@ -114,21 +117,39 @@ class Outcomes:
 
     def watch(self, attempt: Attempt, payment: Payment) -> Refund | None:
         """The refund on ``payment``'s record that the attempt created (its known reference,
-        else the oldest carrying its tag); any other refund carrying the tag is a second
-        execution of the same request, recorded as a double refund and flagged."""
-        provider = self.provider(attempt.provider)
-        tagged = provider.tagged_refunds(payment, attempt.request)
-        ours = attempt.provider_reference or (tagged[0].reference if tagged else None)
-        for second in tagged:
-            if second.reference != ours:
+        else the oldest carrying its tag and holding money).
+
+        Another tagged refund holding money is a second execution of the same request:
+        recorded as a double refund when the attempt's own refund holds money too, else the
+        attempt is flagged (its refund failed, or it failed, yet the tag was paid). A failed
+        second execution paid nothing and is not reported.
+        """
+        tagged = self.provider(attempt.provider).tagged_refunds(payment, attempt.request)
+        holding = [refund for refund in tagged if refund.status.holds_balance]
+        ours = attempt.provider_reference or next(
+            (refund.reference for refund in holding or tagged), None
+        )
+        mine = next((refund for refund in payment.refunds if refund.reference == ours), None)
+        paid = [refund for refund in holding if refund.reference != ours]
+        if paid and mine is not None and mine.status.holds_balance:
+            for second in paid:
                 self.ledger.record_double_refund(
                     attempt.attempt_id, ours, second.reference,
-                    f"double refund: {second.reference} carries this attempt's tag "
-                    f"[{attempt.request.external_reference}] beside {ours}; the customer was "
-                    "paid twice: recover the second payment from the customer, or ask "
-                    f"{attempt.provider.value.title()} to reverse {second.reference}",
+                    f"double refund: {second.reference} ({second.status}) carries this "
+                    f"attempt's tag [{attempt.request.external_reference}] beside {ours}; the "
+                    "customer was paid twice: recover the second payment from the customer, "
+                    f"or ask {attempt.provider.value.title()} to reverse {second.reference}",
                 )  # fmt: skip
-        return next((refund for refund in payment.refunds if refund.reference == ours), None)
+            return mine
+        failed_but_paid = attempt.status is RefundStatus.FAILED and mine in holding
+        if (paid or failed_but_paid) and not attempt.flagged:
+            moved = ", ".join(refund.reference for refund in paid or [mine])
+            self.ledger.flag(
+                attempt.attempt_id,
+                f"{moved} carries this attempt's tag and holds money although the attempt is "
+                f"{attempt.status}: the customer was paid; reconcile it with the provider",
+            )
+        return mine
 
     async def resolve(self, attempt: Attempt, source: str = "recovery") -> str:
         """Settle an attempt whose request may or may not have been executed."""

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 
+#: Values at least this long show ``prefix…last4``; shorter ones their length and last 2.
+FULL_MASK_LENGTH = 16
+#: Values this short or shorter show only their length (their last 2 would be half of them).
+TINY_LENGTH = 4
+
+
 def mask(value: str) -> str:
-    """``prefix…last4`` at most; short values show nothing but their length class."""
-    if len(value) < 12:
-        return "…" + "*" * 4
-    return f"{value[:4]}…{value[-4:]}"
+    """``sk_l…9f3a`` for 16+ characters, ``…3a (12 chars)`` below, ``(3 chars)`` for tiny ones."""
+    if len(value) >= FULL_MASK_LENGTH:
+        return f"{value[:4]}…{value[-4:]}"
+    if len(value) > TINY_LENGTH:
+        return f"…{value[-2:]} ({len(value)} chars)"
+    return f"({len(value)} chars)"
 
 
 class Secret:

@@ -35,6 +35,7 @@ from refund_tui.core.models import (
     PaymentStatus,
     ProviderError,
     ProviderName,
+    Refund,
     RefundStatus,
 )
 from refund_tui.core.money import Money, MoneyError
@@ -61,6 +62,8 @@ MAX_POLL_DELAY = 60.0
 #: How long a keyless (Vesicash) request must have shown no refund on the payment record
 #: before an operator is offered to resend it.
 RESEND_QUIET = timedelta(minutes=15)
+#: How far this machine's clock may be from the provider's when an operator decides a resend.
+MAX_CLOCK_SKEW = timedelta(minutes=2)
 #: Completed refunds are re-read this long after they were made, so a reversal is seen...
 RECHECK_COMPLETED = timedelta(days=2)
 #: ...this often.
@@ -436,6 +439,14 @@ class RefundService:
             raise RefundNotAllowed(f"only a failed refund can be retried; this one is {failed.status}")
         if (failed.provider, failed.payment_reference) != (payment.provider, payment.reference):
             raise RefundNotAllowed("a retry must refund the same payment as the failed refund")
+        if not self.provider(payment.provider).idempotent and any(
+            refund.status.holds_balance
+            for refund in self.provider(payment.provider).tagged_refunds(payment, failed.request)
+        ):
+            raise RefundNotAllowed(
+                "the payment record shows a refund carrying this failed refund's tag: the "
+                "customer may have been paid by it; reconcile it with the provider first"
+            )
         if NoticeInbox(self.ledger).conflicts(failed.attempt_id):
             raise RefundNotAllowed(
                 "the provider notified an outcome that contradicts this failure: reconcile it "
@@ -574,6 +585,11 @@ class RefundService:
             refusal = f"nothing to resend: the refund is {attempt.status}"
         elif self.provider(attempt.provider).idempotent:
             refusal = "resent with its own key by `refund-tui recover`: no decision needed"
+        elif attempt.status is RefundStatus.PENDING:
+            refusal = (
+                "its sender has recorded no answer yet and may still be waiting for it: "
+                "run `refund-tui recover` (or wait for tracking) first"
+            )
         else:
             refusal, read_at, on_record = await self._record_shows_nothing(attempt)
             if refusal is None and self.clock() < quiet_until:
@@ -600,11 +616,41 @@ class RefundService:
         except ProviderError as error:
             return f"the payment record could not be read: {error}", None, 0
         read_at = self.clock()
+        server_time = self.provider(attempt.provider).server_time
+        if server_time is not None and abs(server_time - read_at) > MAX_CLOCK_SKEW:
+            minutes = abs(server_time - read_at).total_seconds() / 60
+            return (
+                f"this machine's clock is {minutes:.0f} min off {attempt.provider.value.title()}'s: "
+                "the quiet period cannot be judged; correct the clock (NTP) first"
+            ), None, 0
         refund = self.outcomes.watch(attempt, payment)
         if refund is not None:
             self.outcomes.record(attempt, refund, "operator", note="found on the provider's payment record")
             return f"the payment record shows its refund {refund.reference}: nothing to resend", read_at, len(payment.refunds)
+        if lookalike := self._unexplained_refund(attempt, payment):
+            return (
+                f"the payment record shows {lookalike.reference} of the same amount that no "
+                "refund-tui attempt explains: it may be this refund with its tag cut off; ask "
+                f"{attempt.provider.value.title()} before resending"
+            ), read_at, len(payment.refunds)
         return None, read_at, len(payment.refunds)
+
+    def _unexplained_refund(self, attempt: Attempt, payment: Payment) -> Refund | None:
+        """A refund of the attempt's amount, holding money, that no attempt of the ledger holds."""
+        explained = {
+            other.provider_reference
+            for other in self.ledger.attempts(provider=payment.provider, payment_reference=payment.reference)
+        }
+        return next(
+            (
+                refund
+                for refund in payment.refunds
+                if refund.amount == attempt.amount
+                and refund.status.holds_balance
+                and refund.reference not in explained
+            ),
+            None,
+        )
 
     async def resend(self, attempt_id: str) -> Attempt:
         """Resend a keyless attempt's stored request on the operator's decision, after the

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from refund_tui.core.money import Money, MoneyError, parse_amount
+from refund_tui.core.text import is_printable
 
 REASON_MAX_LENGTH = 200
 
@@ -42,6 +43,11 @@ def amount_confirmed(typed: str, amount: Money) -> bool:
 
 
 def check_reason(text: str) -> str:
+    """The reason with runs of spaces made one; refused when empty, too long, or holding a
+    control character (escape sequence, line break, tab, bidi override), as the reason is
+    shown on terminals and sent to the provider."""
+    if not is_printable(text):
+        raise ValueError("a reason cannot hold control characters (escape sequences, line breaks, tabs)")
     reason = " ".join(text.split())
     if not reason:
         raise ValueError("a reason is required")
@@ -57,6 +63,8 @@ def check_webhook_url(text: str) -> str | None:
         return None
     if any(char.isspace() for char in url):
         raise ValueError("a URL cannot contain spaces")
+    if not is_printable(url):
+        raise ValueError("a URL cannot hold control characters")
     parts = urlsplit(url)
     if parts.scheme != "https":
         raise ValueError("the webhook URL must start with https://")

@@ -94,11 +94,20 @@ def sign(scheme: SignatureScheme, secret: Secret, body: bytes, timestamp: int | 
     return digest.hex()
 
 
+def read_json(body: bytes) -> object:
+    """``body`` parsed as JSON text in UTF-8; ValueError when it is not (a lone surrogate,
+    escaped as ``\\ud800`` or raw, included: no such string reaches the ledger), and
+    RecursionError when it nests too deeply to read."""
+    parsed = json.loads(body.decode("utf-8"))
+    json.dumps(parsed, ensure_ascii=False).encode("utf-8")  # UnicodeEncodeError on a surrogate
+    return parsed
+
+
 def compact_json(body: bytes) -> bytes | None:
     """``body`` re-serialised as Novasend's sample signs it, or None when it is not JSON
-    (or nests too deeply to read)."""
+    (as ``read_json`` reads it)."""
     try:
-        parsed = json.loads(body)
+        parsed = read_json(body)
     except (ValueError, RecursionError):
         return None
     return json.dumps(parsed, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from refund_tui.core.models import Country, Payment, ProviderName, Refund, RefundStatus
@@ -80,6 +80,11 @@ class Provider(Protocol):
     #: True when the refund body carries the destination phone number (Vesicash).
     sends_phone: bool
     settings: ProviderSettings
+
+    @property
+    def server_time(self) -> datetime | None:
+        """The provider's clock as its last answer told it (None before any answer)."""
+        ...
 
     async def get_payment(self, reference: str) -> Payment: ...
 

@@ -18,7 +18,7 @@ from email.utils import parsedate_to_datetime
 from typing import Annotated, TypeVar
 
 import httpx
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
 from refund_tui.core.models import (
     ErrorCode,
@@ -31,6 +31,7 @@ from refund_tui.core.models import (
 )
 from refund_tui.core.money import Money, MoneyError
 from refund_tui.core.secret import Secret
+from refund_tui.core.text import is_printable, printable
 from refund_tui.providers.base import ProviderSettings
 
 log = logging.getLogger(__name__)
@@ -88,9 +89,25 @@ UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 
 
 class WireModel(BaseModel):
-    """Base of every provider wire model: strict where declared, ignores everything else."""
+    """Base of every provider wire model: strict where declared, ignores everything else.
+
+    No text from a provider keeps a terminal control: an identifier (a field named ``id`` or
+    ``...reference``) that holds one is refused, as changing it could merge two refunds or
+    poll the wrong one; any other text (names, reasons, messages) is made ``printable``.
+    """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _printable_text(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, str):
+            return value
+        if info.field_name == "id" or (info.field_name or "").endswith("reference"):
+            if not is_printable(value):
+                raise ValueError("an identifier cannot hold control or invisible characters")
+            return value
+        return printable(value)
 
 
 Model = TypeVar("Model", bound=WireModel)
@@ -162,6 +179,14 @@ def refund_on(payment: Payment, refund_reference: str) -> Refund:
     )
 
 
+def _date_header(response: httpx.Response) -> datetime | None:
+    """The answer's ``Date`` header as an aware datetime; None when absent or unreadable."""
+    try:
+        return as_utc(parsedate_to_datetime(response.headers["date"]))
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+
+
 def require_secrets(
     credentials: Mapping[str, Secret], names: tuple[str, ...], provider: ProviderName
 ) -> tuple[Secret, ...]:
@@ -231,6 +256,8 @@ class ProviderHttp:
         """``known_errors`` maps the error body's ``error_key`` field to documented errors."""
         self.provider = provider
         self.settings = settings
+        #: The provider's clock as its last answer's ``Date`` header told it (None: no answer yet).
+        self.server_time: datetime | None = None
         self._error_key = error_key
         self._known_errors = known_errors
         try:
@@ -289,6 +316,7 @@ class ProviderHttp:
             response.status_code,
             _ms(started),
         )
+        self.server_time = _date_header(response) or self.server_time
         return self._answer(response, reference)
 
     def _error(self, code: ErrorCode, message: str, **fields: object) -> ProviderError:
@@ -303,7 +331,7 @@ class ProviderHttp:
                 f"a {self.name} credential has characters that cannot be sent in a header: "
                 f"{CREDENTIALS_HINT}",
             )
-        raw = f"{type(error).__name__}: {error}"
+        raw = printable(f"{type(error).__name__}: {error}")
         if isinstance(error, httpx.TimeoutException):
             message = f"{self.name} did not answer within {self.settings.timeout_seconds:g} s"
             return self._error(ErrorCode.TIMEOUT, message, raw_message=raw)
@@ -387,7 +415,7 @@ class ProviderHttp:
 
 
 def _text(value: object) -> str | None:
-    return None if value is None or isinstance(value, (dict, list)) else str(value)
+    return None if value is None or isinstance(value, (dict, list)) else printable(str(value))
 
 
 def _key(text: str) -> str:

@@ -7,7 +7,7 @@ is also found again on the payin by its ``externalReference``.
 from __future__ import annotations
 
 import base64
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from urllib.parse import quote
 
@@ -239,6 +239,10 @@ class NovasendClient:
 
     async def countries(self) -> list[Country]:
         return list(COUNTRIES)
+
+    @property
+    def server_time(self) -> datetime | None:
+        return self._http.server_time
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -241,6 +241,10 @@ class VesicashClient:
             for record in records
         ]
 
+    @property
+    def server_time(self) -> datetime | None:
+        return self._http.server_time
+
     async def aclose(self) -> None:
         await self._http.aclose()
 

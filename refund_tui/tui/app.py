@@ -21,6 +21,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from refund_tui.core.text import printable, printable_lines
 from refund_tui.tui import keys
 from refund_tui.tui.messages import LedgerChanged, RefundSubmitted, describe_error
 from refund_tui.tui.screens.lookup import LookupScreen
@@ -137,11 +138,40 @@ class RefundApp(App[None]):
         from refund_tui.session import Session
 
         warm_up()  # the carrier data, here rather than on the refund form's first keystroke
+        self._unlock_keyring()
         session = Session.open(self.profile_name)
         if get_current_worker().is_cancelled:
             asyncio.run(session.aclose())
             return None
         return session
+
+    def _unlock_keyring(self) -> None:
+        """If the profile needs the encrypted keyring and it is locked, ask its passphrase on
+        the terminal, the console suspended meanwhile: never from this thread, never blind."""
+        from refund_tui.commands.credentials import store_to_unlock
+
+        store = store_to_unlock(self.profile_name)
+        if store is not None:
+            self.call_from_thread(self._ask_passphrase, store)
+
+    def _ask_passphrase(self, store: object) -> None:
+        import click
+        from textual.app import SuspendNotSupported
+
+        from refund_tui.commands.credentials import ask_passphrase
+        from refund_tui.session import SessionError
+
+        refused = None
+        try:
+            with self.suspend():
+                try:
+                    ask_passphrase(store)
+                except (click.ClickException, click.Abort) as error:
+                    refused = str(error) or "the keyring passphrase was not given"
+        except SuspendNotSupported:
+            return  # no terminal to ask on: the session reports the keyring as locked
+        if refused is not None:
+            raise SessionError(refused)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
@@ -195,7 +225,8 @@ class RefundApp(App[None]):
         """The recovery sweep: resolve every pending or unknown attempt left by earlier runs."""
         results = await self.service.recover()
         if results:
-            outcomes = "; ".join(f"{r.attempt.payment_reference}: {r.outcome}" for r in results[:3])
+            shown = [printable(f"{r.attempt.payment_reference}: {r.outcome}") for r in results[:3]]
+            outcomes = "; ".join(shown)
             more = f" (+{len(results) - 3} more)" if len(results) > 3 else ""
             self.notify(f"Recovery: {outcomes}{more}", title="Start-up recovery", timeout=10, markup=False)
             self.tracked_changes()
@@ -249,6 +280,12 @@ class RefundApp(App[None]):
             counts[s] for s in (RefundStatus.FAILED, RefundStatus.UNKNOWN, RefundStatus.REVERSED)
         )
         return failed, unknown, reversed_, ledger.double_refund_count()
+
+    async def on_event(self, event: events.Event) -> None:
+        """A paste from the terminal reaches the focused field without terminal controls."""
+        if isinstance(event, events.Paste) and not event.is_forwarded:
+            event = events.Paste(printable_lines(event.text))
+        await super().on_event(event)
 
     async def on_unmount(self) -> None:
         if self._ledger_watch is not None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from textual.message import Message
 
+from refund_tui.core.text import printable
+
 
 class RefundSubmitted(Message):
     """A refund attempt was recorded and sent (whatever the outcome); the app shows the board."""
@@ -29,7 +31,7 @@ def describe_error(error: BaseException | None) -> str:
     """
     if error is None:
         return "unknown error"
-    text = str(error).strip()
+    text = printable(str(error)).strip()
     if type(error).__module__.startswith("refund_tui.") and text:
         return text
     kind = type(error).__name__

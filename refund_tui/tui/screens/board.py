@@ -30,6 +30,7 @@ from textual.worker import Worker, WorkerState
 
 from refund_tui.core.ledger import Attempt, Ledger
 from refund_tui.core.models import RefundStatus
+from refund_tui.core.text import printable
 from refund_tui.tui.keys import bindings
 from refund_tui.tui.messages import LedgerChanged, describe_error
 from refund_tui.tui.screens.details import DetailsScreen, still_running
@@ -205,10 +206,10 @@ def row_cells(attempt: Attempt) -> tuple[Text, ...]:
         ),
         attempt_status(attempt),
         Text(attempt.provider.value, style=style),
-        Text(attempt.payment_reference, style=style),
+        Text(printable(attempt.payment_reference), style=style),
         Text(attempt.amount.format(), style=style, justify="right"),
-        Text(_clip(reason, REASON_WIDTH), style=style),
-        Text(attempt.provider_reference or "-", style=style),
+        Text(_clip(printable(reason), REASON_WIDTH), style=style),
+        Text(printable(attempt.provider_reference or "-"), style=style),
     )
 
 

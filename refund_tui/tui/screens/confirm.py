@@ -18,6 +18,7 @@ from textual.widgets import Button, Footer, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from refund_tui.core.models import RefundStatus
+from refund_tui.core.text import printable, printable_lines
 from refund_tui.core.validation import amount_confirmed
 from refund_tui.tui import keys
 from refund_tui.tui.messages import RefundSubmitted, describe_error
@@ -52,11 +53,14 @@ def not_sent(error: BaseException | None) -> str:
     """Why submit stopped before sending, or a warning when that is not certain."""
     from refund_tui.core.ledger import CapExceeded
     from refund_tui.core.models import ProviderError
-    from refund_tui.core.service import RefundNotAllowed
+    from refund_tui.core.service import RefundNotAllowed, TrailLost
 
     text = describe_error(error)
     if isinstance(error, (CapExceeded, ProviderError, RefundNotAllowed)):
         return f"Nothing was sent: {text}"
+    if isinstance(error, TrailLost):  # the only record of this refund is what is shown here
+        request = "\n".join(f"  {key}: {value}" for key, value in error.request_record().items())
+        return f"{text}\n{printable_lines(request)}"
     return f"{text}. The refund may have been recorded: check the board before trying again."
 
 
@@ -112,8 +116,8 @@ class ConfirmScreen(ModalScreen[None]):
         facts.add_column()
         environment = "LIVE" if self.live else "SANDBOX"
         facts.add_row("Provider", f"{payment.provider.value.title()} ({environment})")
-        facts.add_row("Payment", f"{payment.reference}  ({payment.amount})")
-        facts.add_row("Customer", payment.customer_name)
+        facts.add_row("Payment", Text(f"{printable(payment.reference)}  ({payment.amount})"))
+        facts.add_row("Customer", Text(printable(payment.customer_name)))
         carrier = f"  {prepared.phone.carrier}" if prepared.phone.carrier else ""
         facts.add_row("Phone", f"{prepared.phone.display}{carrier}")
         if prepared.to_another_wallet:
@@ -123,9 +127,9 @@ class ConfirmScreen(ModalScreen[None]):
             facts.add_row("Country", f"{prepared.phone.region} (provider id {draft.country_id})")
         facts.add_row("Amount", Text(draft.amount.format(), style="bold"))
         facts.add_row("Balance after", prepared.balance_after.format())
-        facts.add_row("Reason", draft.reason)
+        facts.add_row("Reason", Text(printable(draft.reason)))
         if draft.webhook_url:
-            facts.add_row("Webhook", draft.webhook_url)
+            facts.add_row("Webhook", Text(printable(draft.webhook_url)))
         if prepared.retry_of:
             facts.add_row("Retry of", prepared.retry_of)
         return facts

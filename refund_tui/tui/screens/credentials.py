@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 class ProviderCredentials:
     profile: str
     provider: str
-    #: None for a sandbox profile: the simulator publishes demo credentials.
+    #: None for the built-in sandbox profile: the simulator publishes demo credentials.
     fields: list[FieldStatus] | None
     #: How to store a missing field, e.g. "refund-tui credentials set prod vesicash".
     fix: str
@@ -55,7 +55,7 @@ def build_report(config: object | None) -> CredentialsReport:
     for profile in config.profiles.values():
         for provider in ProviderName:
             settings = getattr(profile, provider.value)
-            if profile.environment == "sandbox":
+            if profile.uses_simulator:
                 fields = None
             elif settings is None:
                 continue
@@ -71,13 +71,15 @@ def render_report(report: CredentialsReport) -> Group:
 
     backend = report.backend
     summary = Text.assemble(("Keyring backend: ", "bold"), backend.name)
-    if backend.usable and backend.secure:
-        summary.append("  (usable, encrypted)")
+    if backend.locked:
+        summary.append(f"  LOCKED: {backend.problem}", style="bold")
     elif backend.usable:
-        summary.append("  NOT ENCRYPTED: live credentials will not be kept in it", style="bold")
+        summary.append("  (usable, encrypted)")
     else:
         summary.append(f"  NOT USABLE: {backend.problem}", style="bold")
-        summary.append("\nOnly live profiles need it: the sandbox profile uses the simulator's demo keys.")
+        summary.append(
+            "\nOnly the profiles you define need it: the sandbox profile uses the simulator's demo keys."
+        )
     table = Table(box=None, padding=(0, 2), header_style="bold")
     for column in ("Profile", "Provider", "Field", "Source", "Value"):
         table.add_column(column, no_wrap=True)
@@ -87,10 +89,10 @@ def render_report(report: CredentialsReport) -> Group:
             table.add_row(entry.profile, entry.provider, "-", "simulator", "demo credentials")
             continue
         for status in entry.fields:
-            source = status.source or Text("MISSING", style="bold reverse")
-            table.add_row(entry.profile, entry.provider, status.field, source, status.masked or "-")
+            state = status.state if status.present else Text(status.state.upper(), style="bold reverse")
+            table.add_row(entry.profile, entry.provider, status.field, state, status.masked or "-")
             fix = f"{entry.fix} --webhook-secret" if status.field == WEBHOOK_SECRET else entry.fix
-            if status.source is None and fix not in missing_fixes:
+            if status.state == "missing" and fix not in missing_fixes:
                 missing_fixes.append(fix)
     parts: list = [summary, Text(""), table]
     if missing_fixes:
@@ -124,7 +126,7 @@ def _hanging(paragraph: str) -> Text | Table:
     item = Table.grid()
     item.add_column(no_wrap=True)
     item.add_column()
-    item.add_row(number.group(), paragraph[number.end():])
+    item.add_row(Text(number.group()), Text(paragraph[number.end():]))  # not markup
     return item
 
 

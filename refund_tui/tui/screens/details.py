@@ -30,6 +30,7 @@ from refund_tui.core.ledger import Attempt, Event, Ledger
 from refund_tui.core.models import RefundStatus
 from refund_tui.core.notices import NoticeInbox
 from refund_tui.core.service import PaymentView, ResendEvidence
+from refund_tui.core.text import printable, printable_lines
 from refund_tui.tui.keys import bindings
 from refund_tui.tui.messages import LedgerChanged, describe_error
 from refund_tui.tui.widgets.banner import Banner
@@ -94,13 +95,13 @@ def _fields(title: str, rows: list[tuple[str, RenderableType | str | None]]) -> 
     table.add_column(overflow="fold")
     for label, value in rows:
         if value not in (None, ""):
-            table.add_row(label, Text(value) if isinstance(value, str) else value)
+            table.add_row(label, Text(printable(value)) if isinstance(value, str) else value)
     return table
 
 
 def summary(details: Details) -> Table:
     attempt = details.attempt
-    failure = Text(attempt.failure_reason, style="bold red") if attempt.failure_reason else None
+    failure = Text(printable(attempt.failure_reason), style="bold red") if attempt.failure_reason else None
     return _fields(
         "Summary",
         [
@@ -124,7 +125,7 @@ def what_now(attempt: Attempt, keyless: bool) -> Text | None:
     """What the operator is waiting for and can do now, for a refund that needs a human."""
     provider = attempt.provider.value.title()
     if attempt.double_refunds:
-        seconds = ", ".join(attempt.double_refunds)
+        seconds = printable(", ".join(attempt.double_refunds))
         return Text(
             f"PAID TWICE: {provider} executed this refund again as {seconds} (it carries this "
             f"refund's tag). Recover the second payment from the customer, or ask {provider} "
@@ -199,7 +200,7 @@ def timeline(events: list[Event]) -> Table:
             Text(f"{event.at.astimezone(UTC):%Y-%m-%d %H:%M:%S}"),
             status_text(event.status),
             Text(event.source),
-            Text(_event_note(event)),
+            Text(printable(_event_note(event))),
         )
     return table
 
@@ -222,7 +223,7 @@ def request_block(attempt: Attempt) -> Group:
             ("External ref", request.external_reference),
         ],
     )
-    return Group(fields, Text(pretty_body(request.body)))
+    return Group(fields, Text(printable_lines(pretty_body(request.body))))
 
 
 def _link(attempt: Attempt) -> Text:
@@ -414,11 +415,11 @@ class DetailsScreen(Screen):
         else:
             what, text = "attempt id (no provider reference yet)", attempt.attempt_id
         self.app.copy_to_clipboard(text)
-        self.notify(f"Copied the {what} {text} to your clipboard", timeout=4, markup=False)
+        self.notify(f"Copied the {what} {printable(text)} to your clipboard", timeout=4, markup=False)
 
     def action_retry(self) -> None:
         self.notify(
-            f"Looking up {self.attempt.payment_reference} to retry the refund...",
+            f"Looking up {printable(self.attempt.payment_reference)} to retry the refund...",
             timeout=3,
             markup=False,
         )
@@ -451,7 +452,7 @@ class DetailsScreen(Screen):
     @on(Resolved)
     def _resolved(self, message: Resolved) -> None:
         text, severity = resolve_outcome(message.before, message.attempt)
-        self.notify(text, severity=severity, timeout=8, markup=False)
+        self.notify(printable(text), severity=severity, timeout=8, markup=False)
         self.app.post_message(LedgerChanged())
         self.reload()
 

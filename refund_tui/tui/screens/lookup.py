@@ -16,6 +16,7 @@ from textual.widgets import Footer, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
 from refund_tui.core.models import PaymentStatus, ProviderName, Refund
+from refund_tui.core.text import printable
 from refund_tui.tui import keys
 from refund_tui.tui.messages import describe_error
 from refund_tui.tui.widgets.banner import Banner
@@ -43,11 +44,11 @@ def payment_panel(view: PaymentView, now: datetime) -> Group:
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold", no_wrap=True)
     facts.add_column()
-    facts.add_row("Payment", f"{payment.reference}  ({payment.provider.value.title()})")
+    facts.add_row("Payment", Text(f"{printable(payment.reference)}  ({payment.provider.value.title()})"))
     facts.add_row("Status", _payment_status(payment.status))
     facts.add_row("Amount", payment.amount.format())
     facts.add_row("Date", when(payment.created_at))
-    facts.add_row("Customer", f"{payment.customer_name}  {payment.customer_phone}")
+    facts.add_row("Customer", Text(printable(f"{payment.customer_name}  {payment.customer_phone}")))
     balance = Text(view.refundable.format(), style="bold")
     if view.in_flight.minor:
         balance.append(f"  ({view.in_flight} in flight, not yet on the payment)", style="")
@@ -87,11 +88,11 @@ def _refunds(refunds: tuple[Refund, ...]) -> Table | Text:
         table.add_column(column, no_wrap=column != "Reason")
     for refund in refunds:
         table.add_row(
-            refund.reference,
+            Text(printable(refund.reference)),
             refund.amount.format(),
             status_text(refund.status),
             f"{refund.created_at.astimezone(UTC):%Y-%m-%d}" if refund.created_at else "-",
-            refund.failure_reason or refund.reason,
+            Text(printable(refund.failure_reason or refund.reason)),
         )
     return table
 

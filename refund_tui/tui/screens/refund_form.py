@@ -15,6 +15,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
+from refund_tui.core.text import printable
 from refund_tui.core.validation import COMMON_REASONS, REASON_MAX_LENGTH, RefundInvalid
 from refund_tui.tui import keys
 from refund_tui.tui.messages import describe_error
@@ -83,7 +84,7 @@ class RefundFormScreen(Screen[None]):
             with Horizontal(classes="form-row"):
                 yield Label("Reason", classes="field-label")
                 yield Input(
-                    self.failed.reason if self.failed else "",
+                    printable(self.failed.reason) if self.failed else "",
                     placeholder="why the customer is refunded",
                     compact=True,
                     id="reason",

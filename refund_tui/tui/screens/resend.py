@@ -15,6 +15,7 @@ from rich.text import Text
 from textual.screen import ModalScreen
 from textual.widgets import Input
 
+from refund_tui.core.text import printable
 from refund_tui.tui.screens.confirm import ConfirmScreen
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ class ResendScreen(ConfirmScreen):
             *self.evidence.facts(),
         ]
         for label, value in rows:  # Text: a value is never read as markup
-            facts.add_row(label, Text(value))
+            facts.add_row(label, Text(printable(value)))
         return facts
 
     def on_mount(self) -> None:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -150,11 +151,14 @@ def test_the_same_rows_saved_with_semicolons_and_a_bom_are_the_same_batch(sandbo
     assert sum(executed(sandbox, references).values()) == ROWS - 7
 
 
-def test_sigkill_at_random_points_then_rerun_sends_no_row_twice(sandbox, cli_env, batch_file):
+async def test_sigkill_at_random_points_then_rerun_still_executes_exactly_the_good_rows(
+    sandbox, cli_env, batch_file, session
+):
     """Three runs killed after a random number of intents, then full runs. A Vesicash row
-    whose request may never have left is never resent on its own (an operator decides, with
-    `refund-tui resend`, after the quiet period): each of the 193 good rows is executed once,
-    or is provably not executed and waiting for that decision (with the rows of its payment)."""
+    whose request may never have left is never resent on its own: each of the 193 good rows
+    is executed once, or provably not executed and waiting for an operator's resend (with the
+    rows of its payment). Once the operator resends those (here with no quiet period, the
+    same code path), a last run sends the rest: exactly 193, none twice."""
     path, references = batch_file
     sandbox.faults(latency_ms=40)
     chance = random.Random(13)
@@ -189,6 +193,17 @@ def test_sigkill_at_random_points_then_rerun_sends_no_row_twice(sandbox, cli_env
     assert moved == {r["refund_reference"] for r in sandbox.refunds() if r["payment_reference"] in set(references)}
     assert len(moved) + len(waiting) + len(blocked) == ROWS - 7  # each good row: once, or waiting
     assert all(count <= 2 for count in counts.values())
+
+    session.service.resend_quiet = timedelta(0)  # the operator's decision, the quiet period over
+    for line in waiting:
+        assert (await session.service.resend(line["attempt"])).provider_reference
+    resumed = json.loads(cli(cli_env, "batch", str(path), "--yes", "--json").stdout)
+    rerun = json.loads(cli(cli_env, "batch", str(path), "--yes", "--json").stdout)
+
+    assert resumed["sent"] == len(blocked)
+    assert (rerun["sent"], rerun["already_sent"]) == (0, ROWS - 7)
+    counts = executed(sandbox, references)
+    assert sum(counts.values()) == ROWS - 7 and max(counts.values()) <= 2
 
 
 def test_a_file_that_is_not_a_batch_is_refused_in_one_line(cli_env, tmp_path):

@@ -42,7 +42,7 @@ def test_reconcile_exits_0_when_clean_1_with_findings_and_an_acknowledged_findin
     [finding] = json.loads(again.stdout)["findings"]
     assert finding["acknowledged"]["note"] == "Refunded by finance on the dashboard"
     text = cli(cli_env, "reconcile")
-    assert "1 payments checked: 0 findings (1 acknowledged)" in text.stdout
+    assert "1 payment checked: 0 findings (1 acknowledged)" in text.stdout
 
 
 def test_reconcile_of_another_provider_or_period_checks_nothing(sandbox, cli_env):

@@ -20,9 +20,9 @@ async def test_a_double_refund_is_listed_with_both_sides_and_acknowledged_with_a
     second = sandbox.duplicate_refund(attempt.provider_reference)["refund_reference"]
     async with app.run_test(size=(100, 30)) as pilot:
         await app.run_action("show_reconcile")
-        await wait_for(pilot, lambda: isinstance(app.screen, ReconcileScreen) and "payments checked" in summary(app), timeout=10)
+        await wait_for(pilot, lambda: isinstance(app.screen, ReconcileScreen) and " checked: " in summary(app), timeout=10)
 
-        assert summary(app).startswith("1 payments checked: 1 findings.")
+        assert summary(app).startswith("1 payment checked: 1 finding.")
         table = app.screen.query_one(DataTable)
         assert table.get_cell_at((0, 0)).plain == "double_refund"
         assert table.get_cell_at((0, 3)).endswith(" 120.50 GHS")  # the second execution

@@ -39,9 +39,8 @@ async def run_reconcile(
         write_csv(csv_path, report.findings)
     exit_code = 1 if report.open_findings() or report.unreadable else 0
     if as_json:
-        open_count, unread = len(report.open_findings()), len(report.unreadable)
-        message = f"{report.payments_checked} payments checked: {open_count} findings" + (
-            f", {unread} records could not be read" if unread else "")  # fmt: skip
+        unread = len(report.unreadable)
+        message = report.headline() + (f", {unread} records could not be read" if unread else "")
         print_outcome("findings" if exit_code else "clean", message, exit_code,
                       findings=[f.record() for f in report.findings], payments_checked=report.payments_checked,
                       unreadable=[{"provider": p.value, "payment_reference": ref, "reason": why}
@@ -97,11 +96,7 @@ def _print(report: Report) -> None:
                 when = f"{side.at:%Y-%m-%d %H:%M:%S} UTC" if side.at else "-"
                 click.echo(f"    {label:<8} {side.reference or '-':<28} {side.amount.format():>16}  {side.status:<10} {when}")
     open_count = len(report.open_findings())
-    click.echo(
-        f"{report.payments_checked} payments checked: {open_count} findings"
-        + (f" ({len(report.findings) - open_count} acknowledged)" if len(report.findings) > open_count else "")
-        + (f"; {report.updated} statuses brought up to date" if report.updated else "")
-    )
+    click.echo(report.headline() + (f"; {report.updated} statuses brought up to date" if report.updated else ""))
     if open_count:
         click.echo("acknowledge one once looked into: refund-tui reconcile --ack ID --note \"what you found\"")
 

@@ -108,6 +108,15 @@ class Report:
     def open_findings(self) -> list[Finding]:
         return [finding for finding in self.findings if finding.acknowledged is None]
 
+    def headline(self) -> str:
+        """"12 payments checked: 2 findings (1 acknowledged)"."""
+        checked, open_count = self.payments_checked, len(self.open_findings())
+        acked = len(self.findings) - open_count
+        return (
+            f"{checked} payment{'s' * (checked != 1)} checked: {open_count} finding{'s' * (open_count != 1)}"
+            + (f" ({acked} acknowledged)" if acked else "")
+        )
+
 
 @dataclass
 class ReadProgress:

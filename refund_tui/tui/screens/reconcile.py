@@ -134,10 +134,8 @@ class ReconcileScreen(Screen):
                           side_text(finding.ledger), side_text(finding.at_provider),
                           Text(finding.detail[:60]), key=finding.finding_id)  # fmt: skip
         unread = f"; {len(report.unreadable)} could not be read" if report.unreadable else ""
-        acked = len(report.findings) - len(report.open_findings())
         self._say(
-            f"{report.payments_checked} payments checked: {len(report.open_findings())} findings"
-            + (f" ({acked} acknowledged)" if acked else "") + unread
+            report.headline() + unread
             + (". a acknowledges the highlighted one." if report.open_findings() else ". Nothing to reconcile.")
         )
         if report.findings:

@@ -150,12 +150,7 @@ class ProgressLine:
         if not finished and now - self._last < (0.1 if self._tty else LOG_EVERY):
             return
         self._last = now
-        left = progress.seconds_left
-        eta = f"  about {left:.0f} s left" if left is not None and not finished else ""
-        line = (
-            f"sending: {progress.done}/{progress.total} done, {progress.failed} failed or "
-            f"refused, {progress.unknown} unknown  {progress.rate:.1f} rows/s{eta}"
-        )
+        line = progress.line()
         if self._tty:
             click.echo(f"\r\x1b[2K{line}", nl=False, err=True)
         else:

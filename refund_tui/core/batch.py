@@ -315,6 +315,15 @@ class Progress:
     def seconds_left(self) -> float | None:
         return (self.total - self.done) / self.rate if self.rate else None
 
+    def line(self) -> str:
+        """"sending: 12/40 done, 1 failed or refused, 0 unknown  35.2 rows/s  about 1 s left"."""
+        left = self.seconds_left
+        eta = f"  about {left:.0f} s left" if left is not None and self.done < self.total else ""
+        return (
+            f"sending: {self.done}/{self.total} done, {self.failed} failed or refused, "
+            f"{self.unknown} unknown  {self.rate:.1f} rows/s{eta}"
+        )
+
 
 @dataclass
 class BatchRun:

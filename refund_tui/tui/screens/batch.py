@@ -166,6 +166,7 @@ class BatchScreen(Screen):
     async def send_rows(self, plan: BatchPlan) -> None:
         service = self.app.service
         run = await run_batch(service, plan, concurrency=service.concurrency,
+                              on_progress=lambda progress: self._say(progress.line().capitalize()),
                               on_result=lambda result: self.post_message(self.RowSent(result)))  # fmt: skip
         await asyncio.to_thread(write_results, plan.file.results_path, plan, run)
         self.post_message(self.Finished(run))

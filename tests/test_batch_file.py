@@ -97,6 +97,7 @@ async def test_a_live_run_asks_to_type_the_number_of_refunds_and_names_the_total
         _confirm(plan, live=True)
         click.echo("confirmed")
 
+    assert [(repeat.row, repeat.reason) for repeat in plan.repeats] == []
     wrong = CliRunner().invoke(confirm, input="150.50\n")
     right = CliRunner().invoke(confirm, input="3\n")
 
@@ -105,3 +106,13 @@ async def test_a_live_run_asks_to_type_the_number_of_refunds_and_names_the_total
     assert wrong.exit_code == 1
     assert "refused: the number typed does not match: nothing was sent" in wrong.output
     assert "confirmed" not in wrong.output
+
+
+async def test_a_row_repeating_an_earlier_one_exactly_is_pointed_out(sandbox, session):
+    ghs = sandbox.create_payment("vesicash", 300, "GHS", "+233241234567")
+    batch = parse(f"{HEADER}\nvesicash,{ghs},10,Late\nvesicash,{ghs},10,Other\nvesicash,{ghs},10.00, Late\n")
+
+    plan = await plan_batch(session.service, batch)
+
+    assert len(plan.ready) == 3  # sent all the same: a file may mean it
+    assert [(repeat.row, repeat.reason) for repeat in plan.repeats] == [(3, "repeats row 1 exactly: check it is meant")]

@@ -68,8 +68,10 @@ class BatchCommand:
         if self.as_json:
             invalid = [{"row": problem.row, "reason": problem.reason} for problem in plan.invalid]
             code, message = ("rows_refused", f"{len(invalid)} rows refused") if invalid else ("checked", "every row is valid")
+            repeats = [{"row": repeat.row, "warning": repeat.reason} for repeat in plan.repeats]
             print_outcome(code, f"dry run: {message}; nothing was sent", 1 if invalid else 0,
-                          rows=len(plan.file.lines), valid=len(plan.ready), invalid=invalid, totals=totals)  # fmt: skip
+                          rows=len(plan.file.lines), valid=len(plan.ready), invalid=invalid, totals=totals,
+                          repeats=repeats)  # fmt: skip
             return
         profile = f"{session.profile.name} ({session.profile.environment.upper()})"
         click.echo(f"batch {plan.file.path.name}: {_rows(len(plan.file.lines))}, profile {profile}")
@@ -82,6 +84,8 @@ class BatchCommand:
             click.echo(f"  {_rows(len(plan.invalid))} refused (skipped when the file is run):")
             for problem in plan.invalid:
                 click.echo(f"    row {problem.row}: {problem.reason}")
+        for repeat in plan.repeats:
+            click.echo(f"  note: row {repeat.row} {repeat.reason}")
         if dry_run:
             click.echo("dry run: nothing was sent")
 

@@ -179,6 +179,8 @@ class BatchPlan:
     invalid: list[RowProblem] = field(default_factory=list)
     #: Row -> attempt id, for rows recorded by an earlier run.
     recorded: dict[int, str] = field(default_factory=dict)
+    #: Ready rows that repeat an earlier row exactly (sent all the same: often a slip).
+    repeats: list[RowProblem] = field(default_factory=list)
 
     def totals(self) -> dict[str, Money]:
         """The total of the ready rows, per currency."""
@@ -195,6 +197,7 @@ async def plan_batch(service: RefundService, batch: BatchFile, concurrency: int 
     lines = [line for line in batch.lines if line.row not in plan.recorded]
     views = await _lookups(service, lines, concurrency)
     taken: dict[tuple[ProviderName, str], list[tuple[int, Money]]] = {}
+    first_seen: dict[tuple, int] = {}
     for line in lines:
         try:
             prepared = await _check(service, line, views, taken)
@@ -205,6 +208,10 @@ async def plan_batch(service: RefundService, batch: BatchFile, concurrency: int 
         taken.setdefault(key, []).append((line.row, prepared.draft.amount))
         batch_row = BatchRow(batch.batch_id, line.row)
         plan.ready.append((line, dataclasses.replace(prepared, batch_row=batch_row)))
+        same = (key, prepared.draft.amount, prepared.draft.reason, prepared.phone.e164)
+        if same in first_seen:
+            plan.repeats.append(RowProblem(line.row, f"repeats row {first_seen[same]} exactly: check it is meant"))
+        first_seen.setdefault(same, line.row)
     return plan
 
 

@@ -113,11 +113,14 @@ class BatchScreen(Screen):
         table = self.query_one(DataTable)
         refused = {problem.row: problem.reason for problem in plan.invalid}
         ready = {line.row for line, _ in plan.ready}
+        repeats = {repeat.row: repeat.reason for repeat in plan.repeats}
         for line in plan.file.lines:
             if line.row in plan.recorded:
                 check = Text("sent by an earlier run", style="dim")
             elif line.row in refused:
                 check = Text(f"refused: {refused[line.row]}", style="bold red")
+            elif line.row in repeats:
+                check = Text(f"ready, but {repeats[line.row]}", style="bold yellow")
             else:
                 check = Text("ready" if line.row in ready else "", style="green")
             table.add_row(str(line.row), line.provider, line.payment, Text(line.amount, justify="right"),

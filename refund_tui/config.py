@@ -31,6 +31,7 @@ Example ``config.toml``::
     [profiles.prod.vesicash]
     base_url = "https://api.mor.vesicash.com"    # live profiles require https
     timeout_seconds = 30         # 1 to 300
+    usual_settle_minutes = 30    # a refund pending or processing longer is shown as stuck
 
     [profiles.prod.vesicash.webhook]     # how notifications are signed (these are the defaults)
     header = "X-Vesicash-Signature"
@@ -87,6 +88,13 @@ DEFAULT_SCHEMES: dict[ProviderName, SignatureScheme] = {
     ProviderName.VESICASH: VESICASH_SCHEME,
     ProviderName.NOVASEND: NOVASEND_SCHEME,
 }
+#: How long a refund usually takes to settle; longer in pending/processing shows as stuck.
+#: Neither provider publishes a settlement time (seeds, providers.md): mobile-money refunds
+#: normally settle within minutes, so 30 minutes flags a stuck one well before a customer
+#: calls back, without crying wolf over a slow operator. Per provider: ``usual_settle_minutes``.
+DEFAULT_USUAL_SETTLE = timedelta(minutes=30)
+#: The simulator settles in three ``settle_seconds`` (3 s by default): a minute is stuck.
+SANDBOX_USUAL_SETTLE = timedelta(minutes=1)
 
 
 class ConfigError(Exception):
@@ -146,6 +154,10 @@ class Profile:
     webhook_schemes: dict[ProviderName, SignatureScheme] = field(
         default_factory=lambda: dict(DEFAULT_SCHEMES)
     )
+    #: How long each provider's refunds usually take to settle (longer: stuck).
+    usual_settle: dict[ProviderName, timedelta] = field(
+        default_factory=lambda: dict.fromkeys(ProviderName, DEFAULT_USUAL_SETTLE)
+    )
 
     @property
     def is_live(self) -> bool:
@@ -178,7 +190,12 @@ class Config:
 
 
 SANDBOX = Profile(
-    name=SANDBOX_PROFILE, environment="sandbox", refunds_enabled=True, vesicash=None, novasend=None
+    name=SANDBOX_PROFILE,
+    environment="sandbox",
+    refunds_enabled=True,
+    vesicash=None,
+    novasend=None,
+    usual_settle=dict.fromkeys(ProviderName, SANDBOX_USUAL_SETTLE),
 )
 
 
@@ -217,6 +234,9 @@ class _WebhookSection(_Strict):
 class _ProviderSection(_Strict):
     base_url: str
     timeout_seconds: Annotated[float, Field(ge=1, le=300)] = 30.0
+    usual_settle_minutes: Annotated[float, Field(gt=0, le=7 * 24 * 60)] = (
+        DEFAULT_USUAL_SETTLE.total_seconds() / 60
+    )
     webhook: _WebhookSection = _WebhookSection()
 
     @field_validator("base_url")
@@ -360,13 +380,21 @@ def _describe(error: dict) -> str:
 def _build(parsed: _File) -> Config:
     profiles = {SANDBOX_PROFILE: SANDBOX}
     for name, section in parsed.profiles.items():
-        schemes = {
-            provider: provider_section.webhook.scheme(DEFAULT_SCHEMES[provider])
+        configured = {
+            provider: provider_section
             for provider, provider_section in (
                 (ProviderName.VESICASH, section.vesicash),
                 (ProviderName.NOVASEND, section.novasend),
             )
             if provider_section is not None
+        }
+        schemes = {
+            provider: provider_section.webhook.scheme(DEFAULT_SCHEMES[provider])
+            for provider, provider_section in configured.items()
+        }
+        usual_settle = {
+            provider: timedelta(minutes=provider_section.usual_settle_minutes)
+            for provider, provider_section in configured.items()
         }
         profiles[name] = Profile(
             name=name,
@@ -375,6 +403,7 @@ def _build(parsed: _File) -> Config:
             vesicash=section.vesicash.settings() if section.vesicash else None,
             novasend=section.novasend.settings() if section.novasend else None,
             webhook_schemes={**DEFAULT_SCHEMES, **schemes},
+            usual_settle={**dict.fromkeys(ProviderName, DEFAULT_USUAL_SETTLE), **usual_settle},
         )
     return Config(
         profiles=profiles,

@@ -18,6 +18,7 @@ from refund_tui.tui import tour
 SIZE = (100, 30)
 OUT = Path(__file__).resolve().parent
 SHOTS = {
+    "first-screen": tour.show_first_screen,
     "lookup": tour.show_lookup,
     "refund-form-error": tour.show_refund_form_error,
     "confirm": tour.show_confirm,

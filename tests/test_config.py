@@ -238,3 +238,17 @@ def test_sandbox_url(monkeypatch):
         monkeypatch.setenv(config.SANDBOX_URL_VARIABLE, bad)
         with pytest.raises(ConfigError, match="must look like http://HOST:PORT"):
             sandbox_url()
+
+
+def test_usual_settle_time_per_provider(tmp_path):
+    """How long refunds usually take to settle: a setting per provider, checked for range."""
+    text = LIVE_VESICASH + 'base_url = "https://v.example"\nusual_settle_minutes = 45\n'
+    usual = load_config(write(tmp_path, text)).profile("prod").usual_settle
+    assert usual == {
+        ProviderName.VESICASH: timedelta(minutes=45),
+        ProviderName.NOVASEND: config.DEFAULT_USUAL_SETTLE,
+    }
+    sandbox = load_config(write(tmp_path, "")).profile("sandbox").usual_settle
+    assert set(sandbox.values()) == {config.SANDBOX_USUAL_SETTLE}
+    with pytest.raises(ConfigError, match="usual_settle_minutes: Input should be greater than 0"):
+        load_config(write(tmp_path, LIVE_VESICASH + 'base_url = "https://v.example"\nusual_settle_minutes = 0\n'))

@@ -31,7 +31,7 @@ from refund_tui.core.models import (
 )
 from refund_tui.core.money import Money
 from refund_tui.core.secret import Secret
-from refund_tui.providers import CLIENTS, make_provider
+from refund_tui.providers import client_classes, make_provider
 from refund_tui.providers.base import ProviderSettings, RefundDraft
 from refund_tui.providers.http import retry_after
 
@@ -470,7 +470,7 @@ def draft(provider: ProviderName) -> RefundDraft:
 
 
 def test_clients_need_the_credentials_the_store_keeps():
-    assert {name: CLIENTS[name].credential_names for name in ProviderName} == FIELDS
+    assert {name: client_classes()[name].credential_names for name in ProviderName} == FIELDS
 
 
 @pytest.mark.parametrize(

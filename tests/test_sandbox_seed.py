@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import phonenumbers
@@ -42,3 +43,15 @@ def test_every_documented_scenario_is_seeded():
         )
         assert {s.phone[-4:] for s in seeds} & MAGIC_ENDINGS.keys()
     assert by_reference["tr_demo_old"].age.days > 7
+
+
+def test_every_reference_the_readme_mentions_exists_in_the_sandbox():
+    """A newcomer copies the README's examples: each payment or refund reference must exist."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text("utf-8")
+    shapes = r"\b(?:VSC-[A-Z0-9-]+|VRF-[A-Za-z0-9]+|(?:tr|rf)_demo_[a-z0-9_]+)"
+    mentioned = set(re.findall(shapes, readme))
+    seeded = {seed.reference for seed in SEED_PAYMENTS} | {
+        refund.reference for seed in SEED_PAYMENTS for refund in seed.refunds
+    }
+    assert mentioned, "the README names no demo reference: check the pattern"
+    assert mentioned <= seeded, f"not in the sandbox: {sorted(mentioned - seeded)}"

@@ -12,7 +12,7 @@ from refund_tui.core.models import ProviderName, RefundStatus
 from refund_tui.tui.screens.details import DetailsScreen
 from refund_tui.tui.screens.resend import ResendScreen
 from tests.console import flat, screen_text, wait_for
-from tests.test_tui_board import make_refund
+from tests.test_tui_board import STUCK, make_refund
 from tests.test_tui_details import executed, open_details
 from tests.test_tui_details import screen_text as details_text
 
@@ -70,3 +70,23 @@ async def test_a_double_refund_is_shown_in_the_banner_board_and_details(sandbox,
     assert "PAID TWICE 1" in board.splitlines()[0]
     assert f"executed this refund again as {second}" in details
     assert "reverse" in details
+
+
+async def test_a_refund_stuck_beyond_the_usual_time_says_whom_to_escalate_to(
+    sandbox, session, app
+):
+    from datetime import UTC, datetime, timedelta
+
+    attempt = await make_refund(sandbox, session.service, ending=STUCK)
+    sandbox.advance(60)
+    await session.service.track(force=True)
+    app.clock = lambda: datetime.now(UTC) + timedelta(hours=2)
+
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_details(app, pilot, attempt.attempt_id)
+        explained = flat(details_text(screen))
+
+    stuck = session.ledger.get(attempt.attempt_id)
+    assert stuck.status is RefundStatus.PROCESSING
+    assert "Stuck: processing for 2h, while Vesicash usually settles within 1m" in explained
+    assert f"Escalate to Vesicash support with refund {stuck.provider_reference}" in explained

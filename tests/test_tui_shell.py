@@ -57,13 +57,21 @@ async def leave_the_reference_field(pilot) -> None:
     await pilot.pause()
 
 
-async def test_first_paint_comes_before_the_session_opens(sandbox, home, monkeypatch):
+async def test_first_paint_then_the_banner_then_the_providers(sandbox, home, monkeypatch):
+    """The screen paints before the profile is read; the banner fills before the providers
+    connect; a lookup asked for meanwhile runs once they have."""
+    from refund_tui import config
+
     monkeypatch.setenv("REFUND_TUI_SANDBOX_URL", sandbox.url)
-    release = threading.Event()
-    real_open, closed = Session.open, []
+    profile_read, connected = threading.Event(), threading.Event()
+    real_load, real_open, closed = config.load_config, Session.open, []
+
+    def slow_load(*args):
+        profile_read.wait(10)
+        return real_load(*args)
 
     def slow_open(profile_name=None, **options):
-        release.wait(10)
+        connected.wait(10)
         return real_open(profile_name, **options)
 
     async def recorded_close(self):
@@ -71,6 +79,7 @@ async def test_first_paint_comes_before_the_session_opens(sandbox, home, monkeyp
         await real_close(self)
 
     real_close = Session.aclose
+    monkeypatch.setattr(config, "load_config", slow_load)
     monkeypatch.setattr(Session, "open", staticmethod(slow_open))
     monkeypatch.setattr(Session, "aclose", recorded_close)
     app = RefundApp("sandbox")
@@ -78,15 +87,22 @@ async def test_first_paint_comes_before_the_session_opens(sandbox, home, monkeyp
         await pilot.pause()
         assert isinstance(app.screen, LookupScreen)
         assert "opening sandbox..." in screen_text(app)
-        app.screen.query_one("#reference", Input).value = "VSC-GH-FRESH"
-        await pilot.press("enter")
-        assert "Not ready: opening sandbox..." in flat(screen_text(app))
 
-        release.set()
-        await wait_for(pilot, lambda: app.session is not None)
+        profile_read.set()
+        await wait_for(pilot, lambda: app.banner_info.environment is not None)
         await pilot.pause()
         banner = screen_text(app).splitlines()[0]
         assert "SANDBOX" in banner and "REFUNDS ENABLED" in banner and "opening" not in banner
+        assert app.session is None
+        app.screen.query_one("#reference", Input).value = "VSC-GH-FRESH"
+        await pilot.press("enter")
+        assert "Connecting to the providers: VSC-GH-FRESH is looked up as soon" in flat(
+            screen_text(app)
+        )
+
+        connected.set()
+        await wait_for(pilot, lambda: app.screen.view is not None)
+        assert app.screen.view.payment.reference == "VSC-GH-FRESH"
     assert closed == [app.session]
 
 

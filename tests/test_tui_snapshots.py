@@ -13,6 +13,7 @@ from refund_tui.tui import tour
 
 SIZES = {"80x24": (80, 24), "120x40": (120, 40)}
 SCREENS = {
+    "first-screen": tour.show_first_screen,
     "lookup": tour.show_lookup,
     "refund-form-error": tour.show_refund_form_error,
     "confirm": tour.show_confirm,

@@ -28,7 +28,7 @@ from refund_tui.core.service import (
 )
 from refund_tui.core.text import printable
 from refund_tui.core.validation import RefundInvalid, amount_confirmed
-from refund_tui.providers import CLIENTS
+from refund_tui.providers import client_classes
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class RefundCommand:
         """Refuse (exit 2, before anything is opened) options that would be ignored or prompt."""
         if not self.dry_run:
             never_prompt(self.as_json, self.yes, "add --yes to send (or --dry-run to check)")
-        if CLIENTS[ProviderName(self.provider)].sends_phone:
+        if client_classes()[ProviderName(self.provider)].sends_phone:
             return
         ignored = " and ".join(option for option, value in (("--phone", self.phone), ("--country", self.country))
                                if value is not None)

@@ -13,7 +13,7 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -874,6 +874,39 @@ class Ledger:
         )
         totals[RefundStatus.FAILED] -= retried
         return totals
+
+    def retried_ids(self) -> set[str]:
+        """Ids of the attempts a later attempt retried."""
+        rows = self.query("SELECT DISTINCT retry_of FROM attempts WHERE retry_of IS NOT NULL")
+        return {attempt_id for (attempt_id,) in rows}
+
+    def payments(self) -> list[tuple[ProviderName, str]]:
+        """Every (provider, payment reference) the ledger has an attempt for."""
+        rows = self.query("SELECT DISTINCT provider, payment_reference FROM attempts")
+        return [(ProviderName(provider), reference) for provider, reference in rows]
+
+    def needing_attention(
+        self, stuck_before: Mapping[ProviderName, datetime], limit: int
+    ) -> tuple[list[Attempt], int]:
+        """The newest ``limit`` attempts an operator must look at, and how many there are.
+
+        Failed (unless retried), unknown, reversed or flagged, and pending or processing since
+        before their provider's ``stuck_before``.
+        """
+        stuck = " OR ".join("(a.provider = ? AND a.created_at < ?)" for _ in stuck_before) or "0"
+        where = f"""WHERE (c.status IN (?, ?, ?) OR c.flagged
+            OR (c.status IN (?, ?) AND ({stuck})))
+            AND NOT (c.status = ? AND NOT c.flagged
+                     AND a.attempt_id IN (SELECT retry_of FROM attempts WHERE retry_of IS NOT NULL))"""
+        params: list = [
+            RefundStatus.FAILED.value, RefundStatus.UNKNOWN.value, RefundStatus.REVERSED.value,
+            RefundStatus.PENDING.value, RefundStatus.PROCESSING.value,
+        ]  # fmt: skip
+        for provider, moment in stuck_before.items():
+            params += [ProviderName(provider).value, _iso(moment)]
+        params.append(RefundStatus.FAILED.value)
+        [(total,)] = self.query(f"SELECT count(*) {_ATTEMPTS_FROM} {where}", params)
+        return self._select(where, params, limit=limit), total
 
     def audit_rows(self, since: datetime | None = None) -> Iterator[dict]:
         """One flat dict per event (keys: AUDIT_FIELDS) joined with its attempt, oldest first.

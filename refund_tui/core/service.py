@@ -66,8 +66,10 @@ RESEND_QUIET = timedelta(minutes=15)
 MAX_CLOCK_SKEW = timedelta(minutes=2)
 #: Completed refunds are re-read this long after they were made, so a reversal is seen...
 RECHECK_COMPLETED = timedelta(days=2)
-#: ...this often.
+#: ...this often, once older than FRESH_COMPLETED; younger ones at every tracking tick, so a
+#: reversal shows within one tracking interval.
 COMPLETED_POLL_DELAY = 120.0
+FRESH_COMPLETED = timedelta(days=1)
 
 
 class RefundNotAllowed(Exception):
@@ -213,10 +215,11 @@ class _PollSchedule:
         changed: bool,
         retry_after: float | None,
         status: RefundStatus,
+        age: timedelta,
     ) -> None:
         delay = 2.0 if changed else min(self.delay.get(attempt_id, 1.0) * 2, MAX_POLL_DELAY)
         if status is RefundStatus.COMPLETED:
-            delay = COMPLETED_POLL_DELAY
+            delay = 0.0 if age < FRESH_COMPLETED else COMPLETED_POLL_DELAY
         if retry_after is not None:
             delay = max(delay, retry_after)
         self.delay[attempt_id] = delay
@@ -710,8 +713,10 @@ class RefundService:
                 else:
                     result = await self._recover_one(attempt)
                     changed, retry_after = result.attempt.status is not attempt.status, None
-            status = self.ledger.get(attempt.attempt_id).status
-            self._schedule.after(attempt.attempt_id, self.clock(), changed, retry_after, status)
+            status, at = self.ledger.get(attempt.attempt_id).status, self.clock()
+            self._schedule.after(
+                attempt.attempt_id, at, changed, retry_after, status, at - attempt.created_at
+            )
             return changed
 
         return sum(await asyncio.gather(*(update(attempt) for attempt in due)))

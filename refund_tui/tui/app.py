@@ -1,8 +1,9 @@
 """RefundApp: the console shell. Opens the session, owns navigation, the banner and the keys.
 
-The first screen paints before the session opens: the session (simulator, ledger, provider
-clients, keyring) is opened in a thread worker afterwards, so nothing heavy is imported on
-the first paint's path.
+The first screen paints before the session opens. The session is opened in a thread worker
+afterwards, in two steps: the profile (config, operator, the ledger's counts) fills the banner
+first; the providers (the simulator or the keyring, the clients) follow, and lookups wait for
+them. Nothing heavy is imported on the first paint's path.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.geometry import Size
+from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
@@ -29,7 +31,9 @@ from refund_tui.tui.screens.too_small import MIN_HEIGHT, MIN_WIDTH, TooSmallScre
 from refund_tui.tui.widgets.banner import BannerInfo
 
 if TYPE_CHECKING:
-    from refund_tui.core.ledger import ChangeWatch
+    from refund_tui.config import Profile
+    from refund_tui.core.ledger import ChangeWatch, Ledger
+    from refund_tui.core.operator import Operator
     from refund_tui.core.service import PaymentView, RefundService
     from refund_tui.session import Session
 
@@ -53,6 +57,26 @@ def _board_screen() -> Screen:
 
 class SessionNotReady(RuntimeError):
     """The session is still opening, or could not be opened."""
+
+
+def banner_counts(ledger: Ledger) -> tuple[int, int, int, int]:
+    """The failed, unknown, reversed and paid-twice counts the banner shows."""
+    from refund_tui.core.models import RefundStatus
+
+    counts = ledger.counts()
+    failed, unknown, reversed_ = (
+        counts[s] for s in (RefundStatus.FAILED, RefundStatus.UNKNOWN, RefundStatus.REVERSED)
+    )
+    return failed, unknown, reversed_, ledger.double_refund_count()
+
+
+def profile_banner(profile: Profile, operator: Operator) -> BannerInfo:
+    return BannerInfo(
+        profile=profile.name,
+        environment=profile.environment,
+        refunds_enabled=profile.refunds_enabled,
+        operator=f"{operator.name}@{operator.hostname}",
+    )
 
 
 class KeyCommands(Provider):
@@ -95,7 +119,17 @@ class RefundApp(App[None]):
     MODES = {"lookup": LookupScreen, "board": _board_screen}
     DEFAULT_MODE = "lookup"
 
+    class ProfileRead(Message):
+        """The profile is known (the first step of opening the session): fill the banner."""
+
+        def __init__(self, banner: BannerInfo, keymap: dict[str, str]) -> None:
+            super().__init__()
+            self.banner = banner
+            self.keymap = keymap
+
     banner_info: reactive[BannerInfo] = reactive(BannerInfo.opening(None), init=False)
+    #: True once the session is open (providers connected): lookups and refunds can run.
+    connected: reactive[bool] = reactive(False, init=False)
     #: Why the session could not be opened (the lookup screen shows it), else None.
     session_problem: reactive[str | None] = reactive(None, init=False)
 
@@ -116,6 +150,37 @@ class RefundApp(App[None]):
         self._ledger_watch: ChangeWatch | None = None
         self.set_reactive(RefundApp.banner_info, BannerInfo.opening(profile_name))
 
+    def get_driver_class(self):
+        from refund_tui.tui.terminal import escape_safe
+
+        return escape_safe(super().get_driver_class())
+
+    async def on_event(self, event: events.Event) -> None:
+        """A paste reaches the focused field without terminal controls, and a key bound in
+        the focused chain takes effect before the keys behind it.
+
+        Textual hands each key to the widget focused when it is dispatched, and runs a key's
+        binding only once the key has bubbled up from that widget. In a burst (keys arriving
+        together over SSH) a later key can then overtake a bound one: characters typed after
+        backspaces were inserted before the backspaces ran, and the ``b`` of ``esc b`` was
+        typed into the field the ``esc`` was leaving. So a key bound here runs its binding at
+        once, as Textual would after the bubbling (``_check_bindings``, Textual 8.2.8; the
+        tmux tests catch a change). A key the focused widget takes itself (a field's
+        printable keys) and a key no binding handles go the usual way.
+        """
+        if isinstance(event, events.Paste) and not event.is_forwarded:
+            event = events.Paste(printable_lines(event.text))
+        elif isinstance(event, events.Key) and not event.is_forwarded:
+            focused = self.focused
+            taken = focused is not None and focused.check_consume_key(event.key, event.character)
+            if not taken:
+                self.app_focus = True
+                if await self._check_bindings(event.key, priority=True):
+                    return
+                if await self._check_bindings(event.key):
+                    return
+        await super().on_event(event)
+
     # -- the session ------------------------------------------------------------------------
 
     @property
@@ -134,16 +199,31 @@ class RefundApp(App[None]):
 
     @work(thread=True, exit_on_error=False, group="session", name="open-session")
     def _open_session(self) -> Session | None:
+        from refund_tui.config import load_config, paths
+        from refund_tui.core.ledger import Ledger
+        from refund_tui.core.operator import Operator
+
+        config = load_config()
+        profile = config.profile(self.profile_name)
+        with Ledger(paths().ledger_file(profile.name)) as ledger:
+            banner = profile_banner(profile, Operator.current()).with_counts(*banner_counts(ledger))
+        self.post_message(self.ProfileRead(banner, config.keys))
+
         from refund_tui.core.phone import warm_up
         from refund_tui.session import Session
 
         warm_up()  # the carrier data, here rather than on the refund form's first keystroke
         self._unlock_keyring()
-        session = Session.open(self.profile_name)
+        session = Session.open(self.profile_name, config=config)
         if get_current_worker().is_cancelled:
             asyncio.run(session.aclose())
             return None
         return session
+
+    def on_refund_app_profile_read(self, message: ProfileRead) -> None:
+        if self.session is None and self.session_problem is None:
+            self.banner_info = message.banner
+            self._apply_keymap(message.keymap)
 
     def _unlock_keyring(self) -> None:
         """If the profile needs the encrypted keyring and it is locked, ask its passphrase on
@@ -190,18 +270,13 @@ class RefundApp(App[None]):
 
     def _session_ready(self) -> None:
         session = self.session
-        profile = session.profile
-        operator = session.service.operator
-        self.banner_info = BannerInfo(
-            profile=profile.name,
-            environment=profile.environment,
-            refunds_enabled=profile.refunds_enabled,
-            operator=f"{operator.name}@{operator.hostname}",
-        )
-        self._apply_keymap(session.config.keys)
+        if self.banner_info.environment is None:  # a session given, not opened here
+            self.banner_info = profile_banner(session.profile, session.service.operator)
+            self._apply_keymap(session.config.keys)
         self.set_interval(self.refresh_interval, self._tick_tracking, name="tracking")
         self._ledger_watch = session.ledger.change_watch()
         self.set_interval(WATCH_INTERVAL, self._watch_ledger, name="ledger-watch")
+        self.connected = True
         self.refresh_counts()
         self.recover_at_start()
 
@@ -263,29 +338,19 @@ class RefundApp(App[None]):
         self.set_keymap(keymap)
 
     def key_for(self, binding: Binding) -> str:
-        """The key shown for a binding, after the user's keymap."""
+        """The key shown for a binding, after the user's keymap ("? / f1" for two keys)."""
         override = self._user_keys.get(binding.id or "")
-        if override:
-            return self.get_key_display(binding.with_key(override, key_display=None))
+        if override or "," in binding.key:
+            return " / ".join(
+                self.get_key_display(binding.with_key(key.strip(), key_display=None))
+                for key in (override or binding.key).split(",")
+            )
         return self.get_key_display(binding)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="counts", name="ledger-counts")
     def refresh_counts(self) -> tuple[int, int, int, int]:
         """Re-read the failed, unknown, reversed and paid-twice counts for the banner."""
-        from refund_tui.core.models import RefundStatus
-
-        ledger = self.session.ledger
-        counts = ledger.counts()
-        failed, unknown, reversed_ = (
-            counts[s] for s in (RefundStatus.FAILED, RefundStatus.UNKNOWN, RefundStatus.REVERSED)
-        )
-        return failed, unknown, reversed_, ledger.double_refund_count()
-
-    async def on_event(self, event: events.Event) -> None:
-        """A paste from the terminal reaches the focused field without terminal controls."""
-        if isinstance(event, events.Paste) and not event.is_forwarded:
-            event = events.Paste(printable_lines(event.text))
-        await super().on_event(event)
+        return banner_counts(self.session.ledger)
 
     async def on_unmount(self) -> None:
         if self._ledger_watch is not None:
@@ -317,13 +382,17 @@ class RefundApp(App[None]):
 
     def _needs_session(self) -> bool:
         if self.session is None:
-            problem = self.banner_info.note or "the session is not open"
+            problem = self.session_problem or "still connecting to the providers: a moment"
             self.notify(problem, severity="warning", markup=False)
             return False
         return True
 
     def action_show_lookup(self) -> None:
-        self.switch_mode("lookup")
+        """The first screen; pressed on it, back to its lists."""
+        if self.current_mode == "lookup" and isinstance(self.screen, LookupScreen):
+            self.screen.show_home()
+        else:
+            self.switch_mode("lookup")
 
     def action_show_board(self) -> None:
         if self._needs_session():

@@ -39,12 +39,12 @@ def _key(binding_id: str, key: str, action: str, description: str, tooltip: str,
 _REGISTRY: Mapping[str, tuple[Binding, ...]] = MappingProxyType(
     {
         "app": (
-            _key("app.lookup", "l", "show_lookup", "Lookup", "Look up a payment (the home screen)", show=False),
+            _key("app.lookup", "l", "show_lookup", "Lookup", "The first screen: look up a payment, or pick one from its lists", show=False),
             _key("app.board", "b", "show_board", "Board", "Live status board of every refund", show=False),
             _key("app.batch", "B", "show_batch", "Batch", "Refunds from a CSV file, every row checked first", key_display="B", show=False),
             _key("app.reconcile", "C", "show_reconcile", "Reconcile", "Compare the providers' records with the ledger", key_display="C", show=False),
             _key("app.credentials", "k", "show_credentials", "Credentials", "Credential sources and the keyring in use", show=False),
-            _key("app.help", "question_mark", "show_help", "Help", "Every key, by screen", key_display="?"),
+            _key("app.help", "question_mark,f1", "show_help", "Help", "Every key, by screen (f1 also works in a text field)"),
             _key("app.palette", "ctrl+p", "command_palette", "Commands", "Command palette", show=False),
             _key("app.quit", "ctrl+q", "quit", "Quit", "Quit refund-tui", priority=True),
         ),
@@ -53,6 +53,7 @@ _REGISTRY: Mapping[str, tuple[Binding, ...]] = MappingProxyType(
             _key("lookup.provider", "f2", "next_provider", "Provider", "Switch provider (Vesicash / Novasend)"),
             _key("lookup.reference", "slash", "focus_reference", "Reference", "Type another payment reference", key_display="/", show=False),
             _key("lookup.leave", "escape", "leave_reference", "Keys", "Leave the reference field so single-letter keys work", show=False),
+            _key("lookup.list", "down", "focus_list", "List", "From the reference field down into the list below", key_display="down", show=False),
         ),
         "refund": (
             _key("refund.submit", "ctrl+s", "submit", "Review", "Review and confirm the refund (nothing is sent yet)"),
@@ -66,11 +67,11 @@ _REGISTRY: Mapping[str, tuple[Binding, ...]] = MappingProxyType(
             _key("board.filter", "slash", "filter", "Filter", "Filter by reference, phone or reason", key_display="/"),
             _key("board.clear_filter", "escape", "close_filter", "Clear filter", "Clear and close the filter", show=False),
             _key("board.failed", "f", "quick_filter('failed')", "Failed", "Show failed refunds only"),
-            _key("board.in_flight", "i", "quick_filter('in_flight')", "In flight", "Show refunds still in flight"),
+            _key("board.in_flight", "i", "quick_filter('in_flight')", "In flight", "Show refunds still in flight", show=False),
             _key("board.all", "a", "quick_filter('all')", "All", "Show every refund"),
-            _key("board.sort", "s", "cycle_sort", "Sort", "Next sort order: time, amount, status"),
+            _key("board.sort", "s", "cycle_sort", "Sort", "Next sort order: time, amount, status", show=False),
             _key("board.pause", "p", "toggle_pause", "Pause", "Pause or resume live updates"),
-            _key("board.refresh", "ctrl+r", "refresh_now", "Refresh", "Poll the providers now"),
+            _key("board.refresh", "ctrl+r", "refresh_now", "Refresh", "Poll the providers now", show=False),
             _key("board.triage", "m", "triage", "Select", "Select many failed or unknown refunds to retry or resolve together"),
         ),
         "triage": (

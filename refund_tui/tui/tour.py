@@ -198,7 +198,22 @@ async def type_into(pilot: Pilot, field: str, text: str) -> None:
     await pilot.press("home", "ctrl+k", *text)
 
 
-# -- the lookup, the form and the confirmation ----------------------------------------------
+# -- the first screen, the lookup, the form and the confirmation ------------------------------
+
+
+async def show_first_screen(pilot: Pilot) -> None:
+    """The first screen after some refunds: what needs attention, recent and demo payments."""
+    from refund_tui.tui.screens.lookup import LookupScreen
+
+    await ready(pilot)
+    await make_refunds(pilot.app)
+    pilot.app.refresh_counts()
+    screen = pilot.app.screen
+    assert isinstance(screen, LookupScreen)
+    screen.home = None
+    screen.load_home()
+    await wait_until(pilot, lambda: screen.home is not None, "the first screen's lists")
+    await settle(pilot)
 
 
 async def show_lookup(pilot: Pilot) -> None:

@@ -6,7 +6,10 @@ posts what it read; the handler diffs the rows into the table by attempt id insi
 cells, add new rows, remove stale ones), so the cursor and the scroll position stay put.
 
 At most ``ROW_LIMIT`` rows are shown: the newest ones of the current view. A text filter
-searches the whole ledger and shows the newest matches.
+searches the whole ledger and shows the newest matches. A failed refund that was retried is
+marked "retried" and left out of the failed view, as the banner leaves it out of its count.
+Under the table, the highlighted refund's payment, reference and reason are written out in
+full: at 80 columns the table can only show the start of them.
 """
 
 from __future__ import annotations
@@ -35,7 +38,13 @@ from refund_tui.tui.keys import bindings
 from refund_tui.tui.messages import LedgerChanged, describe_error
 from refund_tui.tui.screens.details import DetailsScreen, still_running
 from refund_tui.tui.widgets.banner import Banner
-from refund_tui.tui.widgets.status import IN_FLIGHT, attempt_status, counts_text, row_style
+from refund_tui.tui.widgets.status import (
+    IN_FLIGHT,
+    RETRIED_LABEL,
+    attempt_status,
+    counts_text,
+    row_style,
+)
 
 #: Most rows on the board at once (the newest of the current view or filter).
 ROW_LIMIT = 2_000
@@ -91,14 +100,15 @@ STATUS_RANK = {
 
 #: Longest reason or failure text in a cell; the details screen has all of it.
 REASON_WIDTH = 40
-#: (column key, title); status, amount and failure come early so they show at 80 columns.
+#: (column key, title); status, payment, amount and failure come first so they show at 80
+#: columns (the line under the table writes the highlighted one out in full).
 COLUMNS = (
     ("time", "Time UTC"),
     ("status", "Status"),
-    ("provider", "Provider"),
     ("payment", "Payment"),
     ("amount", "Amount"),
     ("reason", "Reason / failure"),
+    ("provider", "Provider"),
     ("reference", "Refund ref"),
 )
 COLUMN_KEYS = tuple(key for key, _ in COLUMNS)
@@ -127,6 +137,8 @@ class BoardData:
     counts: dict[RefundStatus, int]
     at: datetime
     limit: int
+    #: Ids of the failed attempts that were retried.
+    retried: frozenset[str] = frozenset()
 
 
 def matches(attempt: Attempt, terms: Sequence[str]) -> bool:
@@ -161,13 +173,21 @@ def read_board(
     """Read the newest ``limit`` rows for ``query`` (blocking: run it in a thread)."""
     statuses = VIEW_STATUSES[query.view]
     counts = ledger.counts()
+    retried = frozenset(ledger.retried_ids())
+    hidden = retried if query.view is View.FAILED else frozenset()
     if query.terms:
-        found = [a for a in ledger.attempts(statuses=statuses) if matches(a, query.terms)]
+        found = [
+            a
+            for a in ledger.attempts(statuses=statuses)
+            if a.attempt_id not in hidden and matches(a, query.terms)
+        ]
         matched, attempts = len(found), found[:limit]
     else:
-        attempts = ledger.attempts(statuses=statuses, limit=limit)
+        read = ledger.attempts(statuses=statuses, limit=limit + len(hidden))
+        attempts = [a for a in read if a.attempt_id not in hidden][:limit]
         matched = sum(n for status, n in counts.items() if statuses is None or status in statuses)
-    return BoardData(query, sort_attempts(attempts, query.sort), matched, counts, at, limit)
+    attempts = sort_attempts(attempts, query.sort)
+    return BoardData(query, attempts, matched, counts, at, limit, retried)
 
 
 def scope_line(data: BoardData) -> str:
@@ -193,24 +213,45 @@ class RowText(Text):
         self.row_key = row_key
 
 
-def row_cells(attempt: Attempt) -> tuple[Text, ...]:
-    """The board's cells for one attempt; failed, unknown and reversed rows are painted whole."""
-    style = row_style(attempt.status)
+def shown_reason(attempt: Attempt) -> str:
+    """The failure of a failed or reversed refund, else the reason it was made."""
     failed = attempt.status in (RefundStatus.FAILED, RefundStatus.REVERSED)
-    reason = attempt.failure_reason if failed and attempt.failure_reason else attempt.reason
+    return attempt.failure_reason if failed and attempt.failure_reason else attempt.reason
+
+
+def row_cells(attempt: Attempt, retried: bool = False) -> tuple[Text, ...]:
+    """The board's cells for one attempt; failed, unknown and reversed rows are painted whole,
+    unless the failure was retried (then it reads "retried", quietly)."""
+    style = "dim" if retried else row_style(attempt.status)
+    status = Text(RETRIED_LABEL, style="dim") if retried else None
+    reason = shown_reason(attempt)
     return (
         RowText(
             f"{attempt.created_at.astimezone(UTC):%m-%d %H:%M}",
             style=style,
             row_key=attempt.attempt_id,
         ),
-        attempt_status(attempt),
-        Text(attempt.provider.value, style=style),
+        status or attempt_status(attempt),
         Text(printable(attempt.payment_reference), style=style),
         Text(attempt.amount.format(), style=style, justify="right"),
         Text(_clip(printable(reason), REASON_WIDTH), style=style),
+        Text(attempt.provider.value, style=style),
         Text(printable(attempt.provider_reference or "-"), style=style),
     )
+
+
+def detail_line(attempt: Attempt, retried: bool) -> Text:
+    """The highlighted refund written out in full (the table clips it at 80 columns)."""
+    parts = [
+        f"{printable(attempt.payment_reference)} ({attempt.provider.value})",
+        f"ref {printable(attempt.provider_reference or 'none yet')}",
+        attempt.amount.format(),
+    ]
+    if retried:
+        parts.append("failed, retried")
+    line = Text(" | ".join(parts) + ": ", style="bold")
+    line.append(printable(shown_reason(attempt)), style="")
+    return line
 
 
 def _clip(text: str, width: int) -> str:
@@ -221,9 +262,9 @@ def _same(one: Text, other: Text) -> bool:
     return one.plain == other.plain and one.style == other.style
 
 
-def _state(attempt: Attempt) -> tuple:
+def _state(attempt: Attempt, retried: bool) -> tuple:
     """What can change on an attempt once recorded (the rest of it never changes)."""
-    return (attempt.status, attempt.flagged, attempt.provider_reference, attempt.failure_reason)
+    return (attempt.status, attempt.flagged, attempt.provider_reference, attempt.failure_reason, retried)
 
 
 class BoardTable(DataTable):
@@ -245,7 +286,7 @@ class BoardTable(DataTable):
             return None
         return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
 
-    def show(self, attempts: Sequence[Attempt]) -> int:
+    def show(self, attempts: Sequence[Attempt], retried: Collection[str] = ()) -> int:
         """Make the table show ``attempts`` in this order; returns how many cells changed.
 
         Rows are built only for new attempts or attempts whose state changed. Call it inside
@@ -264,11 +305,12 @@ class BoardTable(DataTable):
             self.order = [key for key in self.order if key not in stale]
         changed = 0
         for attempt in attempts:
-            key, state = attempt.attempt_id, _state(attempt)
+            key = attempt.attempt_id
+            state = _state(attempt, key in retried)
             before = self.shown.get(key)
             if before is not None and before[0] == state:
                 continue
-            cells = row_cells(attempt)
+            cells = row_cells(attempt, key in retried)
             if before is None:
                 self.add_row(*cells, key=key)
                 self.order.append(key)
@@ -310,6 +352,7 @@ class BoardScreen(Screen):
     BoardScreen #board-filter { display: none; }
     BoardScreen #board-filter.-open { display: block; }
     BoardScreen BoardTable { height: 1fr; }
+    BoardScreen #board-detail { height: 2; padding: 0 1; background: $boost; }
     """
 
     class Loaded(Message):
@@ -341,6 +384,7 @@ class BoardScreen(Screen):
             id="board-filter",
         )
         yield BoardTable()
+        yield Static(id="board-detail", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -377,10 +421,11 @@ class BoardScreen(Screen):
         self._error = None
         table = self.query_one(BoardTable)
         with self.app.batch_update():
-            changed = table.show(data.attempts)
+            changed = table.show(data.attempts, data.retried)
             if self._select in table.shown:
                 table.move_cursor(row=table.get_row_index(self._select))
                 self._select = None
+            self._show_detail()
             self.query_one("#board-counts", Static).update(counts_text(data.counts))
             self.query_one("#board-scope", Static).update(scope_line(data))
             self._show_clock()
@@ -459,13 +504,14 @@ class BoardScreen(Screen):
     def action_filter(self) -> None:
         field = self.query_one("#board-filter", Input)
         field.add_class("-open")
-        field.focus()
+        self.set_focus(field)  # at once: the keys typed right after / go into the field
 
     def action_triage(self) -> None:
-        """Open bulk triage on the failed and unknown refunds the board shows."""
+        """Open bulk triage on the failed (not yet retried) and unknown refunds the board shows."""
         from refund_tui.tui.screens.triage import TriageScreen, actionable
 
-        shown = self.last_data.attempts if self.last_data else []
+        data = self.last_data
+        shown = [a for a in data.attempts if a.attempt_id not in data.retried] if data else []
         if not actionable(shown):
             self.notify("No failed or unknown refunds shown here (f shows the failed ones).")
             return
@@ -479,6 +525,18 @@ class BoardScreen(Screen):
     @on(DataTable.RowSelected)
     def _row_selected(self) -> None:
         self.action_open_details()
+
+    @on(DataTable.RowHighlighted)
+    def _show_detail(self) -> None:
+        """Write the highlighted refund out in full under the table."""
+        detail = self.query_one("#board-detail", Static)
+        key = self.query_one(BoardTable).highlighted_key
+        data = self.last_data
+        attempt = next((a for a in data.attempts if a.attempt_id == key), None) if data else None
+        if attempt is None:
+            detail.update("")
+        else:
+            detail.update(detail_line(attempt, key in data.retried))
 
     # -- the filter field ---------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from rich import box
 from rich.console import Group, RenderableType
@@ -34,6 +34,7 @@ from refund_tui.core.text import printable, printable_lines
 from refund_tui.tui.keys import bindings
 from refund_tui.tui.messages import LedgerChanged, describe_error
 from refund_tui.tui.widgets.banner import Banner
+from refund_tui.tui.widgets.home import age
 from refund_tui.tui.widgets.status import attempt_status, status_label, status_text
 
 #: What an operator reads when a worker of this screen fails, by worker group.
@@ -121,8 +122,19 @@ def summary(details: Details) -> Table:
     )
 
 
-def what_now(attempt: Attempt, keyless: bool) -> Text | None:
-    """What the operator is waiting for and can do now, for a refund that needs a human."""
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """What ``what_now`` needs beyond the attempt: the provider's habits and the clock."""
+
+    keyless: bool
+    usual_settle: timedelta
+    resend_from: datetime
+    now: datetime
+
+
+def what_now(attempt: Attempt, waiting: Waiting) -> Text | None:
+    """What the operator is waiting for, until when, and can do now, for a refund that
+    needs a human (paid twice, of unknown outcome, or stuck beyond the provider's usual time)."""
     provider = attempt.provider.value.title()
     if attempt.double_refunds:
         seconds = printable(", ".join(attempt.double_refunds))
@@ -132,17 +144,29 @@ def what_now(attempt: Attempt, keyless: bool) -> Text | None:
             f"to reverse {seconds}.",
             style="bold",
         )
-    if attempt.provider_reference or attempt.status.is_terminal:
+    if attempt.status.is_terminal:
         return None
+    if attempt.provider_reference:
+        taken = waiting.now - attempt.created_at
+        if taken <= waiting.usual_settle:
+            return None
+        return Text(
+            f"Stuck: {attempt.status} for {age(taken)}, while {provider} usually settles within "
+            f"{age(waiting.usual_settle)}. It still holds {attempt.amount} of the payment. "
+            f"Escalate to {provider} support with refund {attempt.provider_reference} on "
+            f"payment {attempt.payment_reference}; tracking keeps reading it and shows the "
+            "outcome here when it comes."
+        )
     tag = attempt.request.external_reference
-    if keyless:
+    if waiting.keyless:
         return Text(
             f"Outcome unknown: waiting for {provider}'s payment record to show a refund tagged "
             f"[{tag}]; it is read on every tracking round and settles this refund when it "
             f"does. {provider} takes no idempotency key, so this request is never resent "
             "automatically: a slow provider may still execute it. Do not refund this payment "
-            "again. Press R to see the evidence; a resend is offered only once the record has "
-            "shown nothing for the quiet period. Unsure? Ask the provider about the tag."
+            "again. Press R to see the evidence; a resend can be offered from "
+            f"{waiting.resend_from:%H:%M} UTC if the record still shows nothing. Unsure? Ask "
+            "the provider about the tag."
         )
     return Text(
         f"Outcome unknown: resent unchanged with its idempotency key on every recovery "
@@ -320,6 +344,17 @@ class DetailsScreen(Screen):
     def attempt(self) -> Attempt | None:
         return self.details.attempt if self.details else None
 
+    def _waiting(self, details: Details) -> Waiting:
+        attempt = details.attempt
+        sends = [event.at for event in details.events if event.source in ("intent", "send")]
+        service = self.app.service
+        return Waiting(
+            keyless=self._keyless,
+            usual_settle=self.app.session.profile.usual_settle[attempt.provider],
+            resend_from=sends[-1] + service.resend_quiet,
+            now=self.app.clock(),
+        )
+
     @property
     def _keyless(self) -> bool:
         """True when the attempt's provider takes no idempotency key (Vesicash)."""
@@ -345,7 +380,7 @@ class DetailsScreen(Screen):
             title.append("  (refreshing)", style="dim")
         self.query_one("#details-title", Static).update(title)
         self.query_one("#details-summary", Static).update(summary(details))
-        advice = what_now(attempt, self._keyless)
+        advice = what_now(attempt, self._waiting(details))
         next_step = self.query_one("#details-next", Static)
         next_step.display = advice is not None
         next_step.update(advice or "")
@@ -396,9 +431,9 @@ class DetailsScreen(Screen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         attempt = self.attempt
-        if action == "retry":
+        if action == "retry":  # a retried failure keeps the key: action_retry says why not
             failed = attempt is not None and attempt.status is RefundStatus.FAILED
-            return failed and not self.details.retries and not self.details.contradicted
+            return failed and not self.details.contradicted
         if action == "resolve":
             return attempt is not None and not attempt.status.is_terminal
         if action == "resend":
@@ -418,12 +453,26 @@ class DetailsScreen(Screen):
         self.notify(f"Copied the {what} {printable(text)} to your clipboard", timeout=4, markup=False)
 
     def action_retry(self) -> None:
+        if why := self._no_retry():
+            self.notify(why, severity="warning", timeout=10, markup=False)
+            return
         self.notify(
             f"Looking up {printable(self.attempt.payment_reference)} to retry the refund...",
             timeout=3,
             markup=False,
         )
         self.look_up_for_retry()
+
+    def _no_retry(self) -> str | None:
+        """Why this failure cannot be retried again, or None."""
+        if not self.details.retries:
+            return None
+        retry = self.details.retries[0]
+        return (
+            f"Not retried again: this failure was already retried as {retry.attempt_id[:8]} "
+            f"({retry.status.value}). A failure is retried once; open that attempt from the "
+            "board to follow it, and retry it if it fails."
+        )
 
     @work(exclusive=True, exit_on_error=False, group="details-retry", description="look up payment")
     async def look_up_for_retry(self) -> None:

@@ -10,6 +10,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from refund_tui.config import SANDBOX_PROFILE
 from refund_tui.tui import keys
 from refund_tui.tui.widgets.banner import Banner
 
@@ -36,6 +37,8 @@ class HelpScreen(Screen[None]):
 
     def _reference(self) -> Group:
         parts: list = [Text(INTRO)]
+        if self.app.banner_info.profile == SANDBOX_PROFILE:
+            parts += [Text(""), sandbox_section()]
         for scope, scoped in keys.registry().items():
             table = Table(
                 title=keys.SCOPE_TITLES[scope], title_justify="left", title_style="bold",
@@ -51,3 +54,36 @@ class HelpScreen(Screen[None]):
 
     def action_back(self) -> None:
         self.dismiss()
+
+
+def sandbox_section() -> Group:
+    """What the built-in simulator is and how to make it show each case."""
+    from refund_tui.sandbox.settlement import MAGIC_ENDINGS
+
+    endings = Table(box=None, padding=(0, 1), show_header=False)
+    endings.add_column("Ending", style="bold", width=7, no_wrap=True)
+    endings.add_column("Outcome")
+    for ending, scenario in MAGIC_ENDINGS.items():
+        outcome = scenario.final.value
+        if scenario.failure_reason:
+            outcome += f": {scenario.failure_reason}"
+        if scenario.reversed_after_units:
+            outcome += ", then reversed"
+        if scenario.final.value == "processing":
+            outcome = "stays processing (stuck)"
+        endings.add_row(ending, outcome)
+    endings.add_row("other", "completed")
+    return Group(
+        Text("Sandbox", style="bold"),
+        Text(
+            "This profile talks to the built-in simulator: no real money moves, the keys are "
+            "fake. The first screen (l) lists its demo payments and what each shows; enter "
+            "looks one up. A refund's outcome follows the last four digits of the phone it "
+            "goes to:"
+        ),
+        endings,
+        Text(
+            "Delete sandbox-state.json in the data directory to start the demo afresh; "
+            "docs/SANDBOX.md describes every payment."
+        ),
+    )

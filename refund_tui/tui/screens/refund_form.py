@@ -20,6 +20,7 @@ from refund_tui.core.validation import COMMON_REASONS, REASON_MAX_LENGTH, Refund
 from refund_tui.tui import keys
 from refund_tui.tui.messages import describe_error
 from refund_tui.tui.widgets.banner import Banner
+from refund_tui.tui.widgets.fields import FieldSelect
 
 if TYPE_CHECKING:
     from refund_tui.core.models import Country
@@ -79,7 +80,7 @@ class RefundFormScreen(Screen[None]):
             if self._routed:
                 with Horizontal(classes="form-row"):
                     yield Label("Country", classes="field-label")
-                    yield Select([], prompt="loading countries...", compact=True, id="country")
+                    yield FieldSelect([], prompt="loading countries...", compact=True, id="country")
                 yield Static(markup=False, classes="note", id="country-note")
             with Horizontal(classes="form-row"):
                 yield Label("Reason", classes="field-label")
@@ -89,7 +90,7 @@ class RefundFormScreen(Screen[None]):
                     compact=True,
                     id="reason",
                 )
-                yield Select(
+                yield FieldSelect(
                     [(reason, reason) for reason in COMMON_REASONS],
                     prompt="quick pick",
                     compact=True,
@@ -152,9 +153,14 @@ class RefundFormScreen(Screen[None]):
 
     @on(Select.Changed, "#reason-pick")
     def _picked(self, event: Select.Changed) -> None:
-        if event.value is not Select.BLANK:
-            self.query_one("#reason", Input).value = str(event.value)
-            self.query_one("#reason", Input).focus()
+        """A quick-pick reason fills the reason field; the cursor goes on to the next field."""
+        if event.value is Select.BLANK:
+            return
+        self.query_one("#reason", Input).value = str(event.value)
+        chain = self.focus_chain
+        pick = event.select
+        if pick in chain and chain.index(pick) + 1 < len(chain):
+            self.set_focus(chain[chain.index(pick) + 1])
 
     def _entries(self) -> dict:
         return {

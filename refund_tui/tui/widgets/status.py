@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 
-from refund_tui.core.ledger import Attempt
 from refund_tui.core.models import RefundStatus
+
+if TYPE_CHECKING:  # the ledger stays off the first paint's path
+    from refund_tui.core.ledger import Attempt
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,8 @@ IN_FLIGHT = frozenset({RefundStatus.PENDING, RefundStatus.PROCESSING, RefundStat
 FLAG_MARK = "[manual]"
 #: Shown instead when its provider executed the attempt's request twice.
 DOUBLE_MARK = "[PAID TWICE]"
+#: The status of a failed refund that was retried: handled, so it reads quietly.
+RETRIED_LABEL = "!! retried"
 
 
 def status_label(status: RefundStatus, *, flagged: bool = False, double: bool = False) -> str:

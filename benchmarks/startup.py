@@ -215,8 +215,8 @@ def board_in_console(home: Path) -> tuple[float, float, float]:
     """Seconds from ``b`` to the board's first rows and to all its rows, and peak RSS in MB."""
     terminal = Terminal(CONSOLE, child_env(home))
     terminal.wait_for(SESSION_OPEN)
-    terminal.press(b"\t")  # leave the reference field, as an operator would
-    time.sleep(0.2)
+    terminal.press(b"\x1b")  # leave the reference field, as an operator would
+    time.sleep(1.0)
     pressed = time.perf_counter() - terminal.started
     terminal.press(b"b")
     painted = terminal.wait_for(BOARD_ROWS) - pressed

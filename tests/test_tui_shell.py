@@ -300,3 +300,17 @@ async def test_banner_raises_reversed_refunds(sandbox, session, app):
 
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: "REVERSED 1" in screen_text(app))
+
+
+async def test_a_long_banner_keeps_a_space_before_the_counts(sandbox, session, app):
+    import dataclasses
+
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.banner_info.environment is not None)
+        app.banner_info = dataclasses.replace(
+            app.banner_info, operator="operator2@a-rather-long-host-name", reversed=1, paid_twice=1
+        )
+        await pilot.pause()
+        banner = screen_text(app).splitlines()[0]
+
+    assert " FAILED 0" in banner and banner.rstrip().endswith("PAID TWICE 1")

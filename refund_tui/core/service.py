@@ -442,6 +442,12 @@ class RefundService:
             raise RefundNotAllowed(f"only a failed refund can be retried; this one is {failed.status}")
         if (failed.provider, failed.payment_reference) != (payment.provider, payment.reference):
             raise RefundNotAllowed("a retry must refund the same payment as the failed refund")
+        if NoticeInbox(self.ledger).conflicts(failed.attempt_id):
+            raise RefundNotAllowed(
+                "the provider notified an outcome that contradicts this failure: reconcile it "
+                "with the provider first (a new refund of the payment is capped by what the "
+                "provider reports)"
+            )
         if not self.provider(payment.provider).idempotent and any(
             refund.status.holds_balance
             for refund in self.provider(payment.provider).tagged_refunds(payment, failed.request)
@@ -449,12 +455,6 @@ class RefundService:
             raise RefundNotAllowed(
                 "the payment record shows a refund carrying this failed refund's tag: the "
                 "customer may have been paid by it; reconcile it with the provider first"
-            )
-        if NoticeInbox(self.ledger).conflicts(failed.attempt_id):
-            raise RefundNotAllowed(
-                "the provider notified an outcome that contradicts this failure: reconcile it "
-                "with the provider first (a new refund of the payment is capped by what the "
-                "provider reports)"
             )
         if retries := self.ledger.attempts(retry_of=failed.attempt_id):
             raise RefundNotAllowed(

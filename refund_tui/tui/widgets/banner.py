@@ -81,9 +81,9 @@ class Banner(Widget):
         if info.operator:
             left.append(f" {info.operator}")
         right = self._counts(info)
-        room = self.size.width - right.cell_len - 1
+        room = self.size.width - right.cell_len - 2  # a space always parts the two sides
         left.truncate(max(room, 0), overflow="ellipsis", pad=True)
-        return Text.assemble(left, right, " ")
+        return Text.assemble(left, " ", right, " ")
 
     @staticmethod
     def _counts(info: BannerInfo) -> Text:

@@ -147,8 +147,7 @@ async def reconcile(
                 report.unreadable.append((*key, error.message))
             else:
                 report.payments_checked += 1
-                # the ledger in a thread: its durable writes never hold up the other reads
-                findings, updated = await asyncio.to_thread(_compare, service, payment)
+                findings, updated = await _compare(service, payment)
                 report.findings += findings
                 report.updated += updated
         progress.done += 1
@@ -163,10 +162,10 @@ async def reconcile(
     return report
 
 
-def _compare(service: RefundService, payment: Payment) -> tuple[list[Finding], int]:
+async def _compare(service: RefundService, payment: Payment) -> tuple[list[Finding], int]:
     """The findings on one payment record, and how many attempts the ledger brought up to date
-    (blocking: reads and writes the ledger)."""
-    attempts = service.ledger.attempts(provider=payment.provider, payment_reference=payment.reference)
+    (the ledger is read and written through its thread, off the loop)."""
+    attempts = await service.db.attempts(provider=payment.provider, payment_reference=payment.reference)
     client = service.provider(payment.provider)
     findings: list[Finding] = []
     explained: set[str] = set()
@@ -180,7 +179,7 @@ def _compare(service: RefundService, payment: Payment) -> tuple[list[Finding], i
         ))  # fmt: skip
 
     for attempt in attempts:
-        ours = service.outcomes.watch(attempt, payment)  # records a second execution, once
+        ours = await service.outcomes.watch(attempt, payment)  # records a second execution, once
         tagged = client.tagged_refunds(payment, attempt.request)
         explained.update(refund.reference for refund in tagged)
         for second in tagged:
@@ -199,7 +198,7 @@ def _compare(service: RefundService, payment: Payment) -> tuple[list[Finding], i
             finding(FindingKind.AMOUNT_MISMATCH, attempt, ours,
                     f"the ledger sent {attempt.amount.format()}, the provider shows {ours.amount.format()}")  # fmt: skip
         if ours.status is not attempt.status:
-            if service.outcomes.record(attempt, ours, "reconcile", note="found on the payment record by reconciliation"):
+            if await service.outcomes.record(attempt, ours, "reconcile", note="found on the payment record by reconciliation"):
                 updated += 1
             elif attempt.status.is_terminal or ours.status.is_terminal:  # else both still in flight
                 finding(FindingKind.STATUS_MISMATCH, attempt, ours,

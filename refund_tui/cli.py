@@ -216,6 +216,55 @@ def refund(profile_name, provider, payment_reference, amount, reason, phone, cou
 
 @main.command()
 @profile_option
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Check every row and show the totals; send nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1, 32),
+              help="Refunds sent at once.")
+@json_option
+def batch(profile_name, file, dry_run, yes, concurrency, as_json) -> None:
+    """Refund every row of a CSV file (provider,payment,amount,reason[,phone,country,webhook_url]),
+    each row once however often the file is run; results in FILE.results.csv."""
+    from refund_tui.commands.batch import BatchCommand
+
+    from refund_tui.commands.output import interrupted, never_prompt
+
+    if not dry_run:
+        never_prompt(as_json, yes, "add --yes to send (or --dry-run to check)")
+    try:
+        code = _run(profile_name, BatchCommand(file, dry_run, yes, as_json, concurrency).run)
+    except KeyboardInterrupt:
+        code = interrupted(
+            "interrupted: rows already sent are recorded; run the same file again to resume "
+            "(no row is sent twice), or `refund-tui recover`",
+            as_json,
+        )
+    sys.exit(code)
+
+
+@main.command()
+@profile_option
+@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,
+              help="Only payments with a refund attempt since then (UTC).")
+@click.option("--provider", type=click.Choice(["vesicash", "novasend"]), default=None)
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the findings to this CSV file.")
+@click.option("--ack", "finding_id", default=None, help="Acknowledge this finding (with --note).")
+@click.option("--note", default="", help="What you found, recorded with --ack.")
+@json_option
+def reconcile(profile_name, since, provider, csv_path, finding_id, note, as_json) -> None:
+    """Compare every payment the ledger touched with the provider's record: refunds missing on
+    either side, double refunds, status and amount mismatches. Exit 0 clean, 1 with findings."""
+    from refund_tui.commands.reconcile import acknowledge, run_reconcile
+
+    since_utc = since.replace(tzinfo=UTC) if since else None
+    if finding_id is not None:
+        sys.exit(_run(profile_name, lambda session: acknowledge(session, since_utc, provider, finding_id, note, as_json)))
+    sys.exit(_run(profile_name, lambda session: run_reconcile(session, since_utc, provider, as_json, csv_path)))
+
+
+@main.command()
+@profile_option
 @click.argument("reference", required=False)
 @click.option("--watch", is_flag=True, help="Keep polling until every refund shown is final.")
 @click.option("--limit", default=50, show_default=True, type=LIMIT, help="How many refunds to show.")

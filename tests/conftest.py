@@ -65,6 +65,34 @@ class SandboxControl:
         """Every refund the simulator holds (seeded ones included), oldest first."""
         return self._checked(self._http.get("/refunds"))
 
+    def duplicate_refund(self, reference: str) -> dict[str, Any]:
+        """Execute a refund a second time (a copy with its own reference and the same tag)."""
+        return self._post(f"/refunds/{reference}/duplicate", {})
+
+    def amend_refund(self, reference: str, **changes: Any) -> dict[str, Any]:
+        """Change a refund behind everyone's back: ``status``, ``failure_reason``, ``amount``."""
+        return self._post(f"/refunds/{reference}/amend", changes)
+
+    def refund_directly(self, provider: str, payment: str, amount: int | float, reason: str) -> str:
+        """A refund made on the provider's own API, outside refund-tui; returns its reference."""
+        from refund_tui.sandbox import demo
+
+        if provider == "vesicash":
+            answer = httpx.post(
+                f"{self.vesicash_url}/v1/payment/refunds/process",
+                headers={"public-key": demo.VESICASH_PUBLIC_KEY, "secret-key": demo.VESICASH_SECRET_KEY},
+                json={"amount": amount, "payment_reference": payment, "country_id": 83,
+                      "transfer_to": "mobile_number", "momo_phone_number": "233241234567", "reason": reason},
+            )  # fmt: skip
+            return self._checked(answer)["data"]["reference"]
+        answer = httpx.post(
+            f"{self.novasend_url}/v1/payin/{payment}/refund",
+            auth=(demo.NOVASEND_API_KEY, demo.NOVASEND_API_CLIENT),
+            headers={"X-Idempotency-Key": f"dashboard-{payment}-{amount}"},
+            json={"amount": amount, "reason": reason, "externalReference": f"dashboard-{payment}"},
+        )
+        return self._checked(answer)["reference"]
+
     def faults(
         self,
         *,

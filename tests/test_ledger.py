@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from refund_tui.core.ledger import LedgerError, Operator
+from refund_tui.core.ledger import BatchRow, LedgerError, Operator
+from refund_tui.core.models import ProviderName
 from refund_tui.core.money import Money
 from refund_tui.core.notices import NoticeInbox
 from refund_tui.ledgers import sqlite as ledger_module
 from refund_tui.ledgers.sqlite import SqliteLedger
 from refund_tui.ledgers.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
-from tests.ledger.factories import new_attempt, record, xof
+from tests.ledger.factories import OPERATOR, new_attempt, record, xof
 
 
 @pytest.fixture
@@ -76,7 +77,7 @@ def test_a_version_2_ledger_keeps_its_refunds_and_gains_the_notice_inbox(path, m
         assert old._conn.execute("PRAGMA user_version").fetchone()[0] == 2
     monkeypatch.undo()
     with SqliteLedger(path) as upgraded:
-        assert upgraded._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert upgraded._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         assert upgraded.get(recorded.attempt_id).amount == Money(1500, "XOF")
         assert NoticeInbox(upgraded).recent() == []
 
@@ -108,10 +109,18 @@ def test_foreign_files_are_refused(tmp_path):
         "DELETE FROM attempts",
         "UPDATE events SET status = 'completed'",
         "DELETE FROM events",
+        "UPDATE batch_rows SET row = 2",
+        "DELETE FROM batch_rows",
+        "UPDATE finding_acks SET note = 'nothing'",
+        "DELETE FROM finding_acks",
     ],
 )
 def test_attempts_and_events_are_append_only(ledger, path, statement):
-    record(ledger, 500)
+    record(ledger, 500, batch_row=BatchRow("b" * 32, 1))
+    ledger.acknowledge_finding(
+        "f1", kind="missing", provider=ProviderName.NOVASEND, payment_reference="tr_1",
+        note="checked", operator=OPERATOR,
+    )  # fmt: skip
     raw = sqlite3.connect(path, isolation_level=None)
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         raw.execute(statement)

@@ -208,3 +208,39 @@ def test_reset_restores_the_seeded_world(web, sandbox):
         f"{sandbox.novasend_url}/v1/payin/{reference}", auth=("nvs_DEMO_api_key", "nvs_DEMO_client")
     )
     assert gone.status_code == 404
+
+
+def test_a_duplicated_refund_is_a_second_execution_with_the_same_tag(web, sandbox):
+    copy = control(web, sandbox, "/refunds/rf_demo_partial_1/duplicate", {}).json()
+    record = web.get(f"{sandbox.novasend_url}/v1/payin/tr_demo_partial", auth=("nvs_DEMO_api_key", "nvs_DEMO_client")).json()
+
+    first, second = record["refunds"]
+    assert second["reference"] == copy["refund_reference"] != first["reference"]
+    assert second["externalReference"] == first["externalReference"] == "demo-partial-1"
+    assert (second["amount"], second["status"]) == (5000, "pending")  # executed just now
+
+
+def test_an_amended_refund_shows_its_new_status_and_amount_from_now_on(web, sandbox):
+    amended = control(web, sandbox, "/refunds/VRF-5eed00000001/amend",
+                      {"status": "reversed", "failure_reason": "Charged back", "amount": 12.5}).json()  # fmt: skip
+    record = web.get(f"{sandbox.vesicash_url}/v1/payment/VSC-GH-PARTIAL", headers=VESICASH_KEYS).json()
+
+    assert (amended["status"], amended["amount"]) == ("reversed", 12.5)
+    [refund] = record["data"]["refunds"]
+    assert (refund["status"], refund["amount"], refund["failure_reason"]) == ("reversed", 12.5, "Charged back")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        ("/refunds/VRF-nope/amend", {"status": "failed"}, "no refund 'VRF-nope'"),
+        ("/refunds/VRF-5eed00000001/amend", {"status": "unknown"}, "status must be one of"),
+        ("/refunds/VRF-5eed00000001/amend", {"amount": 1.005}, "amount: GHS allows at most 2 decimals"),
+        ("/refunds/VRF-5eed00000001/amend", {"colour": "red"}, "unknown field(s): colour"),
+        ("/refunds/VRF-5eed00000001/duplicate", {"twice": True}, "unknown field(s): twice"),
+    ],
+)
+def test_refund_changes_are_checked(web, sandbox, path, body, message):
+    answer = control(web, sandbox, path, body)
+
+    assert answer.status_code == 400 and message in answer.json()["error"]

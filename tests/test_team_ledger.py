@@ -91,7 +91,7 @@ def team(sandbox, postgres_database, tmp_path) -> Iterator[Team]:
         team = Team(sandbox, database_url, tmp_path)
         setup = cli(team.home("owner"), "ledger", "setup", "--profile", "team")
         assert setup.returncode == 0, setup.stderr
-        assert "schema version 1" in setup.stdout
+        assert "schema version 2" in setup.stdout
         yield team
 
 
@@ -105,7 +105,7 @@ def test_setup_twice_grant_revoke_and_the_database_names_who_recorded(team, owne
     owner = team.home("owner")
     again = cli(owner, "ledger", "setup", "--profile", "team")
     assert (again.returncode, again.stdout.strip()) == (0, f"the team ledger at {team.database_url} "
-                                                        "is up to date (schema version 1)")  # fmt: skip
+                                                        "is up to date (schema version 2)")  # fmt: skip
     ama = team.login("ama")
     granted = cli(owner, "ledger", "grant", "--profile", "team", ama, "refund_tui_operator")
     assert (granted.returncode, granted.stdout.strip()) == (0, f"granted refund_tui_operator to {ama}")
@@ -238,12 +238,16 @@ async def test_a_slow_team_ledger_never_freezes_the_event_loop(team, sandbox, mo
 
 
 def test_a_solo_ledger_moves_in_once_with_its_ids_and_conflicts_are_refused(team, owner_ledger, tmp_path):
+    from refund_tui.core.ledger import BatchRow
     from refund_tui.ledgers.sqlite import SqliteLedger
-    from tests.ledger.factories import notice, record
+    from tests.ledger.factories import OPERATOR, notice, record
 
     solo_path = tmp_path / "solo.sqlite3"
     with SqliteLedger(solo_path) as solo:
-        first, second = record(solo, 500), record(solo, 700, payment="tr_2")
+        first = record(solo, 500, batch_row=BatchRow("b" * 32, 1))
+        second = record(solo, 700, payment="tr_2")
+        solo.acknowledge_finding("f1", kind="missing_in_ledger", provider=ProviderName.NOVASEND,
+                                 payment_reference="tr_1", note="refunded by phone", operator=OPERATOR)  # fmt: skip
         solo.add_event(first, RefundStatus.PROCESSING, "provider", provider_reference=f"rf_{first[:8]}")
         solo.receive_notice(notice(RefundStatus.COMPLETED, reference=f"rf_{first[:8]}"), '{"n": 1}')
         solo.record_double_refund(first, f"rf_{first[:8]}", "rf_second", "double refund: rf_second")
@@ -262,12 +266,15 @@ def test_a_solo_ledger_moves_in_once_with_its_ids_and_conflicts_are_refused(team
         ]
     assert owner_ledger.get(first).status is RefundStatus.COMPLETED
     assert owner_ledger.get(first).double_refunds == ("rf_second",) and owner_ledger.get(first).flagged
+    assert owner_ledger.batch_attempts("b" * 32) == {1: first}  # a rerun of the batch sends nothing
+    assert owner_ledger.acknowledgements()["f1"].note == "refunded by phone"
 
     again = cli(owner, "ledger", "import", "--profile", "team", str(solo_path))
     assert again.stdout.strip() == (
         "imported 0 attempts, 0 events, 0 notices and 0 double refunds; 2 attempts were already "
         "in the team ledger"
     )
+    assert len(owner_ledger.acknowledgements()) == 1 and owner_ledger.batch_attempts("b" * 32) == {1: first}
     with SqliteLedger(solo_path) as solo:  # the solo ledger went on; then it is edited by hand
         solo.add_event(second, RefundStatus.FAILED, "poll", failure_reason="wallet closed")
     assert "imported 0 attempts, 1 events" in cli(owner, "ledger", "import", "--profile", "team",

@@ -19,6 +19,9 @@ SCREENS = {
     "confirm": tour.show_confirm,
     "board": tour.show_board,
     "details-failed": tour.show_failed_details,
+    "triage": tour.show_triage,
+    "batch": tour.show_batch,
+    "reconcile": tour.show_reconcile,
     "help": tour.show_help,
     "credentials": tour.show_credentials,
 }

@@ -54,6 +54,15 @@ def print_outcome(code: str, message: str, exit_code: int, **data: object) -> No
     click.echo(json.dumps(outcome, indent=2, default=str))
 
 
+def interrupted(message: str, as_json: bool) -> int:
+    """Ctrl+C while refunds were being sent: say what became of them; exit code 3."""
+    if as_json:
+        print_outcome("interrupted", message, 3)
+    else:
+        click.echo(message, err=True)
+    return 3
+
+
 def wants_json(args: list[str]) -> bool:
     """True when ``--json`` is among the options, read from the raw arguments so that a
     failure to parse them is reported as JSON too."""

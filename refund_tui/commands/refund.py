@@ -12,15 +12,15 @@ from refund_tui.commands.output import (
     Refused,
     attempt_line,
     attempt_record,
+    interrupted,
     never_prompt,
     print_outcome,
     refund_fields,
 )
 from refund_tui.core.ledger import Attempt, AttemptNotFound, CapExceeded, LedgerError
-from refund_tui.core.models import Country, ProviderError, ProviderName, RefundStatus
+from refund_tui.core.models import ProviderError, ProviderName, RefundStatus
 from refund_tui.core.service import (
     OutcomeUnknown,
-    PaymentView,
     PreparedRefund,
     RefundNotAllowed,
     RefundService,
@@ -65,7 +65,7 @@ class RefundCommand:
         name = ProviderName(self.provider)
         try:
             view = await service.lookup(name, self.payment_reference)
-            country = await self._country(service, view)
+            country = await service.refund_country(view, self.country)
             prepared = service.prepare(
                 view,
                 amount=self.amount,
@@ -107,21 +107,7 @@ class RefundCommand:
             "interrupted: if the refund was already sent it is recorded as unknown: do not refund "
             "this payment again; run `refund-tui recover`"
         )
-        if self.as_json:
-            print_outcome("interrupted", message, 3)
-        else:
-            click.echo(message, err=True)
-        return 3
-
-    async def _country(self, service: RefundService, view: PaymentView) -> Country | None:
-        """The Vesicash country for the refund: --country as ISO code or id, else the payment's."""
-        if not service.provider(view.payment.provider).sends_phone:
-            return None
-        wanted = (self.country or view.country or "").upper()
-        for country in await service.countries(view.payment.provider):
-            if wanted in (country.iso_code.upper(), str(country.id)):
-                return country
-        raise Refused(f"country {wanted or '?'} is not one Vesicash refunds to", code="invalid_refund")
+        return interrupted(message, self.as_json)
 
     def _show(self, prepared: PreparedRefund, session, *, request: bool = False) -> None:
         payment = prepared.view.payment

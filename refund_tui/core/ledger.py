@@ -33,8 +33,11 @@ from refund_tui.core.provider import Notice, RefundRequest
 
 __all__ = [
     "AUDIT_FIELDS",
+    "Acknowledgement",
     "Attempt",
     "AttemptNotFound",
+    "BatchRow",
+    "BatchRowRecorded",
     "CapExceeded",
     "ChangeWatch",
     "Event",
@@ -82,6 +85,32 @@ class CapExceeded(Exception):
         self.payment_reference = payment_reference
 
 
+class BatchRowRecorded(Exception):
+    """This row of a batch file already has its attempt: it is never sent again."""
+
+    def __init__(self, attempt_id: str) -> None:
+        super().__init__(f"this batch row was already recorded as attempt {attempt_id[:8]}")
+        self.attempt_id = attempt_id
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRow:
+    """A row of a batch file: the hash of the file's rows and the row's number (from 1)."""
+
+    batch_id: str
+    row: int
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledgement:
+    """An operator's note on a reconciliation finding."""
+
+    finding_id: str
+    note: str
+    at: datetime
+    operator: str
+
+
 class RefundInFlight(CapExceeded):
     """Another refund of the payment has no known outcome yet: a new one could pay twice."""
 
@@ -113,6 +142,7 @@ class NewAttempt:
     request: RefundRequest
     operator: Operator
     retry_of: str | None = None
+    batch_row: BatchRow | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +269,8 @@ class Ledger(Protocol):
         refunds the provider already reports, so they are not counted twice. Raises
         CapExceeded when this attempt plus the ledger's refunds in flight would exceed it;
         RefundInFlight while another attempt of the payment has no provider reference yet
-        (being sent, or of unknown outcome): it may have paid already.
+        (being sent, or of unknown outcome): it may have paid already; BatchRowRecorded when
+        ``new.batch_row`` already has its attempt.
         """
         ...
 
@@ -276,6 +307,14 @@ class Ledger(Protocol):
 
     def reconcile_notices(self) -> int:
         """Apply kept notices that an attempt now matches, oldest first; how many were."""
+        ...
+
+    def acknowledge_finding(
+        self, finding_id: str, *, kind: str, provider: ProviderName, payment_reference: str,
+        note: str, operator: Operator,
+    ) -> Acknowledgement:  # fmt: skip
+        """Record an operator's note on a reconciliation finding (kept, never changed);
+        ValueError when the note is blank."""
         ...
 
     # -- reading ---------------------------------------------------------------------------
@@ -342,6 +381,14 @@ class Ledger(Protocol):
         """The newest notices first; ``kept_only``: those still waiting for an attempt."""
         ...
 
+    def acknowledgements(self) -> dict[str, Acknowledgement]:
+        """Finding id -> its newest acknowledgement."""
+        ...
+
+    def batch_attempts(self, batch_id: str) -> dict[int, str]:
+        """Row number -> attempt id, for every row of the batch already recorded."""
+        ...
+
 
 class ThreadedLedger:
     """The port for code on an event loop: each call runs in a worker thread and is awaited,
@@ -389,3 +436,12 @@ class ThreadedLedger:
 
     async def notice_conflicts(self, attempt_id: str) -> list[StoredNotice]:
         return await asyncio.to_thread(self.ledger.notice_conflicts, attempt_id)
+
+    async def batch_attempts(self, batch_id: str) -> dict[int, str]:
+        return await asyncio.to_thread(self.ledger.batch_attempts, batch_id)
+
+    async def acknowledgements(self) -> dict[str, Acknowledgement]:
+        return await asyncio.to_thread(self.ledger.acknowledgements)
+
+    async def acknowledge_finding(self, finding_id: str, **details: Any) -> Acknowledgement:
+        return await asyncio.to_thread(functools.partial(self.ledger.acknowledge_finding, finding_id, **details))

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from refund_tui.core.ledger import (
     Attempt,
+    BatchRow,
     Ledger,
     LedgerError,
     LedgerLost,
@@ -136,6 +137,8 @@ class PreparedRefund:
     draft: RefundDraft
     phone: MobileNumber
     retry_of: str | None
+    #: The batch file row this refund comes from (recorded with the intent, sent once).
+    batch_row: BatchRow | None = None
 
     @property
     def balance_after(self) -> Money:
@@ -351,6 +354,17 @@ class RefundService:
             self._countries[provider] = await self.provider(provider).countries()
         return self._countries[provider]
 
+    async def refund_country(self, view: PaymentView, wanted: str | None) -> Country | None:
+        """The country a Vesicash refund is paid in (ISO code or Vesicash id; default: the
+        payment's); None for a provider that takes no destination. RefundInvalid if unknown."""
+        if not self.provider(view.payment.provider).sends_phone:
+            return None
+        code = (wanted or view.country or "").strip().upper()
+        for country in await self.countries(view.payment.provider):
+            if code in (country.iso_code.upper(), str(country.id)):
+                return country
+        raise RefundInvalid({"country": f"{code or '?'} is not a country Vesicash refunds to"})
+
     # -- validating ---------------------------------------------------------------------
 
     def check_phone(self, view: PaymentView, text: str, country: str | None = None) -> MobileNumber:
@@ -484,6 +498,7 @@ class RefundService:
                 request=provider.build_refund(draft),
                 operator=self.operator,
                 retry_of=prepared.retry_of,
+                batch_row=prepared.batch_row,
             ),
             limit=payment.amount - payment.refunds_holding_balance(),
             known_references=[refund.reference for refund in payment.refunds],

@@ -1,7 +1,7 @@
 """Moving a solo SQLite ledger into the team ledger (``refund-tui ledger import``).
 
-Every attempt keeps its id, request, operator and timestamps; its events, notices and double
-refunds keep their order and timestamps (their row numbers are the team ledger's). Importing is one
+Every attempt keeps its id, request, operator and timestamps; its events, notices, double
+refunds, batch rows and finding acknowledgements keep their order and timestamps (their row numbers are the team ledger's). Importing is one
 transaction and idempotent: an attempt already there with the same contents is skipped (new
 events it gained since are appended); one with other contents is a conflict, and any
 conflict refuses the whole import with a report. ``recorded_by`` on imported rows names the
@@ -33,7 +33,12 @@ NOTICE_COLUMNS = (
     "tag", "status", "failure_reason", "outcome", "attempt_id", "body",
 )  # fmt: skip
 DOUBLE_COLUMNS = ("attempt_id", "found_at", "provider_reference", "second_reference")
-_TIMES = {"created_at", "at", "received_at", "found_at"}
+BATCH_ROW_COLUMNS = ("batch_id", "row", "attempt_id")
+ACK_COLUMNS = (
+    "finding_id", "kind", "provider", "payment_reference", "note", "acked_at", "operator_name",
+    "hostname",
+)  # fmt: skip
+_TIMES = {"created_at", "at", "received_at", "found_at", "acked_at"}
 
 
 @dataclass
@@ -59,6 +64,8 @@ class SoloLedger:
     events: dict[str, list[tuple]]
     notices: list[tuple]
     double_refunds: list[tuple]
+    batch_rows: list[tuple]
+    acks: list[tuple]
 
 
 def _normal(columns: tuple[str, ...], row: tuple) -> tuple:
@@ -101,11 +108,16 @@ def read_solo(path: Path) -> SoloLedger:
             _normal(DOUBLE_COLUMNS, row)
             for row in conn.execute(f"SELECT {', '.join(DOUBLE_COLUMNS)} FROM double_refunds ORDER BY id")
         ]
+        batch_rows = conn.execute(f"SELECT {', '.join(BATCH_ROW_COLUMNS)} FROM batch_rows").fetchall()
+        acks = [
+            _normal(ACK_COLUMNS, row)
+            for row in conn.execute(f"SELECT {', '.join(ACK_COLUMNS)} FROM finding_acks ORDER BY id")
+        ]
     except sqlite3.Error as error:
         raise LedgerError(f"{path} is not a readable refund-tui ledger: {error}") from None
     finally:
         conn.close()
-    return SoloLedger(attempts, events, notices, doubles)
+    return SoloLedger(attempts, events, notices, doubles, batch_rows, acks)
 
 
 def merge(conn: Connection, solo: SoloLedger) -> ImportReport:
@@ -172,9 +184,37 @@ def merge(conn: Connection, solo: SoloLedger) -> ImportReport:
                 f"INSERT INTO double_refunds ({', '.join(DOUBLE_COLUMNS)}) VALUES (?, ?, ?, ?)", double
             )
             report.double_refunds += 1
+    _merge_batch_rows(conn, solo.batch_rows, report)
+    for ack in solo.acks:
+        known = conn.execute(
+            f"SELECT 1 FROM finding_acks WHERE {' AND '.join(f'{name} = ?' for name in ACK_COLUMNS)}",
+            ack,
+        ).fetchone()
+        if not known:
+            conn.execute(
+                f"INSERT INTO finding_acks ({', '.join(ACK_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(ACK_COLUMNS))})",
+                ack,
+            )
     if report.conflicts:
         raise LedgerError(
             f"nothing imported: {len(report.conflicts)} conflict(s) with the team ledger: "
             + "; ".join(report.conflicts)
         )
     return report
+
+
+def _merge_batch_rows(conn: Connection, rows: list[tuple], report: ImportReport) -> None:
+    """Each batch row keeps its attempt, so a rerun of the batch on the team ledger sends
+    nothing twice; the same row tied to another attempt there is a conflict."""
+    for batch_id, row, attempt_id in rows:
+        present = conn.execute(
+            "SELECT attempt_id FROM batch_rows WHERE batch_id = ? AND row = ?", (batch_id, row)
+        ).fetchone()
+        if present is None:
+            conn.execute(
+                "INSERT INTO batch_rows (batch_id, row, attempt_id) VALUES (?, ?, ?)",
+                (batch_id, row, attempt_id),
+            )
+        elif present[0] != attempt_id:
+            report.conflicts.append(f"batch {batch_id[:8]} row {row}: another attempt has it")

@@ -5,8 +5,8 @@
 under a transaction-scoped advisory lock, so two hosts never migrate at once.
 
 What the database itself guarantees, whatever a client does:
-- append-only: no app role holds UPDATE, DELETE or TRUNCATE on attempts, events, notices or
-  double refunds,
+- append-only: no app role holds UPDATE, DELETE or TRUNCATE on attempts, events, notices,
+  double refunds, batch rows or finding acknowledgements,
   and triggers refuse them even to the owner (a kept notice is matched later only through
   ``match_kept_notice``, which can do nothing else);
 - identity: ``recorded_by`` on every attempt, event and notice is ``session_user``, the
@@ -241,7 +241,39 @@ _V1 = (
         FOR EACH ROW EXECUTE FUNCTION guard_event_source()""",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+#: Which attempt each row of a batch file became, written with the attempt's intent: a row
+#: (batch: the hash of the file's rows) is recorded at most once, however often it is run;
+#: and the reconciliation findings operators acknowledged, with their notes (newest wins).
+_V2 = (
+    """CREATE TABLE batch_rows (
+        batch_id text COLLATE "C" NOT NULL,
+        row integer NOT NULL CHECK (row > 0),
+        attempt_id text COLLATE "C" NOT NULL UNIQUE REFERENCES attempts (attempt_id),
+        recorded_by text NOT NULL DEFAULT session_user,
+        PRIMARY KEY (batch_id, row)
+    )""",
+    """CREATE TABLE finding_acks (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        finding_id text NOT NULL,
+        kind text NOT NULL,
+        provider text NOT NULL,
+        payment_reference text NOT NULL,
+        note text NOT NULL CHECK (length(note) > 0),
+        acked_at timestamptz NOT NULL,
+        operator_name text NOT NULL,
+        hostname text NOT NULL,
+        recorded_by text NOT NULL DEFAULT session_user
+    )""",
+    "CREATE INDEX finding_acks_finding ON finding_acks (finding_id, id)",
+    """CREATE TRIGGER finding_acks_notify AFTER INSERT ON finding_acks
+        FOR EACH STATEMENT EXECUTE FUNCTION notify_change()""",
+    *_append_only("batch_rows"),
+    *_append_only("finding_acks"),
+    _identity("batch_rows"),
+    _identity("finding_acks"),
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: Applied after every migration run (idempotent): who may do what in the schema.
@@ -250,7 +282,8 @@ GRANTS = (
     "REVOKE ALL ON ALL FUNCTIONS IN SCHEMA {schema} FROM PUBLIC",
     f"GRANT USAGE ON SCHEMA {{schema}} TO {VIEWER}, {OPERATOR}, {RECEIVER}",
     f"GRANT SELECT ON ALL TABLES IN SCHEMA {{schema}} TO {VIEWER}, {OPERATOR}, {RECEIVER}",
-    f"GRANT INSERT ON {{schema}}.attempts, {{schema}}.events, {{schema}}.double_refunds TO {OPERATOR}",
+    f"""GRANT INSERT ON {{schema}}.attempts, {{schema}}.events, {{schema}}.double_refunds,
+        {{schema}}.batch_rows, {{schema}}.finding_acks TO {OPERATOR}""",
     f"GRANT INSERT ON {{schema}}.events, {{schema}}.notices TO {RECEIVER}",
     f"""GRANT EXECUTE ON FUNCTION {{schema}}.match_kept_notice(bigint, text, text)
         TO {OPERATOR}, {RECEIVER}""",

@@ -24,8 +24,11 @@ from refund_tui.core.ledger import (
     AUDIT_FIELDS,
     MIN_PREFIX,
     UNRESOLVED,
+    Acknowledgement,
     Attempt,
     AttemptNotFound,
+    BatchRow,
+    BatchRowRecorded,
     CapExceeded,
     Event,
     LedgerError,
@@ -219,6 +222,8 @@ class SqlLedger:
         attempt_id = str(uuid.uuid4())
 
         def write(conn: Connection) -> None:
+            if new.batch_row is not None:
+                self._check_batch_row(conn, new.batch_row)
             self._serialise(conn, f"payment:{new.provider.value}:{new.payment_reference}")
             held = conn.execute(
                 f"""SELECT a.amount_minor, a.currency, c.provider_reference, a.attempt_id
@@ -255,6 +260,11 @@ class SqlLedger:
                 ),
             )  # fmt: skip
             self._insert_event(conn, attempt_id, RefundStatus.PENDING, "intent", at=now)
+            if new.batch_row is not None:
+                conn.execute(
+                    "INSERT INTO batch_rows (batch_id, row, attempt_id) VALUES (?, ?, ?)",
+                    (new.batch_row.batch_id, new.batch_row.row, attempt_id),
+                )
 
         try:
             self._write(write)
@@ -265,9 +275,32 @@ class SqlLedger:
             # the ledger, it stands (and will be sent); reporting "nothing recorded" would
             # leave an intent nobody knows about for recovery to send.
             if not self._recorded(attempt_id):
+                self._raise_if_batch_row_taken(new.batch_row)
                 raise
         self._intent_recorded()
         return self.get(attempt_id)
+
+    def _check_batch_row(self, conn: Connection, batch_row: BatchRow) -> None:
+        """Refuse a batch row that already has its attempt (serialised per row)."""
+        self._serialise(conn, f"batch:{batch_row.batch_id}:{batch_row.row}")
+        found = conn.execute(
+            "SELECT attempt_id FROM batch_rows WHERE batch_id = ? AND row = ?",
+            (batch_row.batch_id, batch_row.row),
+        ).fetchone()
+        if found is not None:
+            raise BatchRowRecorded(found[0])
+
+    def _raise_if_batch_row_taken(self, batch_row: BatchRow | None) -> None:
+        """After a refused write: a concurrent run that recorded the same row (the unique
+        key on batch_rows refused ours) is BatchRowRecorded, not a ledger fault."""
+        if batch_row is None:
+            return
+        try:
+            found = self.batch_attempts(batch_row.batch_id).get(batch_row.row)
+        except LedgerError:
+            return
+        if found is not None:
+            raise BatchRowRecorded(found)
 
     def _recorded(self, attempt_id: str) -> bool:
         """Whether the attempt is in the ledger; False when that cannot be read either."""
@@ -469,6 +502,40 @@ class SqlLedger:
             return len(rows)
 
         return self._write(write)
+
+    # -- batches and reconciliation ---------------------------------------------------------
+
+    def acknowledge_finding(
+        self, finding_id: str, *, kind: str, provider: ProviderName, payment_reference: str,
+        note: str, operator: Operator,
+    ) -> Acknowledgement:  # fmt: skip
+        note = note.strip()
+        if not note:
+            raise ValueError("say what you found: the note is required")
+
+        def write(conn: Connection) -> str | datetime:
+            at = self._now(conn)
+            conn.execute(
+                """INSERT INTO finding_acks (finding_id, kind, provider, payment_reference, note,
+                acked_at, operator_name, hostname) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                (finding_id, kind, ProviderName(provider).value, payment_reference, note, at,
+                 operator.name, operator.hostname),
+            )  # fmt: skip
+            return at
+
+        at = self._write(write)
+        return Acknowledgement(finding_id, note, moment(at), f"{operator.name}@{operator.hostname}")
+
+    def acknowledgements(self) -> dict[str, Acknowledgement]:
+        rows = self.query(
+            """SELECT finding_id, note, acked_at, operator_name || '@' || hostname
+            FROM finding_acks ORDER BY id"""
+        )
+        return {row[0]: Acknowledgement(row[0], row[1], moment(row[2]), row[3]) for row in rows}
+
+    def batch_attempts(self, batch_id: str) -> dict[int, str]:
+        rows = self.query("SELECT row, attempt_id FROM batch_rows WHERE batch_id = ?", (batch_id,))
+        return {row: attempt_id for row, attempt_id in rows}
 
     def notice_conflicts(self, attempt_id: str) -> list[StoredNotice]:
         rows = self.query(

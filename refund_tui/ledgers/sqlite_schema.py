@@ -164,6 +164,33 @@ _V4 = (
     *_append_only("double_refunds"),
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
+#: Which attempt each row of a batch file became, written with the attempt's intent: a row
+#: (batch: the hash of the file's rows) is recorded at most once, however often it is run;
+#: and the reconciliation findings operators acknowledged, with their notes.
+_V5 = (
+    """CREATE TABLE batch_rows (
+        batch_id TEXT NOT NULL,
+        row INTEGER NOT NULL CHECK (row > 0),
+        attempt_id TEXT NOT NULL UNIQUE REFERENCES attempts (attempt_id),
+        PRIMARY KEY (batch_id, row)
+    ) STRICT""",
+    *_append_only("batch_rows"),
+    # A reconciliation finding an operator looked into, with what they found (newest wins).
+    """CREATE TABLE finding_acks (
+        id INTEGER PRIMARY KEY,
+        finding_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        payment_reference TEXT NOT NULL,
+        note TEXT NOT NULL CHECK (length(note) > 0),
+        acked_at TEXT NOT NULL,
+        operator_name TEXT NOT NULL,
+        hostname TEXT NOT NULL
+    ) STRICT""",
+    "CREATE INDEX finding_acks_finding ON finding_acks (finding_id, id)",
+    *_append_only("finding_acks"),
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
 
 SCHEMA_VERSION = len(MIGRATIONS)

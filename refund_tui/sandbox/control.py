@@ -6,14 +6,14 @@ Webhook settings are next door, in ``control_webhooks``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from refund_tui.core.models import PaymentStatus, ProviderName
+from refund_tui.core.models import PaymentStatus, ProviderName, RefundStatus
 from refund_tui.core.money import MAX_MAJOR_UNITS, Money, MoneyError
 from refund_tui.sandbox import novasend, vesicash
 from refund_tui.sandbox.bodies import is_number, json_object
@@ -27,7 +27,7 @@ from refund_tui.sandbox.demo import (
 from refund_tui.sandbox.phones import parse_mobile
 from refund_tui.sandbox.signing import webhook_secret
 from refund_tui.sandbox.store import WorldStore
-from refund_tui.sandbox.world import SandboxPayment, World, iso, token
+from refund_tui.sandbox.world import SandboxPayment, SandboxRefund, World, iso, token
 
 #: Payment status words accepted per provider: the neutral word or the provider's own.
 _STATUS_WORDS: dict[ProviderName, dict[str, PaymentStatus]] = {
@@ -44,6 +44,8 @@ _FAULT_FIELDS = frozenset(
     {"latency_ms", "fail_next", "fail_refunds_next", "drop_next", "hold_refund_ms"}
 )
 _CLOCK_FIELDS = frozenset({"advance_seconds"})
+_AMEND_FIELDS = frozenset({"status", "failure_reason", "amount"})
+_AMENDABLE = tuple(status for status in RefundStatus if status is not RefundStatus.UNKNOWN)
 _MAX_AGE_DAYS = 3650
 #: How far the clock may run ahead of real time (keeps every date representable).
 _MAX_CLOCK_OFFSET = timedelta(days=100 * 365)
@@ -65,6 +67,8 @@ class ControlApi:
             Route("/", self.index, methods=["GET"]),
             Route("/payments", self.create_payment, methods=["POST"]),
             Route("/refunds", self.refunds, methods=["GET"]),
+            Route("/refunds/{reference}/duplicate", self.duplicate_refund, methods=["POST"]),
+            Route("/refunds/{reference}/amend", self.amend_refund, methods=["POST"]),
             Route("/faults", self.faults, methods=["POST"]),
             Route("/clock", self.clock, methods=["POST"]),
             Route("/reset", self.reset, methods=["POST"]),
@@ -104,18 +108,63 @@ class ControlApi:
     async def refunds(self, request: Request) -> Response:
         async with self._store.session() as world:
             now = world.now()
-            listing = [
-                {
-                    "provider": payment.provider.value,
-                    "payment_reference": payment.reference,
-                    "refund_reference": refund.reference,
-                    "amount": payment.money(refund.amount).wire_number(),
-                    "currency": payment.currency,
-                    "status": refund.settlement(now, self._unit).status.value,
-                }
-                for payment, refund in world.refunds()
-            ]
+            listing = [self._listed(payment, refund, now) for payment, refund in world.refunds()]
         return JSONResponse(listing)
+
+    def _listed(self, payment: SandboxPayment, refund: SandboxRefund, now: datetime) -> dict[str, Any]:
+        return {
+            "provider": payment.provider.value,
+            "payment_reference": payment.reference,
+            "refund_reference": refund.reference,
+            "amount": payment.money(refund.amount).wire_number(),
+            "currency": payment.currency,
+            "status": refund.settlement(now, self._unit).status.value,
+        }
+
+    async def duplicate_refund(self, request: Request) -> Response:
+        """A second execution of a refund: a copy with its own reference, made now, carrying
+        the same reason and external reference (what a provider executing a request twice does)."""
+        try:
+            strict_object(await request.body(), frozenset())
+            async with self._store.session() as world:
+                payment, refund = _refund(world, request.path_params["reference"])
+                now = world.now()
+                copy = refund.model_copy(update={
+                    "reference": (vesicash if payment.provider is ProviderName.VESICASH else novasend).new_refund_reference(),
+                    "created_at": now,
+                    "transaction_reference": refund.transaction_reference and novasend.new_transaction_reference(),
+                    "notified": RefundStatus.PENDING,
+                })  # fmt: skip
+                payment.refunds.append(copy)
+                return JSONResponse(self._listed(payment, copy, now))
+        except ControlError as exc:
+            return bad_request(exc)
+
+    async def amend_refund(self, request: Request) -> Response:
+        """Change a refund behind everyone's back: its ``status`` (with ``failure_reason``)
+        from now on, and/or its ``amount`` (major units)."""
+        try:
+            body = strict_object(await request.body(), _AMEND_FIELDS)
+            async with self._store.session() as world:
+                payment, refund = _refund(world, request.path_params["reference"])
+                now = world.now()
+                if "amount" in body:
+                    refund.amount = _money(body, "amount", payment.currency).minor
+                if "status" in body:
+                    try:
+                        refund.amended_status = RefundStatus(body["status"])
+                    except ValueError:
+                        raise ControlError(f"status must be one of {', '.join(_AMENDABLE)}") from None
+                    if refund.amended_status not in _AMENDABLE:
+                        raise ControlError(f"status must be one of {', '.join(_AMENDABLE)}")
+                    reason = body.get("failure_reason")
+                    if reason is not None and not isinstance(reason, str):
+                        raise ControlError("failure_reason must be a string")
+                    refund.amended_reason = reason
+                    refund.amended_at = now
+                return JSONResponse(self._listed(payment, refund, now))
+        except ControlError as exc:
+            return bad_request(exc)
 
     async def faults(self, request: Request) -> Response:
         try:
@@ -232,6 +281,13 @@ def _money(body: dict[str, Any], name: str, currency: str) -> Money:
         return Money.from_major(value, currency)
     except MoneyError as exc:
         raise ControlError(f"{name}: {exc}") from None
+
+
+def _refund(world: World, reference: str) -> tuple[SandboxPayment, SandboxRefund]:
+    for payment, refund in world.refunds():
+        if refund.reference == reference:
+            return payment, refund
+    raise ControlError(f"no refund {reference[:60]!r}")
 
 
 def _reference(provider: ProviderName) -> str:

@@ -57,6 +57,14 @@ _REFUND_FIELDS = frozenset({"amount", "reason", "externalReference"})
 _CREDENTIALS = f"{NOVASEND_API_KEY}:{NOVASEND_API_CLIENT}"
 
 
+def new_refund_reference() -> str:
+    return "rf_" + token(24)
+
+
+def new_transaction_reference() -> str:
+    return "tr_rf" + token(14)
+
+
 def error(status_code: int, code: str, message: str) -> Response:
     body = {"code": code, "message": message, "statusCode": status_code}
     return JSONResponse(body, status_code=status_code)
@@ -147,13 +155,13 @@ class NovasendApi:
         if world.available_balance(payin, now, self._unit) < amount:
             return error(403, "insufficient_balance", "Refund not allowed")
         refund = SandboxRefund(
-            reference="rf_" + token(24),
+            reference=new_refund_reference(),
             amount=amount,
             reason=body["reason"],
             created_at=now,
             phone=payin.phone,
             external_reference=body["externalReference"],
-            transaction_reference="tr_rf" + token(14),
+            transaction_reference=new_transaction_reference(),
         )
         payin.refunds.append(refund)
         return JSONResponse(refund_object(payin, refund, now, self._unit))

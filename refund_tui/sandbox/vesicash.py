@@ -46,6 +46,10 @@ _OPTIONAL_REFUND_FIELDS = frozenset({"webhook_url"})
 _COUNTRY_IDS = frozenset(str(country.id) for country in VESICASH_COUNTRIES)
 
 
+def new_refund_reference() -> str:
+    return "VRF-" + secrets.token_hex(8)
+
+
 def success(message: str, data: Any) -> Response:
     return JSONResponse({"status": "success", "code": 200, "message": message, "data": data})
 
@@ -130,7 +134,7 @@ class VesicashApi:
         if world.available_balance(payment, now, self._unit) < amount:
             return error(400, INSUFFICIENT_FUNDS)
         refund = SandboxRefund(
-            reference="VRF-" + secrets.token_hex(8),
+            reference=new_refund_reference(),
             amount=amount,
             reason=body["reason"],
             created_at=now,

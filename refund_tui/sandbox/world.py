@@ -39,8 +39,16 @@ class SandboxRefund(BaseModel):
     webhook_url: str | None = None
     #: The latest status the webhook dispatcher has dealt with (notified, or passed unsent).
     notified: RefundStatus = RefundStatus.PENDING
+    #: A status set through ``POST /_sandbox/refunds/{reference}/amend``, from ``amended_at``
+    #: on, instead of the one the clock and phone decide.
+    amended_status: RefundStatus | None = None
+    amended_reason: str | None = None
+    amended_at: datetime | None = None
 
     def settlement(self, now: datetime, unit_seconds: float) -> Settlement:
+        if self.amended_status is not None and self.amended_at is not None and now >= self.amended_at:
+            final = self.amended_status.is_terminal
+            return Settlement(self.amended_status, self.amended_at if final else None, self.amended_reason)
         return settle(self.created_at, self.phone, now, unit_seconds)
 
     def holds_balance(self, now: datetime, unit_seconds: float) -> bool:

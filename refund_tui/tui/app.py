@@ -407,6 +407,18 @@ class RefundApp(App[None]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
+    def action_show_batch(self) -> None:
+        from refund_tui.tui.screens.batch import BatchScreen
+
+        if self._needs_session() and not isinstance(self.screen, BatchScreen):
+            self.push_screen(BatchScreen())
+
+    def action_show_reconcile(self) -> None:
+        from refund_tui.tui.screens.reconcile import ReconcileScreen
+
+        if self._needs_session() and not isinstance(self.screen, ReconcileScreen):
+            self.push_screen(ReconcileScreen())
+
     def action_show_credentials(self) -> None:
         from refund_tui.tui.screens.credentials import CredentialsScreen
 

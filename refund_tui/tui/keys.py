@@ -22,6 +22,9 @@ SCOPE_TITLES: Mapping[str, str] = MappingProxyType(
         "confirm": "Confirmation",
         "board": "Status board",
         "details": "Refund details",
+        "triage": "Bulk triage",
+        "batch": "Batch from a CSV file",
+        "reconcile": "Reconciliation",
         "credentials": "Credentials",
         "help": "Help",
     }
@@ -38,6 +41,8 @@ _REGISTRY: Mapping[str, tuple[Binding, ...]] = MappingProxyType(
         "app": (
             _key("app.lookup", "l", "show_lookup", "Lookup", "The first screen: look up a payment, or pick one from its lists", show=False),
             _key("app.board", "b", "show_board", "Board", "Live status board of every refund", show=False),
+            _key("app.batch", "B", "show_batch", "Batch", "Refunds from a CSV file, every row checked first", key_display="B", show=False),
+            _key("app.reconcile", "C", "show_reconcile", "Reconcile", "Compare the providers' records with the ledger", key_display="C", show=False),
             _key("app.credentials", "k", "show_credentials", "Credentials", "Credential sources and the keyring in use", show=False),
             _key("app.help", "question_mark,f1", "show_help", "Help", "Every key, by screen (f1 also works in a text field)"),
             _key("app.palette", "ctrl+p", "command_palette", "Commands", "Command palette", show=False),
@@ -67,6 +72,25 @@ _REGISTRY: Mapping[str, tuple[Binding, ...]] = MappingProxyType(
             _key("board.sort", "s", "cycle_sort", "Sort", "Next sort order: time, amount, status", show=False),
             _key("board.pause", "p", "toggle_pause", "Pause", "Pause or resume live updates"),
             _key("board.refresh", "ctrl+r", "refresh_now", "Refresh", "Poll the providers now", show=False),
+            _key("board.triage", "m", "triage", "Select", "Select many failed or unknown refunds to retry or resolve together"),
+        ),
+        "triage": (
+            _key("triage.select", "space", "toggle_select", "Select", "Select or unselect the highlighted refund"),
+            _key("triage.extend_down", "shift+down", "extend(1)", "Extend", "Select this refund and the next one down", show=False),
+            _key("triage.extend_up", "shift+up", "extend(-1)", "Extend up", "Select this refund and the next one up", show=False),
+            _key("triage.all", "asterisk", "select_all", "All", "Select every refund shown (again: clear)", key_display="*"),
+            _key("triage.retry", "t", "bulk('retry')", "Retry", "Retry the selected failed refunds (typed count to confirm)"),
+            _key("triage.resolve", "v", "bulk('resolve')", "Resolve", "Resolve the selected unknown refunds with their providers"),
+            _key("triage.back", "escape", "back", "Back", "Back to the board"),
+        ),
+        "batch": (
+            _key("batch.send", "ctrl+s", "send", "Send", "Send the ready rows of the checked file (typed count first)"),
+            _key("batch.back", "escape", "back", "Back", "Leave this screen (not while sending)"),
+        ),
+        "reconcile": (
+            _key("reconcile.ack", "a", "acknowledge", "Acknowledge", "Record a note on the highlighted finding"),
+            _key("reconcile.run", "ctrl+r", "run", "Again", "Read every record again"),
+            _key("reconcile.back", "escape", "back", "Back", "Leave this screen"),
         ),
         "details": (
             _key("details.copy", "c", "copy_reference", "Copy ref", "Copy the provider reference to your clipboard"),

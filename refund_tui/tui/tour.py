@@ -358,6 +358,55 @@ async def show_failed_details(pilot: Pilot) -> None:
     await settle(pilot)
 
 
+async def show_triage(pilot: Pilot) -> None:
+    """Bulk triage from the board: its failed and unknown refunds, all selected."""
+    from refund_tui.tui.screens.triage import TriageScreen
+
+    await show_board(pilot)
+    await pilot.press("m")
+    await _screen(pilot, TriageScreen)
+    await pilot.press("asterisk")
+    await settle(pilot)
+
+
+async def show_reconcile(pilot: Pilot) -> None:
+    """Reconciliation after the board's refunds: what the providers' records show besides."""
+    from refund_tui.tui.screens.reconcile import ReconcileScreen
+
+    await ready(pilot)
+    await make_refunds(pilot.app)
+    await pilot.press("escape", "C")
+    screen = await _screen(pilot, ReconcileScreen)
+    await wait_until(pilot, lambda: screen.report is not None, "every record read")
+    await settle(pilot)
+
+
+#: A finance spreadsheet for the seeded world: three good rows, two refused.
+BATCH_FILE = """provider,payment,amount,reason,phone
+vesicash,VSC-GH-FRESH,50.00,Customer cancellation,
+vesicash,VSC-GH-FRESH,250,Duplicate charge,
+vesicash,VSC-ZM-FRESH,100,Order not delivered,
+novasend,tr_demo_fresh,2500,Client cancellation,
+novasend,tr_demo_partial,5000.5,Overcharged,
+"""
+
+
+async def show_batch(pilot: Pilot) -> None:
+    """A CSV file checked in the console: rows ready and refused, totals; nothing sent."""
+    from refund_tui.tui.screens.batch import BatchScreen
+
+    await ready(pilot)
+    home = Path(os.environ["REFUND_TUI_HOME"])
+    (home / "refunds.csv").write_text(BATCH_FILE, "utf-8")
+    os.environ["HOME"] = str(home)  # the path reads ~/refunds.csv on every machine
+    await pilot.press("escape", "B")
+    screen = await _screen(pilot, BatchScreen)
+    await type_into(pilot, "#batch-path", "~/refunds.csv")
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: screen.plan is not None, "the file checked")
+    await settle(pilot)
+
+
 # -- help, credentials, too small -----------------------------------------------------------
 
 

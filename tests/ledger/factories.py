@@ -6,7 +6,7 @@ import json
 import uuid
 from dataclasses import dataclass
 
-from refund_tui.core.ledger import Ledger, NewAttempt, Operator
+from refund_tui.core.ledger import BatchRow, Ledger, NewAttempt, Operator
 from refund_tui.core.models import ProviderName, RefundStatus
 from refund_tui.core.money import Money
 from refund_tui.core.provider import Notice, RefundRequest
@@ -23,6 +23,7 @@ def new_attempt(
     payment: str = "tr_1",
     provider: ProviderName = ProviderName.NOVASEND,
     retry_of: str | None = None,
+    batch_row: BatchRow | None = None,
 ) -> NewAttempt:
     external = f"rtui-{uuid.uuid4().hex[:12]}"
     body = json.dumps(
@@ -50,6 +51,7 @@ def new_attempt(
         ),
         operator=OPERATOR,
         retry_of=retry_of,
+        batch_row=batch_row,
     )
 
 

@@ -9,7 +9,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from refund_tui import __version__
-from refund_tui.core.ledger import AUDIT_FIELDS, AttemptNotFound, CapExceeded, LedgerError, NoticeOutcome
+from refund_tui.core.ledger import (
+    AUDIT_FIELDS,
+    AttemptNotFound,
+    BatchRow,
+    BatchRowRecorded,
+    CapExceeded,
+    LedgerError,
+    NoticeOutcome,
+)
 from refund_tui.core.models import ProviderName, RefundStatus
 from refund_tui.core.money import Money
 from refund_tui.ledgers import sql as sql_module
@@ -352,3 +360,46 @@ def test_payments_retried_ids_and_what_needs_attention(ledger):
     assert ([a.attempt_id for a in attention], total) == ([stuck, retry], 2)
     attention, total = ledger.needing_attention({}, limit=1)
     assert ([a.attempt_id for a in attention], total) == ([retry], 1)
+
+
+def test_a_batch_row_is_recorded_once_with_its_intent(ledger):
+    row = BatchRow("b" * 32, 7)
+    first = record(ledger, 100, batch_row=row)
+
+    with pytest.raises(BatchRowRecorded) as again:
+        record(ledger, 100, batch_row=row)
+
+    assert again.value.attempt_id == first
+    assert len(ledger.attempts()) == 1  # the refused row left nothing behind
+    assert ledger.batch_attempts("b" * 32) == {7: first}
+    assert ledger.batch_attempts("c" * 32) == {}
+
+
+def test_a_refused_batch_row_records_no_row(ledger):
+    with pytest.raises(CapExceeded):
+        record(ledger, 20_000, batch_row=BatchRow("b" * 32, 1))
+    assert ledger.batch_attempts("b" * 32) == {}
+    assert ledger.attempts() == []
+
+
+def test_finding_acknowledgements_keep_the_newest_note(ledger):
+    first = ledger.acknowledge_finding(
+        "f1", kind="missing", provider=ProviderName.NOVASEND, payment_reference="tr_1",
+        note="  asked the provider  ", operator=OPERATOR,
+    )  # fmt: skip
+    ledger.acknowledge_finding(
+        "f1", kind="missing", provider=ProviderName.NOVASEND, payment_reference="tr_1",
+        note="provider confirmed", operator=OPERATOR,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="note"):
+        ledger.acknowledge_finding(
+            "f2", kind="missing", provider=ProviderName.NOVASEND, payment_reference="tr_2",
+            note="   ", operator=OPERATOR,
+        )  # fmt: skip
+
+    assert first.note == "asked the provider" and first.at.tzinfo is not None
+    acks = ledger.acknowledgements()
+    assert list(acks) == ["f1"]
+    assert acks["f1"].note == "provider confirmed"
+    assert acks["f1"].operator == f"{OPERATOR.name}@{OPERATOR.hostname}"
+    assert acks["f1"].at >= first.at

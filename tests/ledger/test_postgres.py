@@ -9,10 +9,11 @@ import uuid
 import psycopg
 import pytest
 
-from refund_tui.core.ledger import LedgerError, NoticeOutcome
-from refund_tui.core.models import RefundStatus
+from refund_tui.core.ledger import BatchRow, LedgerError, NoticeOutcome
+from refund_tui.core.models import ProviderName, RefundStatus
 from refund_tui.ledgers.postgres import PostgresLedger, schema_version, setup
 from refund_tui.ledgers.postgres_schema import OPERATOR, RECEIVER, SCHEMA_VERSION, VIEWER
+from tests.ledger.factories import OPERATOR as SOMEONE
 from tests.ledger.factories import notice, record
 from tests.postgres import login_role
 
@@ -85,12 +86,21 @@ def test_a_receiver_records_notices_and_nothing_else(team_ledger_factory, postgr
         "UPDATE notices SET outcome = 'applied'",
         "DELETE FROM notices",
         "UPDATE current_state SET status = 'completed'",
+        "UPDATE batch_rows SET row = 2",
+        "DELETE FROM batch_rows",
+        "TRUNCATE finding_acks",
+        "UPDATE finding_acks SET note = 'nothing'",
+        "DELETE FROM finding_acks",
     ],
 )
 @pytest.mark.parametrize("who", ["operator", "owner"])
 def test_history_cannot_be_rewritten(team_ledger_factory, postgres_database, owner, statement, who):
-    attempt_id = record(owner, 500)
+    attempt_id = record(owner, 500, batch_row=BatchRow("b" * 32, 1))
     owner.receive_notice(notice(RefundStatus.COMPLETED, reference="rf_kept"), "{}")
+    owner.acknowledge_finding(
+        "f1", kind="missing", provider=ProviderName.NOVASEND, payment_reference="tr_1",
+        note="checked", operator=SOMEONE,
+    )  # fmt: skip
     url = postgres_database
     if who == "operator":
         url = login_role(postgres_database, f"op_{uuid.uuid4().hex[:6]}", OPERATOR, RECEIVER)

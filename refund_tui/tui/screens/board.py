@@ -500,6 +500,17 @@ class BoardScreen(Screen):
         field.add_class("-open")
         self.set_focus(field)  # at once: the keys typed right after / go into the field
 
+    def action_triage(self) -> None:
+        """Open bulk triage on the failed (not yet retried) and unknown refunds the board shows."""
+        from refund_tui.tui.screens.triage import TriageScreen, actionable
+
+        data = self.last_data
+        shown = [a for a in data.attempts if a.attempt_id not in data.retried] if data else []
+        if not actionable(shown):
+            self.notify("No failed or unknown refunds shown here (f shows the failed ones).")
+            return
+        self.app.push_screen(TriageScreen(shown))
+
     def action_open_details(self) -> None:
         key = self.query_one(BoardTable).highlighted_key
         if key is not None:

@@ -1,0 +1,165 @@
+"""``refund-tui batch FILE.csv``: check every row first, confirm, send each row once,
+write ``FILE.results.csv``."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from refund_tui.commands.output import Refused, print_outcome
+from refund_tui.commands.refund import unknown_outcome
+from refund_tui.core.batch import (
+    BatchFileError,
+    BatchPlan,
+    BatchRun,
+    Progress,
+    plan_batch,
+    read_batch,
+    run_batch,
+    write_results,
+)
+from refund_tui.core.models import RefundStatus
+
+#: Seconds between progress lines when stderr is not a terminal.
+LOG_EVERY = 2.0
+
+
+@dataclass(frozen=True)
+class BatchCommand:
+    path: Path
+    dry_run: bool
+    yes: bool
+    as_json: bool
+    concurrency: int
+
+    async def run(self, session) -> int:
+        try:
+            batch = read_batch(self.path)
+        except BatchFileError as error:
+            raise Refused(str(error), code="invalid_file") from None
+        if not self.as_json:
+            click.echo(f"checking {len(batch.lines)} rows of {self.path.name} ...", err=True)
+        plan = await plan_batch(session.service, batch, self.concurrency)
+        if self.dry_run:
+            self._show_plan(plan, session, dry_run=True)
+            return 1 if plan.invalid else 0
+        if not self.as_json:
+            self._show_plan(plan, session, dry_run=False)
+        if plan.ready and not self.yes:
+            _confirm(plan, live=session.profile.is_live)
+        progress = None if self.as_json else ProgressLine()
+        run = await run_batch(
+            session.service, plan, concurrency=self.concurrency,
+            on_progress=progress.show if progress else lambda _: None,
+        )  # fmt: skip
+        if progress:
+            progress.close()
+        write_results(batch.results_path, plan, run)
+        if run.trail_lost is not None:
+            return unknown_outcome(run.trail_lost, self.as_json)
+        return self._report(plan, run)
+
+    def _show_plan(self, plan: BatchPlan, session, *, dry_run: bool) -> None:
+        totals = {currency: money.plain() for currency, money in plan.totals().items()}
+        if self.as_json:
+            invalid = [{"row": problem.row, "reason": problem.reason} for problem in plan.invalid]
+            code, message = ("rows_refused", f"{len(invalid)} rows refused") if invalid else ("checked", "every row is valid")
+            repeats = [{"row": repeat.row, "warning": repeat.reason} for repeat in plan.repeats]
+            print_outcome(code, f"dry run: {message}; nothing was sent", 1 if invalid else 0,
+                          rows=len(plan.file.lines), valid=len(plan.ready), invalid=invalid, totals=totals,
+                          repeats=repeats)  # fmt: skip
+            return
+        profile = f"{session.profile.name} ({session.profile.environment.upper()})"
+        click.echo(f"batch {plan.file.path.name}: {_rows(len(plan.file.lines))}, profile {profile}")
+        if plan.recorded:
+            click.echo(f"  {_rows(len(plan.recorded))} sent by an earlier run: never sent again")
+        click.echo(f"  {_rows(len(plan.ready))} ready to send")
+        for money in plan.totals().values():
+            click.echo(f"    {money.format():>20}")
+        if plan.invalid:
+            click.echo(f"  {_rows(len(plan.invalid))} refused (skipped when the file is run):")
+            for problem in plan.invalid:
+                click.echo(f"    row {problem.row}: {problem.reason}")
+        for repeat in plan.repeats:
+            click.echo(f"  note: row {repeat.row} {repeat.reason}")
+        if dry_run:
+            click.echo("dry run: nothing was sent")
+
+    def _report(self, plan: BatchPlan, run: BatchRun) -> int:
+        sent, skipped = run.sent(), run.skipped()
+        results = str(plan.file.results_path)
+        unknown = [r for r in run.results if r.attempt and r.attempt.status is RefundStatus.UNKNOWN]
+        failed = [r for r in sent if r.attempt.status is RefundStatus.FAILED]
+        statuses: dict[str, int] = {}
+        for result in sent:
+            statuses[result.status] = statuses.get(result.status, 0) + 1
+        counts = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
+        message = (
+            f"sent {len(sent)} ({counts or 'none'}); {len(run.already_sent())} sent before; "
+            f"{len(skipped)} skipped; results in {results}"
+        )
+        code, exit_code = ("sent", 0)
+        if unknown:
+            code, exit_code = "outcome_unknown", 3
+            message += (f"; {len(unknown)} of unknown outcome: run `refund-tui recover`, they are "
+                        "never sent again with a new key")  # fmt: skip
+        elif skipped or failed:
+            code, exit_code = "rows_not_sent" if skipped else "refused_by_provider", 1
+        if self.as_json:
+            print_outcome(code, message, exit_code, rows=len(plan.file.lines), sent=len(sent),
+                          already_sent=len(run.already_sent()),
+                          skipped=[{"row": r.row, "reason": r.detail} for r in skipped], results=results)  # fmt: skip
+            return exit_code
+        click.echo(message)
+        for result in skipped:
+            click.echo(f"  row {result.row} skipped: {result.detail}")
+        return exit_code
+
+
+def _rows(count: int) -> str:
+    return f"{count} row{'s' * (count != 1)}"
+
+
+def _confirm(plan: BatchPlan, *, live: bool) -> None:
+    """Ask before sending; a live profile makes the operator type the number of rows."""
+    count = len(plan.ready)
+    totals = ", ".join(money.format() for money in plan.totals().values())
+    if not live:
+        if not click.confirm(f"Send {count} refunds ({totals})?", default=False, err=True):
+            raise Refused("not confirmed: nothing was sent")
+        return
+    typed = click.prompt(
+        f"LIVE: {count} refunds totalling {totals}. Type the number of refunds ({count}) to send them",
+        default="", err=True,
+    )  # fmt: skip
+    if typed.strip() != str(count):
+        raise Refused("the number typed does not match: nothing was sent")
+
+
+class ProgressLine:
+    """Counts, rate and time left on stderr: redrawn in place on a terminal, else a line
+    every LOG_EVERY seconds."""
+
+    def __init__(self) -> None:
+        self._tty = sys.stderr.isatty()
+        self._last = 0.0
+
+    def show(self, progress: Progress) -> None:
+        now = time.monotonic()
+        finished = progress.done == progress.total
+        if not finished and now - self._last < (0.1 if self._tty else LOG_EVERY):
+            return
+        self._last = now
+        line = progress.line()
+        if self._tty:
+            click.echo(f"\r\x1b[2K{line}", nl=False, err=True)
+        else:
+            click.echo(line, err=True)
+
+    def close(self) -> None:
+        if self._tty:
+            click.echo("", err=True)

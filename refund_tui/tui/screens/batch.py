@@ -1,0 +1,209 @@
+"""Batch refunds from a CSV file in the console: the dry run first (every row checked as a
+single refund, totals per currency), then, on a typed count, each row sent once with its
+result live, and ``FILE.results.csv`` written. The rules are ``core.batch``'s."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Label, Static
+from textual.worker import Worker, WorkerState
+
+from refund_tui.core.batch import (
+    BatchFileError,
+    BatchPlan,
+    BatchRun,
+    RowResult,
+    plan_batch,
+    read_batch,
+    run_batch,
+    write_results,
+)
+from refund_tui.tui.keys import bindings
+from refund_tui.tui.messages import describe_error
+from refund_tui.tui.screens.count_confirm import CountConfirmScreen, money_totals
+from refund_tui.tui.widgets.banner import Banner
+
+COLUMNS = (("row", "Row"), ("provider", "Provider"), ("payment", "Payment"), ("amount", "Amount"),
+           ("check", "Check / result"))  # fmt: skip
+
+
+class BatchScreen(Screen):
+    """Type a file's path, see every row checked, send the good ones on a typed count."""
+
+    BINDINGS = bindings("batch")
+    DEFAULT_CSS = """
+    BatchScreen #batch-file { height: 1; padding: 0 1; }
+    BatchScreen #batch-file Label { width: auto; padding-right: 1; }
+    BatchScreen #batch-summary { height: auto; padding: 0 1; }
+    BatchScreen DataTable { height: 1fr; }
+    BatchScreen #batch-row { height: auto; max-height: 3; padding: 0 1; }
+    """
+
+    class Planned(Message):
+        def __init__(self, plan: BatchPlan) -> None:
+            super().__init__()
+            self.plan = plan
+
+    class RowSent(Message):
+        def __init__(self, result: RowResult) -> None:
+            super().__init__()
+            self.result = result
+
+    class Finished(Message):
+        def __init__(self, run: BatchRun) -> None:
+            super().__init__()
+            self.run = run
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.plan: BatchPlan | None = None
+        self.sending = False
+
+    def compose(self) -> ComposeResult:
+        yield Banner()
+        with Horizontal(id="batch-file"):
+            yield Label("CSV file")
+            yield Input(placeholder="path/to/refunds.csv, then enter to check every row", compact=True, id="batch-path")
+        yield Static("Columns: provider,payment,amount,reason[,phone,country,webhook_url]; nothing is sent "
+                     "before every row is checked.", markup=False, id="batch-summary")  # fmt: skip
+        yield DataTable(cursor_type="row", id="batch-table")
+        yield Static("", markup=False, id="batch-row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for key, title in COLUMNS:
+            table.add_column(title, key=key)
+        self.query_one("#batch-path", Input).focus()
+
+    def _say(self, text: str) -> None:
+        self.query_one("#batch-summary", Static).update(text)
+
+    # -- the dry run --------------------------------------------------------------------
+
+    @on(Input.Submitted, "#batch-path")
+    def _check(self, event: Input.Submitted) -> None:
+        if self.sending or not event.value.strip():
+            return
+        self.plan = None
+        self.query_one(DataTable).clear()
+        self._say(f"Checking every row of {event.value.strip()} ... nothing is sent.")
+        self.check_file(Path(event.value.strip()).expanduser())
+
+    @work(exclusive=True, exit_on_error=False, group="batch-check", description="check batch file")
+    async def check_file(self, path: Path) -> None:
+        try:
+            batch = await asyncio.to_thread(read_batch, path)
+        except BatchFileError as error:
+            self._say(f"Refused: {error}")
+            return
+        self.post_message(self.Planned(await plan_batch(self.app.service, batch, self.app.service.concurrency)))
+
+    @on(Planned)
+    def _planned(self, message: Planned) -> None:
+        self.plan = plan = message.plan
+        table = self.query_one(DataTable)
+        refused = {problem.row: problem.reason for problem in plan.invalid}
+        ready = {line.row for line, _ in plan.ready}
+        repeats = {repeat.row: repeat.reason for repeat in plan.repeats}
+        for line in plan.file.lines:
+            if line.row in plan.recorded:
+                check = Text("sent by an earlier run", style="dim")
+            elif line.row in refused:
+                check = Text(f"refused: {refused[line.row]}", style="bold red")
+            elif line.row in repeats:
+                check = Text(f"ready, but {repeats[line.row]}", style="bold yellow")
+            else:
+                check = Text("ready" if line.row in ready else "", style="green")
+            table.add_row(str(line.row), line.provider, line.payment, Text(line.amount, justify="right"),
+                          check, key=str(line.row))  # fmt: skip
+        sent_before = f"; {len(plan.recorded)} sent by an earlier run" if plan.recorded else ""
+        self._say(
+            f"{plan.file.path.name}: {len(plan.file.lines)} rows. {len(plan.ready)} ready "
+            f"({money_totals(plan.totals())}), {len(plan.invalid)} refused{sent_before}. "
+            + ("ctrl+s sends the ready rows (typed count first)." if plan.ready else "Nothing to send.")
+        )
+        table.focus()
+
+    @on(DataTable.RowHighlighted)
+    def _row_in_full(self, event: DataTable.RowHighlighted) -> None:
+        """The highlighted row's check or result written out in full (the cell clips it)."""
+        if event.row_key.value is not None:
+            check = self.query_one(DataTable).get_cell(event.row_key, "check")
+            self.query_one("#batch-row", Static).update(f"row {event.row_key.value}: {check.plain}")
+
+    # -- sending ------------------------------------------------------------------------
+
+    def action_send(self) -> None:
+        plan, service = self.plan, self.app.service
+        if self.sending:
+            self.notify("Already sending this file.", severity="warning")
+        elif plan is None or not plan.ready:
+            self.notify("Check a file with ready rows first (type its path, enter).", severity="warning")
+        elif not service.refunds_enabled:
+            self.notify(f"Profile '{service.profile}' is read-only: nothing can be sent.", severity="error")
+        else:
+            summary = (
+                f"{service.environment.upper()}: send {len(plan.ready)} refunds from "
+                f"{plan.file.path.name}, totalling {money_totals(plan.totals())}; "
+                f"{len(plan.invalid)} refused rows are skipped."
+            )
+            self.app.push_screen(CountConfirmScreen(summary, len(plan.ready)), lambda go: go and self._start())
+
+    def _start(self) -> None:
+        self.sending = True
+        for line, _ in self.plan.ready:
+            self.query_one(DataTable).update_cell(str(line.row), "check", "sending...")
+        self._say(f"Sending {len(self.plan.ready)} refunds, each once ...")
+        self.send_rows(self.plan)
+
+    @work(exclusive=True, exit_on_error=False, group="batch-send", description="send batch")
+    async def send_rows(self, plan: BatchPlan) -> None:
+        service = self.app.service
+        run = await run_batch(service, plan, concurrency=service.concurrency,
+                              on_progress=lambda progress: self._say(progress.line().capitalize()),
+                              on_result=lambda result: self.post_message(self.RowSent(result)))  # fmt: skip
+        await asyncio.to_thread(write_results, plan.file.results_path, plan, run)
+        self.post_message(self.Finished(run))
+
+    @on(RowSent)
+    def _row_sent(self, message: RowSent) -> None:
+        result = message.result
+        bad = result.attempt is None or result.status in ("failed", "unknown")
+        text = f"{result.status}" + (f": {result.detail}" if result.detail else "")
+        self.query_one(DataTable).update_cell(str(result.row), "check", Text(text, style="bold red" if bad else "green"))
+
+    @on(Finished)
+    def _finished(self, message: Finished) -> None:
+        self.sending = False
+        run = message.run
+        self._say(
+            f"Sent {len(run.sent())}, {len(run.already_sent())} sent before, {len(run.skipped())} skipped. "
+            f"Results: {self.plan.file.results_path}"
+            + (f". {describe_error(run.trail_lost)}" if run.trail_lost else "")
+        )
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        if event.state is not WorkerState.ERROR or event.worker.group not in ("batch-check", "batch-send"):
+            return
+        if event.worker.group == "batch-send":
+            self.sending = False
+            self._say(f"Sending stopped: {describe_error(event.worker.error)}. Rows already sent are "
+                      "recorded: check the same file again, then send, to resume (no row is sent twice).")  # fmt: skip
+        else:
+            self._say(f"Could not check the file: {describe_error(event.worker.error)}")
+
+    def action_back(self) -> None:
+        if self.sending:
+            self.notify("Still sending: every row's result shows here as it comes.", severity="warning")
+            return
+        self.app.pop_screen()

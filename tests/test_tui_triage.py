@@ -1,0 +1,81 @@
+"""Bulk triage from the board, driven with keys against the simulator over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+
+from textual.widgets import DataTable
+
+from refund_tui.core.models import RefundStatus
+from refund_tui.tui.screens.count_confirm import CountConfirmScreen
+from refund_tui.tui.screens.triage import TriageScreen
+from tests.console import flat, screen_text, wait_for
+from tests.test_tui_board import FAILS, make_refund, open_board
+
+
+async def failed_and_unknown(sandbox, session):
+    failed = [await make_refund(sandbox, session.service, ending=FAILS) for _ in range(3)]
+    await asyncio.sleep(sandbox.settle_seconds * 4)
+    await session.service.track(force=True)
+    sandbox.faults(fail_refunds_next=1)
+    unknown = await make_refund(sandbox, session.service)  # Vesicash: never resent on its own
+    assert [session.ledger.get(a.attempt_id).status for a in failed] == [RefundStatus.FAILED] * 3
+    assert session.ledger.get(unknown.attempt_id).status is RefundStatus.UNKNOWN
+    return failed, unknown
+
+
+def progress(app) -> str:
+    return str(app.screen.query_one("#triage-progress").content)
+
+
+async def test_select_all_retry_the_failed_with_a_typed_count_then_resolve_the_unknown(sandbox, session, app):
+    failed, unknown = await failed_and_unknown(sandbox, session)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_board(app, pilot, 4)
+        await pilot.press("m")
+        await wait_for(pilot, lambda: isinstance(app.screen, TriageScreen))
+
+        await pilot.press("asterisk")
+        assert progress(app) == "4 of 4 selected: 40.00 GHS"
+        await pilot.press("t")
+        await wait_for(pilot, lambda: isinstance(app.screen, CountConfirmScreen))
+        assert str(app.screen.query_one("#bulk-summary").content).startswith(
+            "SANDBOX: Retry 3 failed refunds, totalling 30.00 GHS: each a new attempt with its own key"
+        )
+        await pilot.press("4", "enter")
+        assert "type exactly 3 to go ahead" in flat(screen_text(app))
+        await pilot.press("backspace", "3", "enter")
+        await wait_for(pilot, lambda: progress(app) == "3 of 3 done: finished", timeout=10)
+
+        for attempt in failed:
+            [retry] = session.ledger.attempts(retry_of=attempt.attempt_id)
+            assert retry.request.external_reference != attempt.request.external_reference  # its own tag
+            assert retry.amount == attempt.amount and retry.phone == attempt.phone
+
+        await pilot.press("v")
+        await wait_for(pilot, lambda: isinstance(app.screen, CountConfirmScreen))
+        await pilot.press("1", "enter")
+        await wait_for(pilot, lambda: progress(app) == "1 of 1 done: finished", timeout=10)
+        result = app.screen.query_one(DataTable).get_cell(unknown.attempt_id, "result").plain
+        assert result.startswith("waiting: the payment record shows no refund tagged")
+        assert session.ledger.get(unknown.attempt_id).status is RefundStatus.UNKNOWN
+        assert not [r for r in sandbox.refunds() if r["payment_reference"] == unknown.payment_reference]
+
+
+async def test_shift_arrows_extend_the_selection_and_esc_in_the_confirmation_does_nothing(sandbox, session, app):
+    await failed_and_unknown(sandbox, session)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_board(app, pilot, 4)
+        await pilot.press("m")
+        await wait_for(pilot, lambda: isinstance(app.screen, TriageScreen))
+
+        await pilot.press("shift+down", "shift+down")
+        assert progress(app).startswith("3 of 4 selected")
+        await pilot.press("space")  # the third one again: unselected
+        assert progress(app).startswith("2 of 4 selected")
+        await pilot.press("t")
+        await wait_for(pilot, lambda: isinstance(app.screen, CountConfirmScreen))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, TriageScreen))
+
+        assert all(not session.ledger.attempts(retry_of=a.attempt_id) for a in session.ledger.attempts())

@@ -104,3 +104,31 @@ def test_a_burst_of_edits_lands_in_order(console: Pane):
     console.send(*["BSpace"] * 6, "-0", "/", "b")  # one write; "/" and "b" stay in the field
     shown = console.wait_for("VSC-GH-FRESH-0/b")
     assert "VSC-GH-FRESH-0/bX" not in shown
+
+
+def test_the_board_and_details_explain_failed_and_unknown_refunds_at_80x24(console: Pane, sandbox):
+    """Items 5 and 6 of the first hour, through a real terminal: the failure reason reads at
+    80 columns, and an unknown Vesicash refund says what it waits for and what to do."""
+    from tests.test_cli import cli, refund_args
+
+    env = dict(os.environ)
+    fails = dict(provider="vesicash", amount=500, currency="GHS", phone="+233241239901")
+    failed = sandbox.create_payment(**fails)
+    assert cli(env, *refund_args(fails, failed, "100")).returncode == 0
+    sandbox.advance(60)  # the wallet is not found: the refund fails
+    unknown = sandbox.create_payment(**dict(fails, phone="+233241234567"))
+    sandbox.faults(fail_refunds_next=1)
+    assert cli(env, *refund_args(fails, unknown, "100")).returncode == 3
+
+    console.wait_for("Needs attention (2)")
+    console.send("Escape")
+    console.send("b")
+    board = console.wait_for("!! FAILED", "?? UNKNOWN", "Recipient wallet not found", "? Help")
+    assert all(len(line) <= 80 for line in board.splitlines())
+    deadline = time.monotonic() + 20
+    while "Outcome unknown" not in console.text():  # enter on the newest row, the unknown one,
+        assert time.monotonic() < deadline  # once the board's first refresh has settled
+        console.send("Enter")
+        time.sleep(0.5)
+    details = console.wait_for("Outcome unknown", "never resent")
+    assert "R Resend" in details

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input
 
-from tests.clock import command, needs_faketime, run
+from tests.clock import command, faked, needs_faketime, run
 from tests.test_cli import NOVASEND, VESICASH, cli, executed, refund_args
 
 
@@ -370,11 +370,10 @@ def test_two_ledger_init_force_in_one_second_never_overwrite_a_set_aside_ledger(
     for suffix in ("", "-wal", "-shm"):
         ledger.with_name(ledger.name + suffix).unlink(missing_ok=True)
     shutil.copy(tmp_path / "other" / "data" / ledger.name, ledger)  # replaced by a mishap
-    frozen = ["faketime", "-f", "2026-11-30 03:00:00"]  # both runs in the same (frozen) second
 
     codes = [
         subprocess.run(
-            [*frozen, *command(0, "ledger", "init", "--force")],
+            faked("2026-11-30 03:00:00", *command(0, "ledger", "init", "--force")),  # one second
             env=cli_env, capture_output=True, text=True, timeout=60,
         ).returncode
         for _ in range(2)

@@ -320,7 +320,7 @@ def setup(url: str, *, schema: str = DEFAULT_SCHEMA, password: Secret | None = N
         for role in ROLES:
             conn.execute(
                 sql.SQL("""DO $$ BEGIN CREATE ROLE {} NOLOGIN;
-                EXCEPTION WHEN duplicate_object THEN NULL; END $$""").format(sql.Identifier(role))
+                EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$""").format(sql.Identifier(role))
             )
         name = sql.Identifier(schema)
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(name))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -53,7 +53,9 @@ __all__ = [
     "ThreadedLedger",
     "TriageAction",
     "TriageEntry",
+    "claim_in_force",
     "made_by",
+    "whoami",
 ]
 
 #: Shortest attempt-id prefix ``Ledger.get`` accepts.
@@ -265,6 +267,22 @@ class ClaimHeld(Exception):
             f"{claim.at.astimezone(UTC):%Y-%m-%d %H:%M} UTC: take it over explicitly"
         )
         self.claim = claim
+
+
+def claim_in_force(log: Iterable[TriageEntry]) -> TriageEntry | None:
+    """The claim on an attempt now, from its triage log (oldest first): its newest claim or
+    release, when a claim."""
+    held = None
+    for entry in log:
+        if entry.action is not TriageAction.NOTE:
+            held = entry if entry.action is TriageAction.CLAIM else None
+    return held
+
+
+def whoami(ledger: Ledger, operator: Operator) -> str:
+    """How the ledger names the person at this keyboard: the database role it records as
+    (PostgreSQL), else the OS account (SQLite), as ``made_by`` and ``TriageEntry.who`` do."""
+    return ledger.role or operator.name
 
 
 def made_by(attempt: Attempt) -> str:

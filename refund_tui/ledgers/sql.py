@@ -42,6 +42,7 @@ from refund_tui.core.ledger import (
     StoredNotice,
     TriageAction,
     TriageEntry,
+    whoami,
 )
 from refund_tui.core.models import ProviderName, RefundStatus
 from refund_tui.core.money import Money
@@ -545,8 +546,7 @@ class SqlLedger:
         return self._write(write)
 
     def _me(self, operator: Operator) -> str:
-        """How the ledger names the author of what this process records."""
-        return self.role or operator.name
+        return whoami(self, operator)
 
     def _claim_in_force(self, conn: Connection, attempt_id: str) -> TriageEntry | None:
         """The attempt's claim, serialised with every other claim of it until the transaction

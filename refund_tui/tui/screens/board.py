@@ -269,7 +269,7 @@ def detail_line(attempt: Attempt, retried: bool, claim: TriageEntry | None = Non
         f"by {printable(made_by(attempt))}",
     ]
     if claim is not None:
-        parts.append(f"{printable(claim.who)} on it")
+        parts.append(f"on it: {printable(claim.who)}")
     if retried:
         parts.append("failed, retried")
     line = Text(" | ".join(parts) + ": ", style="bold")

@@ -45,7 +45,7 @@ class TakeOverScreen(ModalScreen[bool]):
         with Vertical(id="take-over-box"):
             yield Static(
                 Text(
-                    f"{printable(self.claim.who)} is on refund {self.attempt.attempt_id[:8]} of "
+                    f"On refund {self.attempt.attempt_id[:8]} of "
                     f"{printable(self.attempt.payment_reference)}: {claim_words(self.claim)}.\n"
                     "Take it over? The ledger keeps both names. enter: take over, esc: leave it."
                 )

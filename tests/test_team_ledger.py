@@ -395,3 +395,49 @@ def test_a_recreated_team_ledger_is_refused_until_accepted_on_purpose(team):
     assert accepted.returncode == 0, accepted.stderr
     assert accepted.stdout.startswith("accepted team ledger ")
     assert cli(env, "status").returncode == 0
+
+
+def test_triage_as_a_team_from_the_command_line(team, owner_ledger, capsys):
+    """A claims, B sees the claim and takes it over only explicitly, B notes, a viewer is
+    refused; status and export, read by the viewer, are the team's, each row named by the
+    database. (Commands run in this process: each home is its own login.)"""
+    from tests.inprocess import run_cli
+    from tests.ledger.factories import new_attempt, xof
+
+    logins = {name: team.login(name) for name in ("a", "b", "viewer")}
+    with psycopg.connect(team.database_url, autocommit=True) as conn:
+        for name, login in logins.items():
+            role = "refund_tui_viewer" if name == "viewer" else "refund_tui_operator"
+            conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(role), sql.Identifier(login)))
+    homes = {name: team.home(name, login) for name, login in logins.items()}
+    a_url = team.database_url.replace("postgresql://postgres@", f"postgresql://{logins['a']}@")
+    with PostgresLedger(a_url) as as_a:
+        attempt = as_a.record_attempt(new_attempt(xof(500)), limit=xof(1000), known_references=())
+    short = attempt.attempt_id[:8]
+
+    def run(name: str, *args: str) -> dict:
+        result = run_cli(capsys, homes[name], *args, "--json")
+        return json.loads(result.stdout)
+
+    assert run("a", "claim", short)["entry"]["who"] == logins["a"]
+    held = run("b", "claim", short)
+    assert (held["code"], held["exit_code"]) == ("claimed", 1)
+    assert held["message"].startswith(f"{logins['a']} has been on refund {short}")
+    refused = run("viewer", "note", short, "seen it")
+    assert (refused["code"], refused["exit_code"]) == ("ledger_error", 1)
+    assert refused["message"] == (
+        f"the team ledger refused role {logins['viewer']}: permission denied for table triage "
+        "(roles are granted with `refund-tui ledger grant`)"
+    )
+    assert run("b", "claim", short, "--take-over")["entry"]["took_over"] == logins["a"]
+    assert run("b", "note", short, "called the customer")["code"] == "noted"
+
+    [listed] = [r for r in run("viewer", "status")["refunds"] if r["attempt_id"] == attempt.attempt_id]
+    assert listed["made_by"] == logins["a"]
+    exported = json.loads(run_cli(capsys, homes["viewer"], "export", "--format", "json").stdout)
+    assert [(row["source"], row["recorded_by"], row["note"]) for row in exported
+            if row["attempt_id"] == attempt.attempt_id and row["status"] is None] == [
+        ("claim", logins["a"], None),
+        ("claim", logins["b"], f"took over from {logins['a']}"),
+        ("note", logins["b"], "called the customer"),
+    ]  # fmt: skip

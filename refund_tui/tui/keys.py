@@ -104,8 +104,8 @@ _REGISTRY: Mapping[str, tuple[Binding, ...]] = MappingProxyType(
             _key("details.retry", "t", "retry", "Retry", "Retry a failed refund (new key, new confirmation)"),
             _key("details.resolve", "v", "resolve", "Resolve", "Resolve an unknown outcome with the provider"),
             _key("details.resend", "R", "resend", "Resend", "Decide to resend a Vesicash refund of unknown outcome, after the evidence", key_display="R"),
-            _key("details.claim", "o", "claim", "On it", "Claim this refund (I'm on it), release your claim, or take someone's over"),
-            _key("details.note", "n", "note", "Note", "Add a note to this refund's timeline (kept, with your name)"),
+            _key("details.claim", "o", "claim", "On it", "Claim this refund (I'm on it), release your claim, or take someone's over", show=False),
+            _key("details.note", "n", "note", "Note", "Add a note to this refund's timeline (kept, with your name)", show=False),
             _key("details.back", "escape", "back", "Back", "Back to the board"),
         ),
         "credentials": (

@@ -114,7 +114,7 @@ def summary(details: Details) -> Table:
     attempt = details.attempt
     failure = Text(printable(attempt.failure_reason), style="bold red") if attempt.failure_reason else None
     claim = details.claim
-    on_it = Text(claim_words(claim), style="bold") if claim else Text("nobody (o: I'm on it)", style="dim")
+    on_it = Text(claim_words(claim), style="bold") if claim else Text("nobody (o: I'm on it, n: a note)", style="dim")
     return _fields(
         "Summary",
         [

@@ -252,7 +252,10 @@ def test_a_solo_ledger_moves_in_once_with_its_ids_and_conflicts_are_refused(team
         solo.add_event(first, RefundStatus.PROCESSING, "provider", provider_reference=f"rf_{first[:8]}")
         solo.receive_notice(notice(RefundStatus.COMPLETED, reference=f"rf_{first[:8]}"), '{"n": 1}')
         solo.record_double_refund(first, f"rf_{first[:8]}", "rf_second", "double refund: rf_second")
+        solo.claim(second, OPERATOR)
+        solo.add_note(second, "called the customer", OPERATOR)
         solo_events = {a: solo.events(a) for a in (first, second)}
+        solo_triage = solo.triage_log(second)
     owner = team.home("owner")
 
     imported = cli(owner, "ledger", "import", "--profile", "team", str(solo_path))
@@ -269,6 +272,9 @@ def test_a_solo_ledger_moves_in_once_with_its_ids_and_conflicts_are_refused(team
     assert owner_ledger.get(first).double_refunds == ("rf_second",) and owner_ledger.get(first).flagged
     assert owner_ledger.batch_attempts("b" * 32) == {1: first}  # a rerun of the batch sends nothing
     assert owner_ledger.acknowledgements()["f1"].note == "refunded by phone"
+    assert [(e.at, e.action, e.note, e.operator) for e in owner_ledger.triage_log(second)] == [
+        (e.at, e.action, e.note, e.operator) for e in solo_triage
+    ]
 
     again = cli(owner, "ledger", "import", "--profile", "team", str(solo_path))
     assert again.stdout.strip() == (
@@ -276,6 +282,7 @@ def test_a_solo_ledger_moves_in_once_with_its_ids_and_conflicts_are_refused(team
         "in the team ledger"
     )
     assert len(owner_ledger.acknowledgements()) == 1 and owner_ledger.batch_attempts("b" * 32) == {1: first}
+    assert len(owner_ledger.triage_log(second)) == 2
     with SqliteLedger(solo_path) as solo:  # the solo ledger went on; then it is edited by hand
         solo.add_event(second, RefundStatus.FAILED, "poll", failure_reason="wallet closed")
     assert "imported 0 attempts, 1 events" in cli(owner, "ledger", "import", "--profile", "team",

@@ -291,6 +291,7 @@ _V3 = (
         recorded_by text NOT NULL DEFAULT session_user
     )""",
     "CREATE INDEX triage_attempt ON triage (attempt_id, id)",
+    "CREATE INDEX attempts_recorded_by ON attempts (recorded_by, seq)",  # mine, by:NAME
     """CREATE FUNCTION set_took_over() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE
         holder text;

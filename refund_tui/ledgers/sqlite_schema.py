@@ -207,6 +207,7 @@ _V6 = (
         ssh_client TEXT
     ) STRICT""",
     "CREATE INDEX triage_attempt ON triage (attempt_id, id)",
+    "CREATE INDEX attempts_operator ON attempts (operator_name, seq)",  # mine, by:NAME
     *_append_only("triage"),
 )
 

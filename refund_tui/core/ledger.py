@@ -325,6 +325,9 @@ class Ledger(Protocol):
     """
 
     location: str
+    #: The database role this ledger records as (PostgreSQL), None where the database knows
+    #: no one (SQLite: the OS account is who you are).
+    role: str | None
 
     @property
     def ledger_id(self) -> str:
@@ -412,10 +415,6 @@ class Ledger(Protocol):
         ...
 
     # -- reading ---------------------------------------------------------------------------
-
-    #: The database role this ledger records as (PostgreSQL), None where the database knows
-    #: no one (SQLite: the OS account is who you are).
-    role: str | None
 
     def get(self, key: str) -> Attempt:
         """The attempt with this id, unique id prefix, or provider reference."""
@@ -548,9 +547,6 @@ class ThreadedLedger:
 
     async def batch_attempts(self, batch_id: str) -> dict[int, str]:
         return await asyncio.to_thread(self.ledger.batch_attempts, batch_id)
-
-    async def triage_log(self, attempt_id: str) -> list[TriageEntry]:
-        return await asyncio.to_thread(self.ledger.triage_log, attempt_id)
 
     async def claim(self, attempt_id: str, operator: Operator, *, take_over: bool = False) -> TriageEntry:
         return await asyncio.to_thread(functools.partial(self.ledger.claim, attempt_id, operator, take_over=take_over))

@@ -282,7 +282,7 @@ _V3 = (
         attempt_id text COLLATE "C" NOT NULL REFERENCES attempts (attempt_id),
         at timestamptz NOT NULL,
         action text NOT NULL CHECK (action IN ('claim', 'release', 'note')),
-        note text CHECK (action <> 'note' OR length(btrim(note)) > 0),
+        note text CHECK (action <> 'note' OR coalesce(length(btrim(note)), 0) > 0),
         took_over text,
         operator_name text NOT NULL,
         operator_uid bigint NOT NULL,

@@ -24,6 +24,7 @@ from refund_tui.core import ledger_rules as rules
 from refund_tui.core.ledger import (
     AUDIT_FIELDS,
     MIN_PREFIX,
+    NOTE_LIMIT,
     UNRESOLVED,
     Acknowledgement,
     Attempt,
@@ -37,7 +38,6 @@ from refund_tui.core.ledger import (
     LedgerLost,
     NewAttempt,
     NoticeOutcome,
-    NOTE_LIMIT,
     RefundInFlight,
     StoredNotice,
     TriageAction,
@@ -190,7 +190,7 @@ def _to_triage(row: tuple) -> TriageEntry:
     )
 
 
-def took_over_note(entry: dict) -> str | None:
+def _took_over_note(entry: dict) -> str | None:
     """A triage audit row's note: the note's text, or whose claim a claim or release ended."""
     if entry["took_over"]:
         return f"took over from {entry['took_over']}"
@@ -213,7 +213,7 @@ class SqlLedger:
     location: str
     #: The second references of an attempt's double refunds, comma-separated (dialects differ).
     _double_refunds_column: str
-    #: Extra attempt/event columns an adapter reads (PostgreSQL: who recorded it).
+    #: Extra attempt/event (and triage) columns an adapter reads (PostgreSQL: who recorded it).
     _attempt_extra = ""
     _event_extra = ""
     #: Who recorded an event, for the audit export (NULL where the database cannot say).
@@ -874,7 +874,7 @@ class SqlLedger:
         )
         for row in rows:
             record = dict(zip(_AUDIT_TRIAGE_COLUMNS, row, strict=True))
-            record["note"] = took_over_note(record)
+            record["note"] = _took_over_note(record)
             yield self._audit_record(record)
 
     def _audit_record(self, record: dict) -> dict:

@@ -199,7 +199,7 @@ _V6 = (
         attempt_id TEXT NOT NULL REFERENCES attempts (attempt_id),
         at TEXT NOT NULL,
         action TEXT NOT NULL CHECK (action IN ('claim', 'release', 'note')),
-        note TEXT CHECK (action != 'note' OR length(trim(note)) > 0),
+        note TEXT CHECK (action != 'note' OR coalesce(length(trim(note)), 0) > 0),
         took_over TEXT,
         operator_name TEXT NOT NULL,
         operator_uid INTEGER NOT NULL,

@@ -305,6 +305,7 @@ async def test_operator_bs_board_shows_operator_as_refund_within_a_second(team, 
     from refund_tui.tui.app import RefundApp
     from tests.console import FROZEN
     from tests.ledger.factories import new_attempt, xof
+    from refund_tui.tui.screens.board import BoardTable
     from tests.test_tui_board import open_board, shown
 
     owner = team.home("owner")
@@ -330,6 +331,15 @@ async def test_operator_bs_board_shows_operator_as_refund_within_a_second(team, 
             while attempt.attempt_id not in shown(app):
                 assert time.monotonic() - recorded < 1.0, "B's board did not show A's refund within 1 s"
                 await pilot.pause(0.02)
+            # A says "I'm on it": B's board shows it the same way.
+            await asyncio.to_thread(sessions["a"].ledger.claim, attempt.attempt_id, sessions["a"].service.operator)
+            claimed = time.monotonic()
+            while attempt.attempt_id not in app.screen.last_data.claims:
+                assert time.monotonic() - claimed < 1.0, "B's board did not show A's claim within 1 s"
+                await pilot.pause(0.02)
+            assert app.screen.last_data.claims[attempt.attempt_id].who == logins["a"]
+            await pilot.pause()
+            assert app.screen.query_one(BoardTable).get_cell(attempt.attempt_id, "reason").plain.startswith("@")
         assert sessions["b"].ledger.get(attempt.attempt_id).recorded_by == logins["a"]
     finally:
         for session in sessions.values():

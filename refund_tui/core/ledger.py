@@ -443,9 +443,10 @@ class Ledger(Protocol):
         """Attempts still pending, processing or unknown, oldest first."""
         ...
 
-    def counts(self) -> dict[RefundStatus, int]:
+    def counts(self, made_by: str | None = None) -> dict[RefundStatus, int]:
         """How many attempts are in each status (every status present, zero included); a
-        failed attempt that was retried no longer counts as failed."""
+        failed attempt that was retried no longer counts as failed. ``made_by``: only the
+        attempts it made (as ``core.ledger.made_by`` names the author)."""
         ...
 
     def retried_ids(self) -> set[str]:

@@ -806,15 +806,22 @@ class SqlLedger:
             newest_first=False,
         )
 
-    def counts(self) -> dict[RefundStatus, int]:
+    def counts(self, made_by: str | None = None) -> dict[RefundStatus, int]:
         totals = dict.fromkeys(RefundStatus, 0)
-        rows = self.query("SELECT status, count(*) FROM current_state GROUP BY status")
+        mine, params = ("", []) if made_by is None else (f"AND {self._made_by_column} = ?", [made_by])
+        if made_by is None:
+            rows = self.query("SELECT status, count(*) FROM current_state GROUP BY status")
+        else:
+            rows = self.query(
+                f"SELECT c.status, count(*) {_ATTEMPTS_FROM} WHERE TRUE {mine} GROUP BY c.status", params
+            )
         for status, count in rows:
             totals[_STATUS_BY_VALUE[status]] = count
         [(retried,)] = self.query(
             f"""SELECT count(*) FROM attempts r JOIN attempts a ON a.attempt_id = r.retry_of
             JOIN current_state c ON c.attempt_seq = a.seq
-            WHERE r.retry_of IS NOT NULL AND c.status = '{RefundStatus.FAILED.value}'"""
+            WHERE r.retry_of IS NOT NULL AND c.status = '{RefundStatus.FAILED.value}' {mine}""",
+            params,
         )
         totals[RefundStatus.FAILED] -= retried
         return totals

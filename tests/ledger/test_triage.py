@@ -121,11 +121,16 @@ def test_claims_and_notes_are_in_the_audit_trail_in_time_order(ledger):
     assert [row["source"] for row in ledger.audit_rows(since=datetime.fromisoformat(later))] == ["note"]
 
 
-def test_attempts_filter_by_who_made_them(ledger):
+def test_attempts_and_counts_filter_by_who_made_them(ledger):
     mine = record(ledger, 500)
-    assert [a.attempt_id for a in ledger.attempts(made_by=me(ledger))] == [mine]
+    ledger.add_event(mine, RefundStatus.FAILED, "provider", failure_reason="no wallet")
+    record(ledger, 500, retry_of=mine)
+    assert [a.attempt_id for a in ledger.attempts(made_by=me(ledger))][1:] == [mine]
     assert made_by(ledger.get(mine)) == me(ledger)
+    assert ledger.counts(made_by=me(ledger)) == ledger.counts()
+    assert ledger.counts()[RefundStatus.PENDING] == 1 and ledger.counts()[RefundStatus.FAILED] == 0
     assert ledger.attempts(made_by="nobody-here") == []
+    assert set(ledger.counts(made_by="nobody-here").values()) == {0}
 
 
 def test_claims_and_notes_are_append_only(ledger):

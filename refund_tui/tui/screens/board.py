@@ -100,7 +100,7 @@ STATUS_RANK = {
 #: Longest reason or failure text in a cell; the details screen has all of it.
 REASON_WIDTH = 40
 #: Longest name in the "By" column (the line under the table has all of it).
-NAME_WIDTH = 8
+NAME_WIDTH = 12
 #: A filter term naming whose refunds to show, e.g. ``by:kofi``.
 BY_PREFIX = "by:"
 #: (column key, title); status, payment, amount and failure come first so they show at 80
@@ -189,7 +189,7 @@ def read_board(
     counts = ledger.counts()
     retried = frozenset(ledger.retried_ids())
     hidden = retried if query.view is View.FAILED else frozenset()
-    if query.terms or query.made_by:
+    if query.terms:
         found = [
             a
             for a in ledger.attempts(statuses=statuses, made_by=query.made_by)
@@ -197,9 +197,10 @@ def read_board(
         ]
         matched, attempts = len(found), found[:limit]
     else:
-        read = ledger.attempts(statuses=statuses, limit=limit + len(hidden))
+        read = ledger.attempts(statuses=statuses, made_by=query.made_by, limit=limit + len(hidden))
         attempts = [a for a in read if a.attempt_id not in hidden][:limit]
-        matched = sum(n for status, n in counts.items() if statuses is None or status in statuses)
+        scoped = counts if query.made_by is None else ledger.counts(made_by=query.made_by)
+        matched = sum(n for status, n in scoped.items() if statuses is None or status in statuses)
     attempts = sort_attempts(attempts, query.sort)
     return BoardData(query, attempts, matched, counts, at, limit, retried, ledger.claims())
 

@@ -303,6 +303,47 @@ def resend(profile_name, attempt_id, yes, as_json) -> None:
     sys.exit(_run(profile_name, lambda session: resend_attempt(session, attempt_id, yes, as_json)))
 
 
+_TAKE_OVER = click.option("--take-over", is_flag=True,
+                          help="Act on someone else's claim (the ledger keeps both names).")
+
+
+@main.command()
+@profile_option
+@click.argument("attempt_id")
+@_TAKE_OVER
+@json_option
+def claim(profile_name, attempt_id, take_over, as_json) -> None:
+    """Say you are on a refund ("I'm on it"): every board and details screen shows it.
+    ATTEMPT_ID: an attempt id (or its first 8 characters) or a provider reference."""
+    from refund_tui.commands.claims import claim_attempt
+
+    sys.exit(claim_attempt(profile_name, attempt_id, take_over, as_json))
+
+
+@main.command()
+@profile_option
+@click.argument("attempt_id")
+@_TAKE_OVER
+@json_option
+def release(profile_name, attempt_id, take_over, as_json) -> None:
+    """Say nobody is on a refund any more (your claim, or with --take-over someone else's)."""
+    from refund_tui.commands.claims import release_attempt
+
+    sys.exit(release_attempt(profile_name, attempt_id, take_over, as_json))
+
+
+@main.command()
+@profile_option
+@click.argument("attempt_id")
+@click.argument("text")
+@json_option
+def note(profile_name, attempt_id, text, as_json) -> None:
+    """Add a note to a refund's timeline (kept for good, with your name; in exports too)."""
+    from refund_tui.commands.claims import note_attempt
+
+    sys.exit(note_attempt(profile_name, attempt_id, text, as_json))
+
+
 @main.group()
 def ledger() -> None:
     """The refund ledger itself; a team ledger's setup and roles (run by its owner)."""

@@ -23,6 +23,7 @@ from psycopg import sql
 from refund_tui.core.credentials import FIELDS, env_variable
 from refund_tui.core.models import ProviderName, RefundStatus
 from refund_tui.ledgers.postgres import PostgresLedger
+from refund_tui.ledgers.postgres_schema import SCHEMA_VERSION
 from tests.postgres import session_database
 
 PAYMENTS = {
@@ -91,7 +92,7 @@ def team(sandbox, postgres_database, tmp_path) -> Iterator[Team]:
         team = Team(sandbox, database_url, tmp_path)
         setup = cli(team.home("owner"), "ledger", "setup", "--profile", "team")
         assert setup.returncode == 0, setup.stderr
-        assert "schema version 2" in setup.stdout
+        assert f"schema version {SCHEMA_VERSION}" in setup.stdout
         yield team
 
 
@@ -105,7 +106,7 @@ def test_setup_twice_grant_revoke_and_the_database_names_who_recorded(team, owne
     owner = team.home("owner")
     again = cli(owner, "ledger", "setup", "--profile", "team")
     assert (again.returncode, again.stdout.strip()) == (0, f"the team ledger at {team.database_url} "
-                                                        "is up to date (schema version 2)")  # fmt: skip
+                                                        f"is up to date (schema version {SCHEMA_VERSION})")  # fmt: skip
     ama = team.login("ama")
     granted = cli(owner, "ledger", "grant", "--profile", "team", ama, "refund_tui_operator")
     assert (granted.returncode, granted.stdout.strip()) == (0, f"granted refund_tui_operator to {ama}")
@@ -251,7 +252,10 @@ def test_a_solo_ledger_moves_in_once_with_its_ids_and_conflicts_are_refused(team
         solo.add_event(first, RefundStatus.PROCESSING, "provider", provider_reference=f"rf_{first[:8]}")
         solo.receive_notice(notice(RefundStatus.COMPLETED, reference=f"rf_{first[:8]}"), '{"n": 1}')
         solo.record_double_refund(first, f"rf_{first[:8]}", "rf_second", "double refund: rf_second")
+        solo.claim(second, OPERATOR)
+        solo.add_note(second, "called the customer", OPERATOR)
         solo_events = {a: solo.events(a) for a in (first, second)}
+        solo_triage = solo.triage_log(second)
     owner = team.home("owner")
 
     imported = cli(owner, "ledger", "import", "--profile", "team", str(solo_path))
@@ -268,6 +272,9 @@ def test_a_solo_ledger_moves_in_once_with_its_ids_and_conflicts_are_refused(team
     assert owner_ledger.get(first).double_refunds == ("rf_second",) and owner_ledger.get(first).flagged
     assert owner_ledger.batch_attempts("b" * 32) == {1: first}  # a rerun of the batch sends nothing
     assert owner_ledger.acknowledgements()["f1"].note == "refunded by phone"
+    assert [(e.at, e.action, e.note, e.operator) for e in owner_ledger.triage_log(second)] == [
+        (e.at, e.action, e.note, e.operator) for e in solo_triage
+    ]
 
     again = cli(owner, "ledger", "import", "--profile", "team", str(solo_path))
     assert again.stdout.strip() == (
@@ -275,6 +282,7 @@ def test_a_solo_ledger_moves_in_once_with_its_ids_and_conflicts_are_refused(team
         "in the team ledger"
     )
     assert len(owner_ledger.acknowledgements()) == 1 and owner_ledger.batch_attempts("b" * 32) == {1: first}
+    assert len(owner_ledger.triage_log(second)) == 2
     with SqliteLedger(solo_path) as solo:  # the solo ledger went on; then it is edited by hand
         solo.add_event(second, RefundStatus.FAILED, "poll", failure_reason="wallet closed")
     assert "imported 0 attempts, 1 events" in cli(owner, "ledger", "import", "--profile", "team",
@@ -297,6 +305,7 @@ async def test_operator_bs_board_shows_operator_as_refund_within_a_second(team, 
     from refund_tui.tui.app import RefundApp
     from tests.console import FROZEN
     from tests.ledger.factories import new_attempt, xof
+    from refund_tui.tui.screens.board import BoardTable
     from tests.test_tui_board import open_board, shown
 
     owner = team.home("owner")
@@ -322,6 +331,15 @@ async def test_operator_bs_board_shows_operator_as_refund_within_a_second(team, 
             while attempt.attempt_id not in shown(app):
                 assert time.monotonic() - recorded < 1.0, "B's board did not show A's refund within 1 s"
                 await pilot.pause(0.02)
+            # A says "I'm on it": B's board shows it the same way.
+            await asyncio.to_thread(sessions["a"].ledger.claim, attempt.attempt_id, sessions["a"].service.operator)
+            claimed = time.monotonic()
+            while attempt.attempt_id not in app.screen.last_data.claims:
+                assert time.monotonic() - claimed < 1.0, "B's board did not show A's claim within 1 s"
+                await pilot.pause(0.02)
+            assert app.screen.last_data.claims[attempt.attempt_id].who == logins["a"]
+            await pilot.pause()
+            assert app.screen.query_one(BoardTable).get_cell(attempt.attempt_id, "reason").plain.startswith("@")
         assert sessions["b"].ledger.get(attempt.attempt_id).recorded_by == logins["a"]
     finally:
         for session in sessions.values():
@@ -394,3 +412,49 @@ def test_a_recreated_team_ledger_is_refused_until_accepted_on_purpose(team):
     assert accepted.returncode == 0, accepted.stderr
     assert accepted.stdout.startswith("accepted team ledger ")
     assert cli(env, "status").returncode == 0
+
+
+def test_triage_as_a_team_from_the_command_line(team, owner_ledger, capsys):
+    """A claims, B sees the claim and takes it over only explicitly, B notes, a viewer is
+    refused; status and export, read by the viewer, are the team's, each row named by the
+    database. (Commands run in this process: each home is its own login.)"""
+    from tests.inprocess import run_cli
+    from tests.ledger.factories import new_attempt, xof
+
+    logins = {name: team.login(name) for name in ("a", "b", "viewer")}
+    with psycopg.connect(team.database_url, autocommit=True) as conn:
+        for name, login in logins.items():
+            role = "refund_tui_viewer" if name == "viewer" else "refund_tui_operator"
+            conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(role), sql.Identifier(login)))
+    homes = {name: team.home(name, login) for name, login in logins.items()}
+    a_url = team.database_url.replace("postgresql://postgres@", f"postgresql://{logins['a']}@")
+    with PostgresLedger(a_url) as as_a:
+        attempt = as_a.record_attempt(new_attempt(xof(500)), limit=xof(1000), known_references=())
+    short = attempt.attempt_id[:8]
+
+    def run(name: str, *args: str) -> dict:
+        result = run_cli(capsys, homes[name], *args, "--json")
+        return json.loads(result.stdout)
+
+    assert run("a", "claim", short)["entry"]["who"] == logins["a"]
+    held = run("b", "claim", short)
+    assert (held["code"], held["exit_code"]) == ("claimed", 1)
+    assert held["message"].startswith(f"{logins['a']} has been on refund {short}")
+    refused = run("viewer", "note", short, "seen it")
+    assert (refused["code"], refused["exit_code"]) == ("ledger_error", 1)
+    assert refused["message"] == (
+        f"the team ledger refused role {logins['viewer']}: permission denied for table triage "
+        "(roles are granted with `refund-tui ledger grant`)"
+    )
+    assert run("b", "claim", short, "--take-over")["entry"]["took_over"] == logins["a"]
+    assert run("b", "note", short, "called the customer")["code"] == "noted"
+
+    [listed] = [r for r in run("viewer", "status")["refunds"] if r["attempt_id"] == attempt.attempt_id]
+    assert listed["made_by"] == logins["a"]
+    exported = json.loads(run_cli(capsys, homes["viewer"], "export", "--format", "json").stdout)
+    assert [(row["source"], row["recorded_by"], row["note"]) for row in exported
+            if row["attempt_id"] == attempt.attempt_id and row["status"] is None] == [
+        ("claim", logins["a"], None),
+        ("claim", logins["b"], f"took over from {logins['a']}"),
+        ("note", logins["b"], "called the customer"),
+    ]  # fmt: skip

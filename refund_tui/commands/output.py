@@ -16,7 +16,7 @@ from typing import NoReturn
 
 import click
 
-from refund_tui.core.ledger import Attempt
+from refund_tui.core.ledger import Attempt, made_by
 from refund_tui.core.provider import RefundRequest
 from refund_tui.core.text import printable
 
@@ -135,6 +135,7 @@ def attempt_record(attempt: Attempt) -> dict[str, object]:
         "double_refunds": list(attempt.double_refunds),
         "operator": attempt.operator.name,
         "recorded_by": attempt.recorded_by,
+        "made_by": made_by(attempt),
     }
 
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -40,6 +40,7 @@ __all__ = [
     "BatchRowRecorded",
     "CapExceeded",
     "ChangeWatch",
+    "ClaimHeld",
     "Event",
     "Ledger",
     "LedgerError",
@@ -50,6 +51,11 @@ __all__ = [
     "RefundInFlight",
     "StoredNotice",
     "ThreadedLedger",
+    "TriageAction",
+    "TriageEntry",
+    "claim_in_force",
+    "made_by",
+    "whoami",
 ]
 
 #: Shortest attempt-id prefix ``Ledger.get`` accepts.
@@ -217,8 +223,78 @@ class StoredNotice:
     attempt_id: str | None
 
 
+class TriageAction(StrEnum):
+    """What an on-call engineer recorded about an attempt (never a change of its status)."""
+
+    CLAIM = "claim"  # "I'm on it"
+    RELEASE = "release"  # nobody is on it any more
+    NOTE = "note"
+
+
+#: Longest note the ledger keeps.
+NOTE_LIMIT = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class TriageEntry:
+    """A claim, release or note on an attempt, kept for good.
+
+    ``recorded_by`` is the database role (PostgreSQL, set by the database); ``operator`` is
+    what the client reported. ``took_over`` names whose claim a claim or release ended when
+    it was not the author's own (PostgreSQL: found by the database, not the client).
+    """
+
+    attempt_id: str
+    at: datetime
+    action: TriageAction
+    operator: Operator
+    note: str | None = None
+    took_over: str | None = None
+    recorded_by: str | None = None
+
+    @property
+    def who(self) -> str:
+        """Whom the ledger knows as the author: the database role, else the OS account."""
+        return self.recorded_by or self.operator.name
+
+
+class ClaimHeld(Exception):
+    """Someone else is on this attempt: taking it over must be asked for explicitly."""
+
+    def __init__(self, claim: TriageEntry) -> None:
+        super().__init__(
+            f"{claim.who} has been on refund {claim.attempt_id[:8]} since "
+            f"{claim.at.astimezone(UTC):%Y-%m-%d %H:%M} UTC: take it over explicitly"
+        )
+        self.claim = claim
+
+
+def claim_in_force(log: Iterable[TriageEntry]) -> TriageEntry | None:
+    """The claim on an attempt now, from its triage log (oldest first): its newest claim or
+    release, when a claim."""
+    held = None
+    for entry in log:
+        if entry.action is not TriageAction.NOTE:
+            held = entry if entry.action is TriageAction.CLAIM else None
+    return held
+
+
+def whoami(ledger: Ledger, operator: Operator) -> str:
+    """How the ledger names the person at this keyboard: the database role it records as
+    (PostgreSQL), else the OS account (SQLite), as ``made_by`` and ``TriageEntry.who`` do."""
+    return ledger.role or operator.name
+
+
+def made_by(attempt: Attempt) -> str:
+    """Who made the refund, as the ledger knows them: the database role that recorded it on a
+    team ledger, else the OS account the client reported."""
+    return attempt.recorded_by or attempt.operator.name
+
+
 #: Keys of each ``Ledger.audit_rows`` dict, in export order (``amount`` is in major units;
 #: ``recorded_by`` is the database login that recorded the event, on a team ledger only).
+#: Claims, releases and notes are rows too: ``source`` is their action, ``status`` empty,
+#: ``note`` their text, and ``by_*`` the OS account, host and SSH client of their author.
 AUDIT_FIELDS = (
     "event_id", "event_at", "status", "source", "provider_reference", "failure_reason",
     "raw_code", "raw_message", "http_status", "note", "attempt_id", "attempt_created_at",
@@ -226,6 +302,7 @@ AUDIT_FIELDS = (
     "currency", "phone", "country_id", "reason", "webhook_url", "idempotency_key",
     "external_reference", "request_method", "request_path", "request_body", "operator_name",
     "operator_uid", "hostname", "ssh_client", "pid", "app_version", "retry_of", "recorded_by",
+    "by_name", "by_hostname", "by_ssh_client",
 )  # fmt: skip
 
 
@@ -248,6 +325,9 @@ class Ledger(Protocol):
     """
 
     location: str
+    #: The database role this ledger records as (PostgreSQL), None where the database knows
+    #: no one (SQLite: the OS account is who you are).
+    role: str | None
 
     @property
     def ledger_id(self) -> str:
@@ -317,6 +397,23 @@ class Ledger(Protocol):
         ValueError when the note is blank."""
         ...
 
+    def claim(self, attempt_id: str, operator: Operator, *, take_over: bool = False) -> TriageEntry:
+        """Record that ``operator`` is on the attempt and return the claim now in force (the
+        existing one, unwritten, when it is already theirs). ClaimHeld when someone else is
+        on it, unless ``take_over``; AttemptNotFound when there is no such attempt."""
+        ...
+
+    def release(
+        self, attempt_id: str, operator: Operator, *, take_over: bool = False
+    ) -> TriageEntry | None:
+        """Record that nobody is on the attempt any more; None (nothing written) when nobody
+        was. ClaimHeld when the claim is someone else's, unless ``take_over``."""
+        ...
+
+    def add_note(self, attempt_id: str, note: str, operator: Operator) -> TriageEntry:
+        """Keep an operator's note on the attempt; ValueError when blank or over NOTE_LIMIT."""
+        ...
+
     # -- reading ---------------------------------------------------------------------------
 
     def get(self, key: str) -> Attempt:
@@ -335,18 +432,21 @@ class Ledger(Protocol):
         payment_reference: str | None = None,
         since: datetime | None = None,
         retry_of: str | None = None,
+        made_by: str | None = None,
         limit: int | None = None,
     ) -> list[Attempt]:
-        """Attempts with their current state, newest first, optionally filtered."""
+        """Attempts with their current state, newest first, optionally filtered (``made_by``:
+        as ``core.ledger.made_by`` names the author)."""
         ...
 
     def unresolved(self) -> list[Attempt]:
         """Attempts still pending, processing or unknown, oldest first."""
         ...
 
-    def counts(self) -> dict[RefundStatus, int]:
+    def counts(self, made_by: str | None = None) -> dict[RefundStatus, int]:
         """How many attempts are in each status (every status present, zero included); a
-        failed attempt that was retried no longer counts as failed."""
+        failed attempt that was retried no longer counts as failed. ``made_by``: only the
+        attempts it made (as ``core.ledger.made_by`` names the author)."""
         ...
 
     def retried_ids(self) -> set[str]:
@@ -365,8 +465,17 @@ class Ledger(Protocol):
         before their provider's ``stuck_before``."""
         ...
 
+    def triage_log(self, attempt_id: str) -> list[TriageEntry]:
+        """The attempt's claims, releases and notes, oldest first."""
+        ...
+
+    def claims(self) -> dict[str, TriageEntry]:
+        """Attempt id -> the claim in force on it, for every attempt someone is on."""
+        ...
+
     def audit_rows(self, since: datetime | None = None) -> Iterator[dict]:
-        """One flat dict per event (keys: AUDIT_FIELDS) joined with its attempt, oldest first."""
+        """One flat dict per event, claim, release and note (keys: AUDIT_FIELDS) joined with
+        its attempt, oldest first."""
         ...
 
     def double_refund_count(self) -> int:
@@ -439,6 +548,17 @@ class ThreadedLedger:
 
     async def batch_attempts(self, batch_id: str) -> dict[int, str]:
         return await asyncio.to_thread(self.ledger.batch_attempts, batch_id)
+
+    async def claim(self, attempt_id: str, operator: Operator, *, take_over: bool = False) -> TriageEntry:
+        return await asyncio.to_thread(functools.partial(self.ledger.claim, attempt_id, operator, take_over=take_over))
+
+    async def release(
+        self, attempt_id: str, operator: Operator, *, take_over: bool = False
+    ) -> TriageEntry | None:
+        return await asyncio.to_thread(functools.partial(self.ledger.release, attempt_id, operator, take_over=take_over))
+
+    async def add_note(self, attempt_id: str, note: str, operator: Operator) -> TriageEntry:
+        return await asyncio.to_thread(self.ledger.add_note, attempt_id, note, operator)
 
     async def acknowledgements(self) -> dict[str, Acknowledgement]:
         return await asyncio.to_thread(self.ledger.acknowledgements)

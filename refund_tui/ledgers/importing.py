@@ -1,11 +1,13 @@
 """Moving a solo SQLite ledger into the team ledger (``refund-tui ledger import``).
 
 Every attempt keeps its id, request, operator and timestamps; its events, notices, double
-refunds, batch rows and finding acknowledgements keep their order and timestamps (their row numbers are the team ledger's). Importing is one
+refunds, batch rows, finding acknowledgements, claims and notes keep their order and
+timestamps (their row numbers are the team ledger's). Importing is one
 transaction and idempotent: an attempt already there with the same contents is skipped (new
 events it gained since are appended); one with other contents is a conflict, and any
 conflict refuses the whole import with a report. ``recorded_by`` on imported rows names the
-login that imported them; the OS account that made each refund stays in its operator columns.
+login that imported them; the OS account that made each refund stays in its operator columns
+(so does each claim's and note's; an imported claim still in force is the importer's).
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ ACK_COLUMNS = (
     "finding_id", "kind", "provider", "payment_reference", "note", "acked_at", "operator_name",
     "hostname",
 )  # fmt: skip
+#: A claim or note as the client wrote it (``took_over`` is the team ledger's to find).
+TRIAGE_COLUMNS = (
+    "attempt_id", "at", "action", "note", "operator_name", "operator_uid", "hostname", "ssh_client",
+)  # fmt: skip
 _TIMES = {"created_at", "at", "received_at", "found_at", "acked_at"}
 
 
@@ -66,6 +72,7 @@ class SoloLedger:
     double_refunds: list[tuple]
     batch_rows: list[tuple]
     acks: list[tuple]
+    triage: list[tuple]
 
 
 def _normal(columns: tuple[str, ...], row: tuple) -> tuple:
@@ -113,11 +120,15 @@ def read_solo(path: Path) -> SoloLedger:
             _normal(ACK_COLUMNS, row)
             for row in conn.execute(f"SELECT {', '.join(ACK_COLUMNS)} FROM finding_acks ORDER BY id")
         ]
+        triage = [
+            _normal(TRIAGE_COLUMNS, row)
+            for row in conn.execute(f"SELECT {', '.join(TRIAGE_COLUMNS)} FROM triage ORDER BY id")
+        ]
     except sqlite3.Error as error:
         raise LedgerError(f"{path} is not a readable refund-tui ledger: {error}") from None
     finally:
         conn.close()
-    return SoloLedger(attempts, events, notices, doubles, batch_rows, acks)
+    return SoloLedger(attempts, events, notices, doubles, batch_rows, acks, triage)
 
 
 def merge(conn: Connection, solo: SoloLedger) -> ImportReport:
@@ -185,23 +196,24 @@ def merge(conn: Connection, solo: SoloLedger) -> ImportReport:
             )
             report.double_refunds += 1
     _merge_batch_rows(conn, solo.batch_rows, report)
-    for ack in solo.acks:
-        known = conn.execute(
-            f"SELECT 1 FROM finding_acks WHERE {' AND '.join(f'{name} = ?' for name in ACK_COLUMNS)}",
-            ack,
-        ).fetchone()
-        if not known:
-            conn.execute(
-                f"INSERT INTO finding_acks ({', '.join(ACK_COLUMNS)}) "
-                f"VALUES ({', '.join('?' * len(ACK_COLUMNS))})",
-                ack,
-            )
+    _insert_missing(conn, "finding_acks", ACK_COLUMNS, solo.acks)
+    _insert_missing(conn, "triage", TRIAGE_COLUMNS, solo.triage)
     if report.conflicts:
         raise LedgerError(
             f"nothing imported: {len(report.conflicts)} conflict(s) with the team ledger: "
             + "; ".join(report.conflicts)
         )
     return report
+
+
+def _insert_missing(conn: Connection, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Insert each row the table has no identical copy of (NULLs compare equal)."""
+    same = " AND ".join(f"{name} IS NOT DISTINCT FROM ?" for name in columns)
+    for row in rows:
+        if not conn.execute(f"SELECT 1 FROM {table} WHERE {same}", row).fetchone():
+            conn.execute(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", row
+            )
 
 
 def _merge_batch_rows(conn: Connection, rows: list[tuple], report: ImportReport) -> None:

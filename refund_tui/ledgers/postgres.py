@@ -176,6 +176,7 @@ class PostgresLedger(SqlLedger):
     _attempt_extra = ", a.recorded_by"
     _event_extra = ", recorded_by"
     _audit_recorded_by = "e.recorded_by"
+    _made_by_column = "a.recorded_by"
 
     def __init__(
         self,

@@ -6,11 +6,11 @@ under a transaction-scoped advisory lock, so two hosts never migrate at once.
 
 What the database itself guarantees, whatever a client does:
 - append-only: no app role holds UPDATE, DELETE or TRUNCATE on attempts, events, notices,
-  double refunds, batch rows or finding acknowledgements,
+  double refunds, batch rows, finding acknowledgements or triage (claims and notes),
   and triggers refuse them even to the owner (a kept notice is matched later only through
   ``match_kept_notice``, which can do nothing else);
-- identity: ``recorded_by`` on every attempt, event and notice is ``session_user``, the
-  authenticated login, set by a trigger whatever the client sends;
+- identity: ``recorded_by`` on every attempt, event, notice, claim and note is
+  ``session_user``, the authenticated login, set by a trigger whatever the client sends;
 - the receiver role records notices and their ``webhook``/``flag`` events only;
 - ``current_state`` is written only by the trigger that derives it from events.
 """
@@ -273,7 +273,49 @@ _V2 = (
     _identity("finding_acks"),
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+#: Triage as a team: claims ("I'm on it"), their release or take-over, and notes on attempts,
+#: append-only; the claim in force is the newest claim or release of the attempt. Who took
+#: over whose claim is found by the database (``took_over``), like ``recorded_by``.
+_V3 = (
+    """CREATE TABLE triage (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        attempt_id text COLLATE "C" NOT NULL REFERENCES attempts (attempt_id),
+        at timestamptz NOT NULL,
+        action text NOT NULL CHECK (action IN ('claim', 'release', 'note')),
+        note text CHECK (action <> 'note' OR coalesce(length(btrim(note)), 0) > 0),
+        took_over text,
+        operator_name text NOT NULL,
+        operator_uid bigint NOT NULL,
+        hostname text NOT NULL,
+        ssh_client text,
+        recorded_by text NOT NULL DEFAULT session_user
+    )""",
+    "CREATE INDEX triage_attempt ON triage (attempt_id, id)",
+    "CREATE INDEX attempts_recorded_by ON attempts (recorded_by, seq)",  # mine, by:NAME
+    """CREATE FUNCTION set_took_over() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        holder text;
+    BEGIN
+        NEW.took_over := NULL;
+        IF NEW.action IN ('claim', 'release') THEN
+            SELECT CASE WHEN t.action = 'claim' THEN t.recorded_by END INTO holder
+                FROM triage t WHERE t.attempt_id = NEW.attempt_id
+                AND t.action IN ('claim', 'release') ORDER BY t.id DESC LIMIT 1;
+            IF holder IS DISTINCT FROM session_user THEN
+                NEW.took_over := holder;
+            END IF;
+        END IF;
+        RETURN NEW;
+    END $$""",
+    """CREATE TRIGGER triage_took_over BEFORE INSERT ON triage
+        FOR EACH ROW EXECUTE FUNCTION set_took_over()""",
+    """CREATE TRIGGER triage_notify AFTER INSERT ON triage
+        FOR EACH STATEMENT EXECUTE FUNCTION notify_change()""",
+    *_append_only("triage"),
+    _identity("triage"),
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: Applied after every migration run (idempotent): who may do what in the schema.
@@ -284,6 +326,7 @@ GRANTS = (
     f"GRANT SELECT ON ALL TABLES IN SCHEMA {{schema}} TO {VIEWER}, {OPERATOR}, {RECEIVER}",
     f"""GRANT INSERT ON {{schema}}.attempts, {{schema}}.events, {{schema}}.double_refunds,
         {{schema}}.batch_rows, {{schema}}.finding_acks TO {OPERATOR}""",
+    f"GRANT INSERT ON {{schema}}.triage TO {OPERATOR}",
     f"GRANT INSERT ON {{schema}}.events, {{schema}}.notices TO {RECEIVER}",
     f"""GRANT EXECUTE ON FUNCTION {{schema}}.match_kept_notice(bigint, text, text)
         TO {OPERATOR}, {RECEIVER}""",

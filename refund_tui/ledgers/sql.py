@@ -12,6 +12,7 @@ state, derived from events by a trigger) and ``notices`` (the webhook inbox).
 
 from __future__ import annotations
 
+import heapq
 import os
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -23,6 +24,7 @@ from refund_tui.core import ledger_rules as rules
 from refund_tui.core.ledger import (
     AUDIT_FIELDS,
     MIN_PREFIX,
+    NOTE_LIMIT,
     UNRESOLVED,
     Acknowledgement,
     Attempt,
@@ -30,6 +32,7 @@ from refund_tui.core.ledger import (
     BatchRow,
     BatchRowRecorded,
     CapExceeded,
+    ClaimHeld,
     Event,
     LedgerError,
     LedgerLost,
@@ -37,6 +40,9 @@ from refund_tui.core.ledger import (
     NoticeOutcome,
     RefundInFlight,
     StoredNotice,
+    TriageAction,
+    TriageEntry,
+    whoami,
 )
 from refund_tui.core.models import ProviderName, RefundStatus
 from refund_tui.core.money import Money
@@ -62,13 +68,28 @@ _EVENT_COLUMNS = (
     "at, status, source, provider_reference, failure_reason, raw_code, raw_message, "
     "http_status, note"
 )
-#: Selected for ``audit_rows``, in this order (``amount`` is computed).
-_AUDIT_COLUMNS = tuple(field for field in AUDIT_FIELDS if field != "amount")
+#: Selected for an event's audit row, in this order (``amount`` is computed, ``by_*`` are
+#: a triage entry's).
+_AUDIT_COLUMNS = tuple(
+    field for field in AUDIT_FIELDS[: AUDIT_FIELDS.index("recorded_by") + 1] if field != "amount"
+)
 _AUDIT_SELECT = f"""SELECT e.id AS event_id, e.at AS event_at, e.status, e.source,
     e.provider_reference, e.failure_reason, e.raw_code, e.raw_message, e.http_status, e.note,
     a.attempt_id, a.created_at AS attempt_created_at,
     {", ".join(f"a.{name}" for name in _AUDIT_COLUMNS[12:-1])}, {{recorded_by}}
     FROM events e JOIN attempts a ON a.attempt_id = e.attempt_id"""
+_TRIAGE_COLUMNS = (
+    "attempt_id, at, action, note, took_over, operator_name, operator_uid, hostname, ssh_client"
+)
+#: Claims, releases and notes as audit rows; the entry is ``e`` as an event is, so the
+#: adapter's ``recorded_by`` column reads both.
+_AUDIT_TRIAGE_SELECT = f"""SELECT e.at, e.action, e.note, e.took_over, a.attempt_id,
+    a.created_at, {", ".join(f"a.{name}" for name in _AUDIT_COLUMNS[12:-1])}, {{recorded_by}},
+    e.operator_name, e.hostname, e.ssh_client
+    FROM triage e JOIN attempts a ON a.attempt_id = e.attempt_id"""
+_AUDIT_TRIAGE_COLUMNS = ("event_at", "source", "note", "took_over", "attempt_id",
+                         "attempt_created_at", *_AUDIT_COLUMNS[12:], "by_name", "by_hostname",
+                         "by_ssh_client")  # fmt: skip
 _NOTICE_COLUMNS = (
     "provider, identity, event, refund_reference, payment_reference, status, failure_reason, "
     "tag, received_at, outcome, attempt_id"
@@ -156,6 +177,26 @@ def _to_event(row: tuple) -> Event:
     return Event(moment(at), _STATUS_BY_VALUE[status], *rest)
 
 
+def _to_triage(row: tuple) -> TriageEntry:
+    attempt_id, at, action, note, took_over, name, uid, hostname, ssh_client, *recorded_by = row
+    return TriageEntry(
+        attempt_id=attempt_id,
+        at=moment(at),
+        action=TriageAction(action),
+        operator=Operator(name, uid, hostname, ssh_client),
+        note=note,
+        took_over=took_over,
+        recorded_by=recorded_by[0] if recorded_by else None,
+    )
+
+
+def _took_over_note(entry: dict) -> str | None:
+    """A triage audit row's note: the note's text, or whose claim a claim or release ended."""
+    if entry["took_over"]:
+        return f"took over from {entry['took_over']}"
+    return entry["note"]
+
+
 def _stored(row: tuple) -> StoredNotice:
     provider, identity, event, reference, payment, status, failure, tag, *rest = row
     received_at, outcome, attempt_id = rest
@@ -172,11 +213,15 @@ class SqlLedger:
     location: str
     #: The second references of an attempt's double refunds, comma-separated (dialects differ).
     _double_refunds_column: str
-    #: Extra attempt/event columns an adapter reads (PostgreSQL: who recorded it).
+    #: Extra attempt/event (and triage) columns an adapter reads (PostgreSQL: who recorded it).
     _attempt_extra = ""
     _event_extra = ""
     #: Who recorded an event, for the audit export (NULL where the database cannot say).
     _audit_recorded_by = "NULL"
+    #: The column ``core.ledger.made_by`` reads: the database role, else the OS account.
+    _made_by_column = "a.operator_name"
+    #: The database role this ledger records as; None where the database knows no one.
+    role: str | None = None
 
     # -- hooks ----------------------------------------------------------------------------
 
@@ -461,6 +506,81 @@ class SqlLedger:
             ),
         )  # fmt: skip
 
+    # -- triage: claims and notes -----------------------------------------------------------
+
+    def claim(self, attempt_id: str, operator: Operator, *, take_over: bool = False) -> TriageEntry:
+        def write(conn: Connection) -> TriageEntry:
+            held = self._claim_in_force(conn, attempt_id)
+            if held is not None and held.who == self._me(operator):
+                return held
+            if held is not None and not take_over:
+                raise ClaimHeld(held)
+            return self._insert_triage(conn, attempt_id, TriageAction.CLAIM, operator, None, held)
+
+        return self._write(write)
+
+    def release(
+        self, attempt_id: str, operator: Operator, *, take_over: bool = False
+    ) -> TriageEntry | None:
+        def write(conn: Connection) -> TriageEntry | None:
+            held = self._claim_in_force(conn, attempt_id)
+            if held is None:
+                return None
+            if held.who != self._me(operator) and not take_over:
+                raise ClaimHeld(held)
+            return self._insert_triage(conn, attempt_id, TriageAction.RELEASE, operator, None, held)
+
+        return self._write(write)
+
+    def add_note(self, attempt_id: str, note: str, operator: Operator) -> TriageEntry:
+        note = note.strip()
+        if not note:
+            raise ValueError("the note is empty: say what you found or did")
+        if len(note) > NOTE_LIMIT:
+            raise ValueError(f"the note is {len(note):,} characters long: keep it under {NOTE_LIMIT:,}")
+
+        def write(conn: Connection) -> TriageEntry:
+            self._claim_in_force(conn, attempt_id)  # the attempt must exist
+            return self._insert_triage(conn, attempt_id, TriageAction.NOTE, operator, note, None)
+
+        return self._write(write)
+
+    def _me(self, operator: Operator) -> str:
+        return whoami(self, operator)
+
+    def _claim_in_force(self, conn: Connection, attempt_id: str) -> TriageEntry | None:
+        """The attempt's claim, serialised with every other claim of it until the transaction
+        ends; AttemptNotFound when there is no such attempt."""
+        self._serialise(conn, f"claim:{attempt_id}")
+        if conn.execute("SELECT 1 FROM attempts WHERE attempt_id = ?", (attempt_id,)).fetchone() is None:
+            raise AttemptNotFound(f"no refund attempt {attempt_id}")
+        row = conn.execute(
+            f"""SELECT {_TRIAGE_COLUMNS}{self._event_extra} FROM triage WHERE attempt_id = ?
+            AND action IN ('claim', 'release') ORDER BY id DESC LIMIT 1""",
+            (attempt_id,),
+        ).fetchone()
+        entry = _to_triage(row) if row else None
+        return entry if entry is not None and entry.action is TriageAction.CLAIM else None
+
+    def _insert_triage(
+        self, conn: Connection, attempt_id: str, action: TriageAction, operator: Operator,
+        note: str | None, held: TriageEntry | None,
+    ) -> TriageEntry:  # fmt: skip
+        """Insert one entry; ``took_over`` is the holder of ``held`` when not this author
+        (PostgreSQL's trigger finds it again itself, whatever the client sends)."""
+        took_over = held.who if held is not None and held.who != self._me(operator) else None
+        conn.execute(
+            f"INSERT INTO triage ({_TRIAGE_COLUMNS}) VALUES ({', '.join('?' * 9)})",
+            (attempt_id, self._now(conn), action.value, note, took_over, operator.name,
+             operator.uid, operator.hostname, operator.ssh_client),
+        )  # fmt: skip
+        row = conn.execute(
+            f"""SELECT {_TRIAGE_COLUMNS}{self._event_extra} FROM triage WHERE attempt_id = ?
+            ORDER BY id DESC LIMIT 1""",
+            (attempt_id,),
+        ).fetchone()
+        return _to_triage(row)
+
     # -- notices --------------------------------------------------------------------------
 
     def receive_notice(self, notice: Notice, body: str) -> NoticeOutcome:
@@ -652,6 +772,7 @@ class SqlLedger:
         payment_reference: str | None = None,
         since: datetime | None = None,
         retry_of: str | None = None,
+        made_by: str | None = None,
         limit: int | None = None,
     ) -> list[Attempt]:
         clauses: list[str] = []
@@ -671,6 +792,9 @@ class SqlLedger:
         if retry_of is not None:
             clauses.append("a.retry_of = ?")
             params.append(retry_of)
+        if made_by is not None:
+            clauses.append(f"{self._made_by_column} = ?")
+            params.append(made_by)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         return self._select(where, params, limit=limit)
 
@@ -682,15 +806,22 @@ class SqlLedger:
             newest_first=False,
         )
 
-    def counts(self) -> dict[RefundStatus, int]:
+    def counts(self, made_by: str | None = None) -> dict[RefundStatus, int]:
         totals = dict.fromkeys(RefundStatus, 0)
-        rows = self.query("SELECT status, count(*) FROM current_state GROUP BY status")
+        mine, params = ("", []) if made_by is None else (f"AND {self._made_by_column} = ?", [made_by])
+        if made_by is None:
+            rows = self.query("SELECT status, count(*) FROM current_state GROUP BY status")
+        else:
+            rows = self.query(
+                f"SELECT c.status, count(*) {_ATTEMPTS_FROM} WHERE TRUE {mine} GROUP BY c.status", params
+            )
         for status, count in rows:
             totals[_STATUS_BY_VALUE[status]] = count
         [(retried,)] = self.query(
             f"""SELECT count(*) FROM attempts r JOIN attempts a ON a.attempt_id = r.retry_of
             JOIN current_state c ON c.attempt_seq = a.seq
-            WHERE r.retry_of IS NOT NULL AND c.status = '{RefundStatus.FAILED.value}'"""
+            WHERE r.retry_of IS NOT NULL AND c.status = '{RefundStatus.FAILED.value}' {mine}""",
+            params,
         )
         totals[RefundStatus.FAILED] -= retried
         return totals
@@ -721,7 +852,46 @@ class SqlLedger:
         [(total,)] = self.query(f"SELECT count(*) {_ATTEMPTS_FROM} {where}", params)
         return self._select(where, params, limit=limit), total
 
+    def triage_log(self, attempt_id: str) -> list[TriageEntry]:
+        rows = self.query(
+            f"""SELECT {_TRIAGE_COLUMNS}{self._event_extra} FROM triage WHERE attempt_id = ?
+            ORDER BY id""",
+            (attempt_id,),
+        )
+        return [_to_triage(row) for row in rows]
+
+    def claims(self) -> dict[str, TriageEntry]:
+        rows = self.query(  # the newest claim or release of each attempt, when a claim
+            f"""SELECT {_TRIAGE_COLUMNS}{self._event_extra} FROM triage WHERE action = 'claim'
+            AND id IN (SELECT max(id) FROM triage WHERE action IN ('claim', 'release')
+                       GROUP BY attempt_id)"""
+        )
+        return {entry.attempt_id: entry for entry in map(_to_triage, rows)}
+
     def audit_rows(self, since: datetime | None = None) -> Iterator[dict]:
+        """Events and triage entries, each table read in order and merged by time."""
+        events = self._audit_events(since)
+        return heapq.merge(events, self._audit_triage(since), key=lambda row: row["event_at"])
+
+    def _audit_triage(self, since: datetime | None) -> Iterator[dict]:
+        extra, params = ("WHERE e.at >= ?", [self._since(since)]) if since is not None else ("", [])
+        rows = self.query(
+            f"{_AUDIT_TRIAGE_SELECT.format(recorded_by=self._audit_recorded_by)} {extra} ORDER BY e.id",
+            params,
+        )
+        for row in rows:
+            record = dict(zip(_AUDIT_TRIAGE_COLUMNS, row, strict=True))
+            record["note"] = _took_over_note(record)
+            yield self._audit_record(record)
+
+    def _audit_record(self, record: dict) -> dict:
+        """An audit row in export form: timestamps in ISO UTC, the amount in major units."""
+        for name in ("event_at", "attempt_created_at"):
+            record[name] = iso(moment(record[name]))
+        record["amount"] = Money(record["amount_minor"], record["currency"]).plain()
+        return {field: record.get(field) for field in AUDIT_FIELDS}
+
+    def _audit_events(self, since: datetime | None) -> Iterator[dict]:
         """Read in chunks, so the ledger stays usable while a long export is written."""
         after = 0
         extra, params = ("AND e.at >= ?", [self._since(since)]) if since is not None else ("", [])
@@ -732,11 +902,7 @@ class SqlLedger:
                 [after, *params],
             )
             for row in rows:
-                record = dict(zip(_AUDIT_COLUMNS, row, strict=True))
-                for name in ("event_at", "attempt_created_at"):
-                    record[name] = iso(moment(record[name]))
-                record["amount"] = Money(record["amount_minor"], record["currency"]).plain()
-                yield {field: record[field] for field in AUDIT_FIELDS}
+                yield self._audit_record(dict(zip(_AUDIT_COLUMNS, row, strict=True)))
             if len(rows) < _AUDIT_CHUNK:
                 return
             after = rows[-1][0]

@@ -191,6 +191,26 @@ _V5 = (
     *_append_only("finding_acks"),
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
+#: Triage: claims ("I'm on it"), their release or take-over, and notes on attempts, kept for
+#: good; the claim in force is the newest claim or release of the attempt.
+_V6 = (
+    """CREATE TABLE triage (
+        id INTEGER PRIMARY KEY,
+        attempt_id TEXT NOT NULL REFERENCES attempts (attempt_id),
+        at TEXT NOT NULL,
+        action TEXT NOT NULL CHECK (action IN ('claim', 'release', 'note')),
+        note TEXT CHECK (action != 'note' OR coalesce(length(trim(note)), 0) > 0),
+        took_over TEXT,
+        operator_name TEXT NOT NULL,
+        operator_uid INTEGER NOT NULL,
+        hostname TEXT NOT NULL,
+        ssh_client TEXT
+    ) STRICT""",
+    "CREATE INDEX triage_attempt ON triage (attempt_id, id)",
+    "CREATE INDEX attempts_operator ON attempts (operator_name, seq)",  # mine, by:NAME
+    *_append_only("triage"),
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 
 SCHEMA_VERSION = len(MIGRATIONS)

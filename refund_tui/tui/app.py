@@ -71,12 +71,15 @@ def banner_counts(ledger: Ledger) -> tuple[int, int, int, int]:
     return failed, unknown, reversed_, ledger.double_refund_count()
 
 
-def profile_banner(profile: Profile, operator: Operator) -> BannerInfo:
+def profile_banner(profile: Profile, operator: Operator, role: str | None = None) -> BannerInfo:
+    """``role``: the database role a team ledger records this console's work as (who you
+    are to the team), named first when it is not the OS account."""
+    who = f"{operator.name}@{operator.hostname}"
     return BannerInfo(
         profile=profile.name,
         environment=profile.environment,
         refunds_enabled=profile.refunds_enabled,
-        operator=f"{operator.name}@{operator.hostname}",
+        operator=f"{role} ({who})" if role and role != operator.name else who,
     )
 
 
@@ -207,7 +210,8 @@ class RefundApp(App[None]):
         config = load_config()
         profile = config.profile(self.profile_name)
         with closing(open_ledger(profile)) as ledger:
-            banner = profile_banner(profile, Operator.current()).with_counts(*banner_counts(ledger))
+            banner = profile_banner(profile, Operator.current(), ledger.role)
+            banner = banner.with_counts(*banner_counts(ledger))
         self.post_message(self.ProfileRead(banner, config.keys))
 
         from refund_tui.core.phone import warm_up
@@ -273,7 +277,7 @@ class RefundApp(App[None]):
     def _session_ready(self) -> None:
         session = self.session
         if self.banner_info.environment is None:  # a session given, not opened here
-            self.banner_info = profile_banner(session.profile, session.service.operator)
+            self.banner_info = profile_banner(session.profile, session.service.operator, session.ledger.role)
             self._apply_keymap(session.config.keys)
         self.set_interval(self.refresh_interval, self._tick_tracking, name="tracking")
         if self._ledger_watch is None:  # a session handed in: its watch is a local file's

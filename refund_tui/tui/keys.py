@@ -20,6 +20,7 @@ SCOPE_TITLES: Mapping[str, str] = MappingProxyType(
         "lookup": "Payment lookup",
         "refund": "Refund form",
         "confirm": "Confirmation",
+        "take_over": "Taking over a claim",
         "board": "Status board",
         "details": "Refund details",
         "triage": "Bulk triage",
@@ -62,6 +63,10 @@ _REGISTRY: Mapping[str, tuple[Binding, ...]] = MappingProxyType(
         "confirm": (
             _key("confirm.cancel", "escape", "cancel", "Cancel", "Back to the form; nothing is sent"),
         ),
+        "take_over": (
+            _key("take_over.confirm", "enter", "confirm", "Take over", "Take the claim over (both names are kept)", key_display="enter"),
+            _key("take_over.cancel", "escape", "cancel", "Leave it", "Leave the claim with whoever holds it"),
+        ),
         "board": (
             _key("board.open", "enter", "open_details", "Details", "Details of the selected refund", key_display="enter"),
             _key("board.filter", "slash", "filter", "Filter", "Filter by reference, phone or reason", key_display="/"),
@@ -73,6 +78,8 @@ _REGISTRY: Mapping[str, tuple[Binding, ...]] = MappingProxyType(
             _key("board.pause", "p", "toggle_pause", "Pause", "Pause or resume live updates"),
             _key("board.refresh", "ctrl+r", "refresh_now", "Refresh", "Poll the providers now", show=False),
             _key("board.triage", "m", "triage", "Select", "Select many failed or unknown refunds to retry or resolve together"),
+            _key("board.mine", "w", "toggle_mine", "Mine", "Show only the refunds I made (again: everyone's); by:NAME in / shows someone's", show=False),
+            _key("board.claim", "o", "claim", "On it", "Claim the selected refund (I'm on it), release your claim, or take someone's over", show=False),
         ),
         "triage": (
             _key("triage.select", "space", "toggle_select", "Select", "Select or unselect the highlighted refund"),
@@ -97,6 +104,8 @@ _REGISTRY: Mapping[str, tuple[Binding, ...]] = MappingProxyType(
             _key("details.retry", "t", "retry", "Retry", "Retry a failed refund (new key, new confirmation)"),
             _key("details.resolve", "v", "resolve", "Resolve", "Resolve an unknown outcome with the provider"),
             _key("details.resend", "R", "resend", "Resend", "Decide to resend a Vesicash refund of unknown outcome, after the evidence", key_display="R"),
+            _key("details.claim", "o", "claim", "On it", "Claim this refund (I'm on it), release your claim, or take someone's over", show=False),
+            _key("details.note", "n", "note", "Note", "Add a note to this refund's timeline (kept, with your name)", show=False),
             _key("details.back", "escape", "back", "Back", "Back to the board"),
         ),
         "credentials": (

@@ -9,7 +9,7 @@ import uuid
 import psycopg
 import pytest
 
-from refund_tui.core.ledger import BatchRow, LedgerError, NoticeOutcome
+from refund_tui.core.ledger import BatchRow, ClaimHeld, LedgerError, NoticeOutcome
 from refund_tui.core.models import ProviderName, RefundStatus
 from refund_tui.ledgers.postgres import PostgresLedger, schema_version, setup
 from refund_tui.ledgers.postgres_schema import OPERATOR, RECEIVER, SCHEMA_VERSION, VIEWER
@@ -91,6 +91,9 @@ def test_a_receiver_records_notices_and_nothing_else(team_ledger_factory, postgr
         "TRUNCATE finding_acks",
         "UPDATE finding_acks SET note = 'nothing'",
         "DELETE FROM finding_acks",
+        "UPDATE triage SET note = 'nothing happened'",
+        "DELETE FROM triage",
+        "TRUNCATE triage",
     ],
 )
 @pytest.mark.parametrize("who", ["operator", "owner"])
@@ -101,6 +104,8 @@ def test_history_cannot_be_rewritten(team_ledger_factory, postgres_database, own
         "f1", kind="missing", provider=ProviderName.NOVASEND, payment_reference="tr_1",
         note="checked", operator=SOMEONE,
     )  # fmt: skip
+    owner.claim(attempt_id, SOMEONE)
+    owner.add_note(attempt_id, "on it", SOMEONE)
     url = postgres_database
     if who == "operator":
         url = login_role(postgres_database, f"op_{uuid.uuid4().hex[:6]}", OPERATOR, RECEIVER)
@@ -112,6 +117,48 @@ def test_history_cannot_be_rewritten(team_ledger_factory, postgres_database, own
         assert "refused" in str(refused.value)
     assert owner.get(attempt_id).status is RefundStatus.PENDING
     assert len(owner.events(attempt_id)) == 1 and len(owner.recent_notices()) == 1
+    assert [entry.note for entry in owner.triage_log(attempt_id)] == [None, "on it"]
+
+
+def test_two_operators_see_each_others_claims_and_the_database_names_both(
+    team_ledger_factory, postgres_database, owner
+):
+    """A claims, B sees it and takes it over only explicitly; who did what is the database's
+    word (a modified client cannot put another name on a claim), and a viewer is refused."""
+    attempt_id = record(owner, 500)
+    a, b = (
+        team_ledger_factory(login_role(postgres_database, f"{name}_{uuid.uuid4().hex[:6]}", OPERATOR))
+        for name in ("a", "b")
+    )
+    claim = a.claim(attempt_id, SOMEONE)
+    assert (claim.who, claim.operator) == (a.role, SOMEONE)
+    assert b.claims() == {attempt_id: claim}
+    with pytest.raises(ClaimHeld, match=f"^{a.role} has been on refund"):
+        b.claim(attempt_id, SOMEONE)
+    with pytest.raises(ClaimHeld):
+        b.release(attempt_id, SOMEONE)
+    taken = b.claim(attempt_id, SOMEONE, take_over=True)
+    assert (taken.who, taken.took_over) == (b.role, a.role)
+    assert a.claims()[attempt_id] == taken
+
+    with raw(a.url, team_ledger_factory.schema) as conn:  # a modified client lies about both
+        conn.execute(
+            """INSERT INTO triage (attempt_id, at, action, took_over, operator_name,
+            operator_uid, hostname, recorded_by)
+            VALUES (%s, now(), 'claim', NULL, 'x', 0, 'x', 'somebody_else')""",
+            (attempt_id,),
+        )
+    forged = owner.triage_log(attempt_id)[-1]
+    assert (forged.who, forged.took_over) == (a.role, b.role)
+
+    viewer = team_ledger_factory(login_role(postgres_database, f"view_{uuid.uuid4().hex[:6]}", VIEWER))
+    for act in (
+        lambda: viewer.claim(attempt_id, SOMEONE, take_over=True),
+        lambda: viewer.add_note(attempt_id, "seen", SOMEONE),
+    ):
+        with pytest.raises(LedgerError, match=f"refused role {viewer.role}: permission denied for table triage"):
+            act()
+    assert len(owner.triage_log(attempt_id)) == 3
 
 
 def test_opening_needs_the_schema_set_up(postgres_database):

@@ -10,13 +10,17 @@ searches the whole ledger and shows the newest matches. A failed refund that was
 marked "retried" and left out of the failed view, as the banner leaves it out of its count.
 Under the table, the highlighted refund's payment, reference and reason are written out in
 full: at 80 columns the table can only show the start of them.
+
+Triage as a team: the "By" column names who made each refund (the database role on a team
+ledger, the OS account on a solo one); a refund someone is on starts its reason with
+"@name"; ``w`` shows only mine, and ``by:NAME`` in the filter someone else's.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -31,11 +35,12 @@ from textual.widgets import DataTable, Footer, Input, Static
 from textual.widgets.data_table import ColumnKey
 from textual.worker import Worker, WorkerState
 
-from refund_tui.core.ledger import Attempt, Ledger
+from refund_tui.core.ledger import Attempt, Ledger, TriageEntry, made_by, whoami
 from refund_tui.core.models import RefundStatus
 from refund_tui.core.text import printable
 from refund_tui.tui.keys import bindings
 from refund_tui.tui.messages import LedgerChanged, describe_error
+from refund_tui.tui.screens.claims import TriageKeys
 from refund_tui.tui.screens.details import DetailsScreen, still_running
 from refund_tui.tui.widgets.banner import Banner
 from refund_tui.tui.widgets.status import IN_FLIGHT, RETRIED_LABEL, attempt_status, counts_text, row_style
@@ -94,6 +99,10 @@ STATUS_RANK = {
 
 #: Longest reason or failure text in a cell; the details screen has all of it.
 REASON_WIDTH = 40
+#: Longest name in the "By" column (the line under the table has all of it).
+NAME_WIDTH = 12
+#: A filter term naming whose refunds to show, e.g. ``by:kofi``.
+BY_PREFIX = "by:"
 #: (column key, title); status, payment, amount and failure come first so they show at 80
 #: columns (the line under the table writes the highlighted one out in full).
 COLUMNS = (
@@ -101,6 +110,7 @@ COLUMNS = (
     ("status", "Status"),
     ("payment", "Payment"),
     ("amount", "Amount"),
+    ("by", "By"),
     ("reason", "Reason / failure"),
     ("provider", "Provider"),
     ("reference", "Refund ref"),
@@ -115,10 +125,18 @@ class BoardQuery:
     view: View = View.ALL
     text: str = ""
     sort: SortOrder = SortOrder.TIME
+    #: My name as the ledger knows me, when only my refunds are shown.
+    mine: str | None = None
 
     @property
     def terms(self) -> list[str]:
-        return self.text.lower().split()
+        return [term for term in self.text.lower().split() if not term.startswith(BY_PREFIX)]
+
+    @property
+    def made_by(self) -> str | None:
+        """Whose refunds to show: ``by:NAME`` in the filter, else mine when asked, else all."""
+        named = [word[len(BY_PREFIX):] for word in self.text.split() if word.lower().startswith(BY_PREFIX)]
+        return named[-1] if named and named[-1] else self.mine
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +151,8 @@ class BoardData:
     limit: int
     #: Ids of the failed attempts that were retried.
     retried: frozenset[str] = frozenset()
+    #: Attempt id -> the claim on it, for every attempt someone is on.
+    claims: Mapping[str, TriageEntry] = field(default_factory=dict)
 
 
 def matches(attempt: Attempt, terms: Sequence[str]) -> bool:
@@ -172,23 +192,26 @@ def read_board(
     if query.terms:
         found = [
             a
-            for a in ledger.attempts(statuses=statuses)
+            for a in ledger.attempts(statuses=statuses, made_by=query.made_by)
             if a.attempt_id not in hidden and matches(a, query.terms)
         ]
         matched, attempts = len(found), found[:limit]
     else:
-        read = ledger.attempts(statuses=statuses, limit=limit + len(hidden))
+        read = ledger.attempts(statuses=statuses, made_by=query.made_by, limit=limit + len(hidden))
         attempts = [a for a in read if a.attempt_id not in hidden][:limit]
-        matched = sum(n for status, n in counts.items() if statuses is None or status in statuses)
+        scoped = counts if query.made_by is None else ledger.counts(made_by=query.made_by)
+        matched = sum(n for status, n in scoped.items() if statuses is None or status in statuses)
     attempts = sort_attempts(attempts, query.sort)
-    return BoardData(query, attempts, matched, counts, at, limit, retried)
+    return BoardData(query, attempts, matched, counts, at, limit, retried, ledger.claims())
 
 
 def scope_line(data: BoardData) -> str:
     """What the table holds: view, filter, order and how many rows of how many."""
     query = data.query
     parts = [VIEW_TITLES[query.view]]
-    if query.text.strip():
+    if query.made_by:
+        parts.append("mine" if query.made_by == query.mine else f"by {printable(query.made_by)}")
+    if query.terms:
         parts.append(f'matching "{query.text.strip()}"')
     parts.append(SORT_TITLES[query.sort])
     shown = len(data.attempts)
@@ -213,12 +236,15 @@ def shown_reason(attempt: Attempt) -> str:
     return attempt.failure_reason if failed and attempt.failure_reason else attempt.reason
 
 
-def row_cells(attempt: Attempt, retried: bool = False) -> tuple[Text, ...]:
+def row_cells(attempt: Attempt, retried: bool = False, claim: TriageEntry | None = None) -> tuple[Text, ...]:
     """The board's cells for one attempt; failed, unknown and reversed rows are painted whole,
-    unless the failure was retried (then it reads "retried", quietly)."""
+    unless the failure was retried (then it reads "retried", quietly). A refund someone is on
+    starts its reason with "@name"."""
     style = "dim" if retried else row_style(attempt.status)
     status = Text(RETRIED_LABEL, style="dim") if retried else None
-    reason = shown_reason(attempt)
+    reason = Text(_clip(printable(shown_reason(attempt)), REASON_WIDTH), style=style)
+    if claim is not None:
+        reason = Text.assemble((f"@{_clip(printable(claim.who), NAME_WIDTH)}", "bold reverse"), " ", reason)
     return (
         RowText(
             f"{attempt.created_at.astimezone(UTC):%m-%d %H:%M}",
@@ -228,19 +254,23 @@ def row_cells(attempt: Attempt, retried: bool = False) -> tuple[Text, ...]:
         status or attempt_status(attempt),
         Text(printable(attempt.payment_reference), style=style),
         Text(attempt.amount.format(), style=style, justify="right"),
-        Text(_clip(printable(reason), REASON_WIDTH), style=style),
+        Text(_clip(printable(made_by(attempt)), NAME_WIDTH), style=style),
+        reason,
         Text(attempt.provider.value, style=style),
         Text(printable(attempt.provider_reference or "-"), style=style),
     )
 
 
-def detail_line(attempt: Attempt, retried: bool) -> Text:
+def detail_line(attempt: Attempt, retried: bool, claim: TriageEntry | None = None) -> Text:
     """The highlighted refund written out in full (the table clips it at 80 columns)."""
     parts = [
         f"{printable(attempt.payment_reference)} ({attempt.provider.value})",
         f"ref {printable(attempt.provider_reference or 'none yet')}",
         attempt.amount.format(),
+        f"by {printable(made_by(attempt))}",
     ]
+    if claim is not None:
+        parts.append(f"on it: {printable(claim.who)}")
     if retried:
         parts.append("failed, retried")
     line = Text(" | ".join(parts) + ": ", style="bold")
@@ -256,9 +286,10 @@ def _same(one: Text, other: Text) -> bool:
     return one.plain == other.plain and one.style == other.style
 
 
-def _state(attempt: Attempt, retried: bool) -> tuple:
+def _state(attempt: Attempt, retried: bool, claim: TriageEntry | None) -> tuple:
     """What can change on an attempt once recorded (the rest of it never changes)."""
-    return (attempt.status, attempt.flagged, attempt.provider_reference, attempt.failure_reason, retried)
+    on_it = claim.who if claim else None
+    return (attempt.status, attempt.flagged, attempt.provider_reference, attempt.failure_reason, retried, on_it)
 
 
 class BoardTable(DataTable):
@@ -280,7 +311,12 @@ class BoardTable(DataTable):
             return None
         return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
 
-    def show(self, attempts: Sequence[Attempt], retried: Collection[str] = ()) -> int:
+    def show(
+        self,
+        attempts: Sequence[Attempt],
+        retried: Collection[str] = (),
+        claims: Mapping[str, TriageEntry] | None = None,
+    ) -> int:
         """Make the table show ``attempts`` in this order; returns how many cells changed.
 
         Rows are built only for new attempts or attempts whose state changed. Call it inside
@@ -298,13 +334,14 @@ class BoardTable(DataTable):
                 del self.shown[key]
             self.order = [key for key in self.order if key not in stale]
         changed = 0
+        claims = claims or {}
         for attempt in attempts:
             key = attempt.attempt_id
-            state = _state(attempt, key in retried)
+            state = _state(attempt, key in retried, claims.get(key))
             before = self.shown.get(key)
             if before is not None and before[0] == state:
                 continue
-            cells = row_cells(attempt, key in retried)
+            cells = row_cells(attempt, key in retried, claims.get(key))
             if before is None:
                 self.add_row(*cells, key=key)
                 self.order.append(key)
@@ -331,7 +368,7 @@ class BoardTable(DataTable):
         return changed
 
 
-class BoardScreen(Screen):
+class BoardScreen(TriageKeys, Screen):
     """Every refund in the ledger, live."""
 
     BINDINGS = bindings("board")
@@ -373,7 +410,7 @@ class BoardScreen(Screen):
             yield Static(id="board-scope", markup=False)
             yield Static("loading...", id="board-clock", markup=False)
         yield Input(
-            placeholder="filter: payment, reference, phone, reason, status, provider (esc clears)",
+            placeholder="filter: payment, ref, phone, reason, status, provider, by:NAME (esc clears)",
             compact=True,
             id="board-filter",
         )
@@ -415,7 +452,7 @@ class BoardScreen(Screen):
         self._error = None
         table = self.query_one(BoardTable)
         with self.app.batch_update():
-            changed = table.show(data.attempts, data.retried)
+            changed = table.show(data.attempts, data.retried, data.claims)
             if self._select in table.shown:
                 table.move_cursor(row=table.get_row_index(self._select))
                 self._select = None
@@ -478,6 +515,21 @@ class BoardScreen(Screen):
     def action_quick_filter(self, view: str) -> None:
         self._requery(replace(self.query_state, view=View(view)))
 
+    def action_toggle_mine(self) -> None:
+        """Only the refunds I made, or everyone's again."""
+        service = self.app.service
+        mine = None if self.query_state.mine else whoami(service.ledger, service.operator)
+        self._requery(replace(self.query_state, mine=mine))
+
+    def triage_target(self) -> tuple[Attempt, TriageEntry | None] | None:
+        attempt = self._highlighted()
+        return None if attempt is None else (attempt, self.last_data.claims.get(attempt.attempt_id))
+
+    def _highlighted(self) -> Attempt | None:
+        key = self.query_one(BoardTable).highlighted_key
+        data = self.last_data
+        return next((a for a in data.attempts if a.attempt_id == key), None) if data else None
+
     def action_cycle_sort(self) -> None:
         self._requery(replace(self.query_state, sort=self.query_state.sort.next()))
 
@@ -524,13 +576,12 @@ class BoardScreen(Screen):
     def _show_detail(self) -> None:
         """Write the highlighted refund out in full under the table."""
         detail = self.query_one("#board-detail", Static)
-        key = self.query_one(BoardTable).highlighted_key
-        data = self.last_data
-        attempt = next((a for a in data.attempts if a.attempt_id == key), None) if data else None
+        attempt = self._highlighted()
         if attempt is None:
             detail.update("")
         else:
-            detail.update(detail_line(attempt, key in data.retried))
+            key = attempt.attempt_id
+            detail.update(detail_line(attempt, key in self.last_data.retried, self.last_data.claims.get(key)))
 
     # -- the filter field ---------------------------------------------------------------------
 

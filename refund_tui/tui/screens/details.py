@@ -1,5 +1,6 @@
-"""Everything about one refund attempt: its timeline, the request as sent, the provider's raw
-error, who sent it from where, and the actions that follow (copy, retry, resolve).
+"""Everything about one refund attempt: its timeline (status changes, claims and notes), the
+request as sent, the provider's raw error, who sent it from where, who is on it, and the
+actions that follow (copy, retry, resolve, claim, note).
 
 The request shown is the one stored in the ledger; it never holds credentials, and nothing
 here reads them.
@@ -8,6 +9,7 @@ here reads them.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,13 +28,14 @@ from textual.timer import Timer
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
-from refund_tui.core.ledger import Attempt, Event, Ledger
+from refund_tui.core.ledger import Attempt, Event, Ledger, TriageEntry, claim_in_force
 from refund_tui.core.models import RefundStatus
 from refund_tui.core.notices import NoticeInbox
 from refund_tui.core.service import PaymentView, ResendEvidence
 from refund_tui.core.text import printable, printable_lines
 from refund_tui.tui.keys import bindings
 from refund_tui.tui.messages import LedgerChanged, describe_error
+from refund_tui.tui.screens.claims import TriageKeys, claim_words
 from refund_tui.tui.widgets.banner import Banner
 from refund_tui.tui.widgets.home import age
 from refund_tui.tui.widgets.status import attempt_status, status_label, status_text
@@ -56,6 +59,12 @@ class Details:
     retries: list[Attempt]
     #: A provider notification contradicted this attempt's outcome: no retry until reconciled.
     contradicted: bool = False
+    #: Claims, releases and notes, oldest first.
+    triage: tuple[TriageEntry, ...] = ()
+
+    @property
+    def claim(self) -> TriageEntry | None:
+        return claim_in_force(self.triage)
 
 
 def read_details(ledger: Ledger, attempt_id: str) -> Details:
@@ -70,6 +79,7 @@ def read_details(ledger: Ledger, attempt_id: str) -> Details:
         retry_of=ledger.get(attempt.retry_of) if attempt.retry_of else None,
         retries=[other for other in siblings if other.retry_of == attempt.attempt_id],
         contradicted=bool(NoticeInbox(ledger).conflicts(attempt.attempt_id)),
+        triage=tuple(ledger.triage_log(attempt.attempt_id)),
     )
 
 
@@ -103,11 +113,14 @@ def _fields(title: str, rows: list[tuple[str, RenderableType | str | None]]) -> 
 def summary(details: Details) -> Table:
     attempt = details.attempt
     failure = Text(printable(attempt.failure_reason), style="bold red") if attempt.failure_reason else None
+    claim = details.claim
+    on_it = Text(claim_words(claim), style="bold") if claim else Text("nobody (o: I'm on it, n: a note)", style="dim")
     return _fields(
         "Summary",
         [
             ("Status", attempt_status(attempt)),
             ("Failure", failure),
+            ("On it", on_it),
             ("Provider", attempt.provider.value),
             ("Payment", attempt.payment_reference),
             ("Amount", attempt.amount.format()),
@@ -206,7 +219,14 @@ def _event_note(event: Event) -> str:
     return " - ".join(part for part in parts if part)
 
 
-def timeline(events: list[Event]) -> Table:
+def _triage_note(entry: TriageEntry) -> str:
+    """Who, from where, and what: the note, or whose claim was taken over."""
+    said = entry.note or (f"took over from {entry.took_over}" if entry.took_over else "")
+    return f"{entry.who} ({entry.operator})" + (f": {said}" if said else "")
+
+
+def timeline(events: list[Event], triage: tuple[TriageEntry, ...] = ()) -> Table:
+    """Status changes and triage entries (claims, releases, notes) together, oldest first."""
     table = Table(
         title="Timeline",
         title_justify="left",
@@ -219,12 +239,11 @@ def timeline(events: list[Event]) -> Table:
     table.add_column("Status", no_wrap=True)
     table.add_column("Source", no_wrap=True)
     table.add_column("Note", overflow="fold", ratio=1)
-    for event in events:
+    changes = [(event.at, status_text(event.status), event.source, _event_note(event)) for event in events]
+    notes = [(entry.at, Text("-", style="dim"), entry.action.value, _triage_note(entry)) for entry in triage]
+    for at, status, source, note in heapq.merge(changes, notes, key=lambda row: row[0]):
         table.add_row(
-            Text(f"{event.at.astimezone(UTC):%Y-%m-%d %H:%M:%S}"),
-            status_text(event.status),
-            Text(event.source),
-            Text(printable(_event_note(event))),
+            Text(f"{at.astimezone(UTC):%Y-%m-%d %H:%M:%S}"), status, Text(source), Text(printable(note))
         )
     return table
 
@@ -287,7 +306,7 @@ def resolve_outcome(before: RefundStatus, after: Attempt) -> tuple[str, str]:
     return f"Now {label}: the provider has the refund and it is settling", "information"
 
 
-class DetailsScreen(Screen):
+class DetailsScreen(TriageKeys, Screen):
     """One refund attempt in full."""
 
     BINDINGS = bindings("details")
@@ -390,7 +409,7 @@ class DetailsScreen(Screen):
         raw = provider_error(details)
         error.display = raw is not None
         error.update(raw or "")
-        self.query_one("#details-timeline", Static).update(timeline(details.events))
+        self.query_one("#details-timeline", Static).update(timeline(details.events, details.triage))
         self.query_one("#details-request", Static).update(request_block(attempt))
         self.query_one("#details-origin", Static).update(origin(details))
         self._follow()
@@ -441,7 +460,7 @@ class DetailsScreen(Screen):
         if action == "resend":
             open_ended = attempt is not None and not attempt.status.is_terminal
             return open_ended and attempt.provider_reference is None and self._keyless
-        if action == "copy_reference":
+        if action in ("copy_reference", "claim", "note"):
             return attempt is not None
         return True
 
@@ -524,6 +543,9 @@ class DetailsScreen(Screen):
 
         self.app.push_screen(ResendScreen(message.evidence, live=self.app.session.profile.is_live))
         self.reload()
+
+    def triage_target(self) -> tuple[Attempt, TriageEntry | None] | None:
+        return None if self.details is None else (self.details.attempt, self.details.claim)
 
     def action_back(self) -> None:
         self.dismiss()

@@ -27,7 +27,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 from textual.widgets.data_table import ColumnKey
 from textual.worker import Worker, WorkerState
 
@@ -38,6 +38,7 @@ from refund_tui.tui.keys import bindings
 from refund_tui.tui.messages import LedgerChanged, describe_error
 from refund_tui.tui.screens.details import DetailsScreen, still_running
 from refund_tui.tui.widgets.banner import Banner
+from refund_tui.tui.widgets.footer import KeyFooter
 from refund_tui.tui.widgets.status import IN_FLIGHT, RETRIED_LABEL, attempt_status, counts_text, row_style
 
 #: Most rows on the board at once (the newest of the current view or filter).
@@ -379,7 +380,7 @@ class BoardScreen(Screen):
         )
         yield BoardTable()
         yield Static(id="board-detail", markup=False)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self._timer = self.set_interval(self.app.refresh_interval, self._tick, pause=True)

@@ -13,13 +13,14 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 from textual.worker import Worker, WorkerState
 
 from refund_tui.core.reconcile import Finding, ReadProgress, Report, Side, reconcile
 from refund_tui.tui.keys import bindings
 from refund_tui.tui.messages import describe_error
 from refund_tui.tui.widgets.banner import Banner
+from refund_tui.tui.widgets.footer import KeyFooter
 
 COLUMNS = (("kind", "Finding"), ("payment", "Payment"), ("ledger", "Ledger"), ("provider", "Provider"),
            ("detail", "Detail"))  # fmt: skip
@@ -55,7 +56,7 @@ class NoteScreen(ModalScreen[str]):
             yield Static(f"Acknowledge {self.finding.kind.value} on {self.finding.payment_reference}: "
                          "say what you found (kept in the ledger, with your name).", markup=False)  # fmt: skip
             yield Input(placeholder="e.g. refunded by finance on the dashboard", compact=True, id="note")
-        yield Footer()
+        yield KeyFooter()
 
     @on(Input.Submitted, "#note")
     def _noted(self, event: Input.Submitted) -> None:
@@ -95,7 +96,7 @@ class ReconcileScreen(Screen):
         yield Static("", markup=False, id="reconcile-summary")
         yield DataTable(cursor_type="row", id="reconcile-table")
         yield Static("", markup=False, id="reconcile-finding")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

@@ -22,6 +22,7 @@ from enum import StrEnum
 
 from rich.text import Text
 from textual import on, work
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.message import Message
@@ -275,6 +276,12 @@ class BoardTable(DataTable):
         for key, title in COLUMNS:
             self.add_column(title, key=key)
 
+    def action_select_cursor(self) -> None:
+        """Enter on a row; on an empty table it goes on to the screen (``open_details``)."""
+        if not self.row_count:
+            raise SkipAction()
+        super().action_select_cursor()
+
     @property
     def highlighted_key(self) -> str | None:
         if not self.row_count:
@@ -366,6 +373,8 @@ class BoardScreen(Screen):
         self._filter_timer: Timer | None = None
         self._error: str | None = None
         self._select: str | None = None
+        #: Enter was pressed before the first rows were read: open the top one when they show.
+        self._open_when_read = False
 
     def compose(self) -> ComposeResult:
         yield Banner()
@@ -424,6 +433,9 @@ class BoardScreen(Screen):
             self.query_one("#board-counts", Static).update(counts_text(data.counts))
             self.query_one("#board-scope", Static).update(scope_line(data))
             self._show_clock()
+        if self._open_when_read:
+            self._open_when_read = False
+            self.action_open_details()
         return changed
 
     def _show_clock(self) -> None:
@@ -513,6 +525,9 @@ class BoardScreen(Screen):
         self.app.push_screen(TriageScreen(shown))
 
     def action_open_details(self) -> None:
+        if self.last_data is None:  # painted, rows still being read: not lost, acted on then
+            self._open_when_read = True
+            return
         key = self.query_one(BoardTable).highlighted_key
         if key is not None:
             self.app.push_screen(DetailsScreen(key))

@@ -1,3 +1,3 @@
-from refund_tui.cli import main
+from refund_tui.launch import main
 
 main()

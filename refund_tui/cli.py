@@ -14,7 +14,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC
 from pathlib import Path
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import click
 
@@ -30,7 +30,7 @@ class RefundCli(click.Group):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
-        from refund_tui.commands.output import Refused, fail, wants_json
+        from refund_tui.commands.output import fail, wants_json
 
         args = sys.argv[1:] if args is None else list(args)
         try:
@@ -39,8 +39,15 @@ class RefundCli(click.Group):
         except click.ClickException as error:
             fail(error, as_json=wants_json(args))
         except click.Abort:
-            fail(Refused("stopped: nothing was sent or stored", code="aborted"), as_json=wants_json(args))
+            stopped(as_json=wants_json(args))
         sys.exit(result if isinstance(result, int) else 0)
+
+
+def stopped(*, as_json: bool) -> NoReturn:
+    """Ctrl+C or end of input before anything was sent: say so; exit code 1."""
+    from refund_tui.commands.output import Refused, fail
+
+    fail(Refused("stopped: nothing was sent or stored", code="aborted"), as_json=as_json)
 
 
 def _check_text(args: list[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 from refund_tui.core.ledger import Attempt
 from refund_tui.core.models import ProviderName, RefundStatus
@@ -194,6 +195,28 @@ async def test_enter_opens_the_highlighted_refund(sandbox, session, app):
         await pilot.press("down", "enter")
         await wait_for(pilot, lambda: isinstance(app.screen, DetailsScreen))
         assert app.screen.attempt_id == first.attempt_id
+
+
+async def test_enter_pressed_before_the_first_rows_show_opens_the_top_refund(sandbox, session, app, monkeypatch):
+    """The board paints before its first read of the ledger ends; an enter pressed then, to
+    open the newest refund, is acted on once the rows show, not lost on the empty table."""
+    attempt = await make_refund(sandbox, session.service)
+    rows_read = threading.Event()
+    read_board = board_module.read_board
+
+    def slow_read(*args, **kwargs):
+        rows_read.wait(10)
+        return read_board(*args, **kwargs)
+
+    monkeypatch.setattr(board_module, "read_board", slow_read)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.run_action("show_board")
+        await wait_for(pilot, lambda: isinstance(app.focused, BoardTable))
+        await pilot.press("enter")
+        rows_read.set()
+
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailsScreen))
+        assert app.screen.attempt_id == attempt.attempt_id
 
 
 async def test_in_place_update_touches_only_changed_cells(sandbox, session, app):

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from decimal import Context, Decimal, Inexact, InvalidOperation
 from functools import cache, total_ordering
-from importlib import resources
 
 #: Largest amount accepted from an operator or a provider, in major units.
 MAX_MAJOR_UNITS = Decimal(1_000_000_000)
@@ -19,6 +17,9 @@ class MoneyError(ValueError):
 @cache
 def minor_unit_table() -> dict[str, int]:
     """Currency code -> number of decimals, read from the packaged data file."""
+    import csv  # here, not at import: the console's first paint needs no currency table
+    from importlib import resources
+
     text = resources.files("refund_tui.core").joinpath("data/currencies.csv").read_text("utf-8")
     rows = csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))
     return {row["code"]: int(row["minor_units"]) for row in rows}

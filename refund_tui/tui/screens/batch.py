@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Label, Static
+from textual.widgets import DataTable, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from refund_tui.core.batch import (
@@ -30,6 +30,7 @@ from refund_tui.tui.keys import bindings
 from refund_tui.tui.messages import describe_error
 from refund_tui.tui.screens.count_confirm import CountConfirmScreen, money_totals
 from refund_tui.tui.widgets.banner import Banner
+from refund_tui.tui.widgets.footer import KeyFooter
 
 COLUMNS = (("row", "Row"), ("provider", "Provider"), ("payment", "Payment"), ("amount", "Amount"),
            ("check", "Check / result"))  # fmt: skip
@@ -76,7 +77,7 @@ class BatchScreen(Screen):
                      "before every row is checked.", markup=False, id="batch-summary")  # fmt: skip
         yield DataTable(cursor_type="row", id="batch-table")
         yield Static("", markup=False, id="batch-row")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

@@ -26,12 +26,13 @@ from enum import StrEnum
 
 from rich.text import Text
 from textual import on, work
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 from textual.widgets.data_table import ColumnKey
 from textual.worker import Worker, WorkerState
 
@@ -43,6 +44,7 @@ from refund_tui.tui.messages import LedgerChanged, describe_error
 from refund_tui.tui.screens.claims import TriageKeys
 from refund_tui.tui.screens.details import DetailsScreen, still_running
 from refund_tui.tui.widgets.banner import Banner
+from refund_tui.tui.widgets.footer import KeyFooter
 from refund_tui.tui.widgets.status import IN_FLIGHT, RETRIED_LABEL, attempt_status, counts_text, row_style
 
 #: Most rows on the board at once (the newest of the current view or filter).
@@ -305,6 +307,12 @@ class BoardTable(DataTable):
         for key, title in COLUMNS:
             self.add_column(title, key=key)
 
+    def action_select_cursor(self) -> None:
+        """Enter on a row; on an empty table it goes on to the screen (``open_details``)."""
+        if not self.row_count:
+            raise SkipAction()
+        super().action_select_cursor()
+
     @property
     def highlighted_key(self) -> str | None:
         if not self.row_count:
@@ -402,6 +410,8 @@ class BoardScreen(TriageKeys, Screen):
         self._filter_timer: Timer | None = None
         self._error: str | None = None
         self._select: str | None = None
+        #: Enter was pressed before the first rows were read: open the top one when they show.
+        self._open_when_read = False
 
     def compose(self) -> ComposeResult:
         yield Banner()
@@ -416,7 +426,7 @@ class BoardScreen(TriageKeys, Screen):
         )
         yield BoardTable()
         yield Static(id="board-detail", markup=False)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self._timer = self.set_interval(self.app.refresh_interval, self._tick, pause=True)
@@ -460,6 +470,9 @@ class BoardScreen(TriageKeys, Screen):
             self.query_one("#board-counts", Static).update(counts_text(data.counts))
             self.query_one("#board-scope", Static).update(scope_line(data))
             self._show_clock()
+        if self._open_when_read:
+            self._open_when_read = False
+            self.action_open_details()
         return changed
 
     def _show_clock(self) -> None:
@@ -564,6 +577,9 @@ class BoardScreen(TriageKeys, Screen):
         self.app.push_screen(TriageScreen(shown))
 
     def action_open_details(self) -> None:
+        if self.last_data is None:  # painted, rows still being read: not lost, acted on then
+            self._open_when_read = True
+            return
         key = self.query_one(BoardTable).highlighted_key
         if key is not None:
             self.app.push_screen(DetailsScreen(key))

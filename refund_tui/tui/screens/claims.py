@@ -14,12 +14,13 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from refund_tui.core.ledger import Attempt, AttemptNotFound, ClaimHeld, LedgerError, TriageEntry, whoami
 from refund_tui.core.text import printable
 from refund_tui.tui.keys import bindings
 from refund_tui.tui.screens.note import NoteScreen
+from refund_tui.tui.widgets.footer import KeyFooter
 
 
 def claim_words(claim: TriageEntry) -> str:
@@ -50,7 +51,7 @@ class TakeOverScreen(ModalScreen[bool]):
                     "Take it over? The ledger keeps both names. enter: take over, esc: leave it."
                 )
             )
-        yield Footer()
+        yield KeyFooter()
 
     def action_confirm(self) -> None:
         self.dismiss(True)

@@ -14,7 +14,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Input, Label, Static
+from textual.widgets import Button, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from refund_tui.core.models import RefundStatus
@@ -22,6 +22,7 @@ from refund_tui.core.text import printable, printable_lines
 from refund_tui.core.validation import amount_confirmed
 from refund_tui.tui import keys
 from refund_tui.tui.messages import RefundSubmitted, describe_error
+from refund_tui.tui.widgets.footer import KeyFooter
 
 if TYPE_CHECKING:
     from refund_tui.core.ledger import Attempt
@@ -98,7 +99,7 @@ class ConfirmScreen(ModalScreen[None]):
                     self._send_label(), variant="error", compact=True, disabled=True, id="send"
                 )
                 yield Static(self.BACK_HINT, markup=False, id="confirm-status")
-        yield Footer()
+        yield KeyFooter()
 
     def _title(self) -> Text:
         if self.live:

@@ -6,10 +6,11 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from refund_tui.core.money import Money
 from refund_tui.tui.keys import bindings
+from refund_tui.tui.widgets.footer import KeyFooter
 
 
 class CountConfirmScreen(ModalScreen[bool]):
@@ -35,7 +36,7 @@ class CountConfirmScreen(ModalScreen[bool]):
             )  # fmt: skip
             yield Input(placeholder=f"type {self.count}", compact=True, id="bulk-count")
             yield Static("", markup=False, id="bulk-error")
-        yield Footer()
+        yield KeyFooter()
 
     @on(Input.Submitted, "#bulk-count")
     def _typed(self, event: Input.Submitted) -> None:

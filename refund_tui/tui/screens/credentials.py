@@ -16,12 +16,13 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from refund_tui.tui import keys
 from refund_tui.tui.messages import describe_error
 from refund_tui.tui.widgets.banner import Banner
+from refund_tui.tui.widgets.footer import KeyFooter
 
 if TYPE_CHECKING:
     from refund_tui.core.credentials import BackendStatus, FieldStatus
@@ -139,7 +140,7 @@ class CredentialsScreen(Screen[None]):
         yield Banner()
         with VerticalScroll(id="credentials", can_focus=True):
             yield Static("Reading credentials and probing the keyring...", id="credentials-report")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#credentials").focus()

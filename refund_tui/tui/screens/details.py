@@ -25,7 +25,7 @@ from textual.dom import DOMNode
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from refund_tui.core.ledger import Attempt, Event, Ledger, TriageEntry, claim_in_force
@@ -37,6 +37,7 @@ from refund_tui.tui.keys import bindings
 from refund_tui.tui.messages import LedgerChanged, describe_error
 from refund_tui.tui.screens.claims import TriageKeys, claim_words
 from refund_tui.tui.widgets.banner import Banner
+from refund_tui.tui.widgets.footer import KeyFooter
 from refund_tui.tui.widgets.home import age
 from refund_tui.tui.widgets.status import attempt_status, status_label, status_text
 
@@ -350,7 +351,7 @@ class DetailsScreen(TriageKeys, Screen):
         with VerticalScroll(id="details-body"):
             for part in ("summary", "next", "error", "timeline", "request", "origin"):
                 yield Static(id=f"details-{part}")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self._timer = self.set_interval(self.app.refresh_interval, self._tick, pause=True)

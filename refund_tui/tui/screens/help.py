@@ -8,11 +8,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from refund_tui.config import SANDBOX_PROFILE
 from refund_tui.tui import keys
 from refund_tui.tui.widgets.banner import Banner
+from refund_tui.tui.widgets.footer import KeyFooter
 
 INTRO = (
     "Keys by scope (your [keys] overrides from config.toml are shown). ctrl+p opens the "
@@ -30,7 +31,7 @@ class HelpScreen(Screen[None]):
         yield Banner()
         with VerticalScroll(id="help", can_focus=True):
             yield Static(self._reference(), id="help-keys")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#help").focus()

@@ -18,7 +18,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Label, OptionList, Static
+from textual.widgets import Label, OptionList, Static
 from textual.worker import Worker, WorkerState
 
 from refund_tui.core.models import ErrorCode, PaymentStatus, ProviderError, ProviderName, Refund
@@ -27,6 +27,7 @@ from refund_tui.tui import keys
 from refund_tui.tui.messages import LedgerChanged, describe_error
 from refund_tui.tui.widgets.banner import Banner
 from refund_tui.tui.widgets.fields import FieldSelect, ReferenceField
+from refund_tui.tui.widgets.footer import KeyFooter
 from refund_tui.tui.widgets.home import (
     RECENT_LIMIT,
     HomeData,
@@ -137,6 +138,7 @@ class LookupScreen(Screen[None]):
     """Provider + payment reference -> the payment panel; `r` refunds the payment shown."""
 
     BINDINGS = keys.bindings("lookup")
+    AUTO_FOCUS = "#reference"
 
     def __init__(self) -> None:
         super().__init__()
@@ -165,7 +167,7 @@ class LookupScreen(Screen[None]):
         yield HomeList()
         with VerticalScroll(id="payment", can_focus=True):
             yield Static(id="payment-panel")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#reference", ReferenceField).focus()

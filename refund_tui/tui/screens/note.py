@@ -6,9 +6,10 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from refund_tui.tui.keys import bindings
+from refund_tui.tui.widgets.footer import KeyFooter
 
 
 class NoteScreen(ModalScreen[str]):
@@ -29,7 +30,7 @@ class NoteScreen(ModalScreen[str]):
         with Vertical(id="note-box"):
             yield Static(self.prompt, markup=False)
             yield Input(placeholder=self.placeholder, compact=True, id="note")
-        yield Footer()
+        yield KeyFooter()
 
     @on(Input.Submitted, "#note")
     def _noted(self, event: Input.Submitted) -> None:

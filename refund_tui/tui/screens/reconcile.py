@@ -12,7 +12,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
 
 from refund_tui.core.reconcile import Finding, ReadProgress, Report, Side, reconcile
@@ -21,6 +21,7 @@ from refund_tui.tui.keys import bindings
 from refund_tui.tui.messages import describe_error
 from refund_tui.tui.screens.note import NoteScreen
 from refund_tui.tui.widgets.banner import Banner
+from refund_tui.tui.widgets.footer import KeyFooter
 
 COLUMNS = (("kind", "Finding"), ("payment", "Payment"), ("ledger", "Ledger"), ("provider", "Provider"),
            ("detail", "Detail"))  # fmt: skip
@@ -67,7 +68,7 @@ class ReconcileScreen(Screen):
         yield Static("", markup=False, id="reconcile-summary")
         yield DataTable(cursor_type="row", id="reconcile-table")
         yield Static("", markup=False, id="reconcile-finding")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

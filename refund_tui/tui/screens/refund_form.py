@@ -12,7 +12,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Label, Select, Static
+from textual.widgets import Button, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
 from refund_tui.core.text import printable
@@ -21,6 +21,7 @@ from refund_tui.tui import keys
 from refund_tui.tui.messages import describe_error
 from refund_tui.tui.widgets.banner import Banner
 from refund_tui.tui.widgets.fields import FieldSelect
+from refund_tui.tui.widgets.footer import KeyFooter
 
 if TYPE_CHECKING:
     from refund_tui.core.ledger import Attempt
@@ -106,7 +107,7 @@ class RefundFormScreen(Screen[None]):
             with Horizontal(id="form-actions"):
                 yield Button("Review", variant="primary", compact=True, id="review")
                 yield Static(markup=False, id="form-status")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#amount", Input).focus()

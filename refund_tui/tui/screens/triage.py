@@ -15,7 +15,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from refund_tui.core.ledger import Attempt
 from refund_tui.core.models import RefundStatus
@@ -23,6 +23,7 @@ from refund_tui.core.triage import TriageResult, resolve_unknown, retry_failed, 
 from refund_tui.tui.keys import bindings
 from refund_tui.tui.screens.count_confirm import CountConfirmScreen, money_totals
 from refund_tui.tui.widgets.banner import Banner
+from refund_tui.tui.widgets.footer import KeyFooter
 from refund_tui.tui.widgets.status import attempt_status
 
 #: What each bulk action works on, and how it is named.
@@ -69,7 +70,7 @@ class TriageScreen(Screen):
                      markup=False, id="triage-help")  # fmt: skip
         yield DataTable(cursor_type="row", id="triage-table")
         yield Static("", markup=False, id="triage-progress")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

@@ -16,6 +16,7 @@ only checks that its version is the one this refund-tui knows.
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import threading
@@ -46,10 +47,17 @@ CONNECT_TIMEOUT = 5
 POOL_TIMEOUT = 10.0
 #: Attempts at a transaction the database aborted to keep concurrent ones serialisable.
 RETRIES = 8
+#: Seconds between attempts to re-open a lost change watch.
+RECONNECT_INTERVAL = 0.5
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_WHERE_FAILED = re.compile(r"^connection failed: (connection to server .*? failed: )?")
 _RETRYABLE = (errors.SerializationFailure, errors.DeadlockDetected)
 
 T = TypeVar("T")
+
+# The pool logs each failed reconnection: for an application that configures logging (the
+# receiver), not as stray lines on a command's or the console's terminal.
+logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
 
 
 @lru_cache(maxsize=512)
@@ -105,14 +113,22 @@ def connect(url: str, schema: str = DEFAULT_SCHEMA, password: Secret | None = No
     try:
         return psycopg.connect(url, autocommit=autocommit, **connection_options(schema, password))
     except psycopg.Error as error:
-        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
-        raise LedgerError(f"cannot reach the team ledger ({where(url)}): {reason}") from None
+        raise LedgerError(f"cannot reach the team ledger ({where(url)}): {_reason(error)}") from None
+
+
+def _reason(error: BaseException) -> str:
+    """The first line of a driver's message (the server's own words), for one-line messages."""
+    text = str(error).strip()
+    if not text:
+        return type(error).__name__
+    return _WHERE_FAILED.sub("", text.splitlines()[0])  # the caller names where already
 
 
 class PostgresChangeWatch:
     """LISTENs on the schema's channel (every write NOTIFYs it at commit). A lost connection
-    is re-opened in the background, and reported once as a change: missed notifications
-    mean everything must be read again."""
+    is re-opened in the background (every RECONNECT_INTERVAL) while ``lost`` says why, and
+    is reported once as a change when back: missed notifications mean everything must be
+    read again."""
 
     def __init__(self, open_connection: Callable[[], psycopg.Connection], channel: str) -> None:
         self._open = open_connection
@@ -121,19 +137,23 @@ class PostgresChangeWatch:
         self._closed = False
         self._reconnected = False
         self._lock = threading.Lock()
-        self._listen()
+        self.lost: str | None = None
+        if not self._listen():
+            self._start_reconnecting()
 
-    def _listen(self) -> None:
+    def _listen(self) -> bool:
         try:
             conn = self._open()
             conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
-        except (LedgerError, psycopg.Error):
-            return
+        except (LedgerError, psycopg.Error) as error:
+            self.lost = _reason(error)
+            return False
         with self._lock:
             if self._closed:
                 conn.close()
-                return
+                return True
             self._conn = conn
+        return True
 
     def changed(self) -> bool:
         with self._lock:
@@ -145,18 +165,21 @@ class PostgresChangeWatch:
                 return True
         try:
             return any(True for _ in conn.notifies(timeout=0))
-        except psycopg.Error:
+        except psycopg.Error as error:
             with self._lock:
                 self._conn = None
+            self.lost = f"the team ledger cannot be reached: {_reason(error)}"
             conn.close()
-            threading.Thread(target=self._reconnect, name="ledger-watch", daemon=True).start()
+            self._start_reconnecting()
             return False
 
+    def _start_reconnecting(self) -> None:
+        threading.Thread(target=self._reconnect, name="ledger-watch", daemon=True).start()
+
     def _reconnect(self) -> None:
-        while not self._closed and self._conn is None:
-            self._listen()
-            if self._conn is None:
-                time.sleep(1.0)
+        while not self._closed and not self._listen():
+            time.sleep(RECONNECT_INTERVAL)
+        self.lost = None
         self._reconnected = True
 
     def close(self) -> None:
@@ -249,7 +272,7 @@ class PostgresLedger(SqlLedger):
             raise LedgerError(f"the ledger refused the change: {error.diag.message_primary}") from None
         except (psycopg.OperationalError, PoolTimeout) as error:
             raise LedgerError(f"the team ledger ({where(self.url)}) cannot be reached: "
-                              f"{str(error).strip().splitlines()[-1]}") from None  # fmt: skip
+                              f"{_reason(error)}") from None  # fmt: skip
         except psycopg.Error as error:
             raise LedgerError(f"the team ledger cannot be used: {error}") from None
 

@@ -59,19 +59,26 @@ class Cluster:
         self._binaries, self._root, self._run_as, self.port = binaries, root, run_as, port
         #: Its superuser (trust).
         self.url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        self.running = False
 
     def run(self, *command: str) -> None:
         subprocess.run([*self._run_as, *command], check=True, capture_output=True, timeout=120)
 
     def start(self) -> None:
+        if self.running:
+            return
         options = f"-p {self.port} -k {self._root} -c listen_addresses=127.0.0.1 -c fsync=off"
         self.run(str(self._binaries / "pg_ctl"), "-D", str(self._root / "data"), "-o", options,
                  "-w", "-l", str(self._root / "log"), "start")  # fmt: skip
+        self.running = True
 
     def stop(self) -> None:
         """Stop at once, as a crash would: every client's connection is cut."""
+        if not self.running:
+            return
         self.run(str(self._binaries / "pg_ctl"), "-D", str(self._root / "data"), "-m", "immediate",
                  "-w", "stop")  # fmt: skip
+        self.running = False
 
 
 #: pg_hba.conf of a cluster that checks passwords: every role but the superuser sends one.

@@ -33,6 +33,7 @@ def cluster() -> Iterator[postgres.Cluster]:
 @pytest.fixture
 def team(cluster, sandbox, tmp_path) -> Iterator[Team]:
     """A team ledger, set up, in a database of its own on the throwaway cluster."""
+    cluster.start()  # after a test that failed while it was stopped
     with postgres.session_database(cluster.url) as database_url:
         setup(database_url)
         yield Team(sandbox, database_url, tmp_path)

@@ -54,6 +54,7 @@ _WHERE_FAILED = re.compile(r"^connection failed: (connection to server .*? faile
 _RETRYABLE = (errors.SerializationFailure, errors.DeadlockDetected)
 
 T = TypeVar("T")
+log = logging.getLogger("refund_tui.ledger")
 
 # The pool logs each failed reconnection: for an application that configures logging (the
 # receiver), not as stray lines on a command's or the console's terminal.
@@ -282,9 +283,11 @@ class PostgresLedger(SqlLedger):
                 try:
                     with self._pool.connection() as conn, conn.transaction():
                         return work(_Conn(conn))
-                except _RETRYABLE:
+                except _RETRYABLE as error:
                     if tries == RETRIES:
                         raise
+                    log.info("retrying a ledger transaction the database aborted (%s, try %d): %s",
+                             error.sqlstate, tries, error.diag.message_primary)  # fmt: skip
                     time.sleep(random.uniform(0, 0.005 * 2**tries))
         raise AssertionError("unreachable")
 

@@ -9,7 +9,9 @@ import os
 import time
 from collections.abc import Iterator
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from refund_tui.core.models import ProviderName
 from refund_tui.ledgers.postgres import setup
@@ -102,3 +104,68 @@ async def test_a_ledger_lost_mid_session_stops_refunds_says_so_and_comes_back(
         assert [r["refund_reference"] for r in refunds] == [recorded.provider_reference]
     finally:
         await session.aclose()
+
+
+PASSWORD = "correct horse battery 9f3a"
+
+
+def test_a_keyring_ledger_password_reaches_libpq_after_its_own_sources_and_never_shows(
+    team, cluster, monkeypatch, tmp_path
+):
+    """The cluster checks passwords (SCRAM) for every login but its superuser, so a
+    connection that opens has sent the right one. libpq's own sources come first (PGPASSWORD,
+    ~/.pgpass); the keyring's ``ledger_password`` only when they give none."""
+    import keyring
+    from click.testing import CliRunner
+
+    from refund_tui.cli import main
+    from tests.memory_keyring import MemoryKeyring
+
+    login = f"{team.prefix}_ama"
+    with psycopg.connect(team.database_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(login), PASSWORD))
+        admin.execute(sql.SQL("GRANT refund_tui_operator TO {}").format(sql.Identifier(login)))
+    for variable, value in team.home("ama", login).items():
+        monkeypatch.setenv(variable, value)
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "no-pgpass"))
+    previous, memory = keyring.get_keyring(), MemoryKeyring()
+    keyring.set_keyring(memory)
+    said = []
+
+    def run(*args: str, typed: str | None = None):
+        result = CliRunner().invoke(main, list(args), input=typed)
+        said.append(result.output)
+        return result
+
+    try:
+        missing = run("status")
+        assert missing.exit_code == 1
+        assert missing.output.strip().endswith(
+            "asks for a password and none is given: store it with `refund-tui credentials set "
+            "--profile team --ledger-password`, or give it to libpq (~/.pgpass, PGPASSWORD or a "
+            "service file)"
+        )
+        stored = run("credentials", "set", "--profile", "team", "--ledger-password",
+                     typed=f"{PASSWORD}\n{PASSWORD}\n")  # fmt: skip
+        assert stored.exit_code == 0, stored.output
+        assert "stored ledger_password for team in the keyring" in stored.output
+        assert run("status").exit_code == 0  # the keyring's password, checked by the server
+        shown = run("credentials", "status", "--profile", "team", "--provider", "novasend")
+        assert "ledger_password keyring" in " ".join(shown.output.split())
+
+        monkeypatch.setenv("PGPASSWORD", "libpq-goes-first")  # libpq's own source wins...
+        refused = run("status")
+        assert refused.exit_code == 1
+        assert f'password authentication failed for user "{login}"' in refused.output
+        monkeypatch.delenv("PGPASSWORD")
+        assert run("credentials", "delete", "--profile", "team", "--ledger-password").exit_code == 0
+        assert memory.entries == {}
+        pgpass = tmp_path / "pgpass"  # ...and so does ~/.pgpass, with nothing in the keyring
+        pgpass.write_text(f"127.0.0.1:{cluster.port}:*:{login}:{PASSWORD}\n", "utf-8")
+        pgpass.chmod(0o600)
+        monkeypatch.setenv("PGPASSFILE", str(pgpass))
+        assert run("status").exit_code == 0
+    finally:
+        keyring.set_keyring(previous)
+    assert all(PASSWORD not in text and "libpq-goes-first" not in text for text in said)

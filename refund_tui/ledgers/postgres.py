@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import errors, sql
-from psycopg.conninfo import conninfo_to_dict
+from psycopg import errors, pq, sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from refund_tui import __version__
@@ -108,13 +108,49 @@ def connection_options(schema: str, password: Secret | None) -> dict[str, Any]:
     return options
 
 
+class PasswordWanted(LedgerError):
+    """The server asks for a password that libpq's own sources did not give."""
+
+
+#: Where the password comes from when libpq's own sources give none: the keyring's
+#: ``ledger_password`` (``refund_tui.ledgers.keyring_password``). Raises LedgerError if none.
+PasswordSource = Callable[[], Secret]
+
+
 def connect(url: str, schema: str = DEFAULT_SCHEMA, password: Secret | None = None,
             autocommit: bool = True) -> psycopg.Connection:  # fmt: skip
-    """One connection, or LedgerError naming host, port and role (never the password)."""
+    """One connection, or LedgerError naming host, port and role (never the password);
+    PasswordWanted when the server asks for a password and libpq found none."""
     try:
         return psycopg.connect(url, autocommit=autocommit, **connection_options(schema, password))
     except psycopg.Error as error:
-        raise LedgerError(f"cannot reach the team ledger ({where(url)}): {_reason(error)}") from None
+        message = f"cannot reach the team ledger ({where(url)}): {_reason(error)}"
+        if password is None and _password_wanted(url, schema):
+            raise PasswordWanted(message) from None
+        raise LedgerError(message) from None
+
+
+def _password_wanted(url: str, schema: str) -> bool:
+    """Whether the server asked for a password that neither the URL's service file,
+    PGPASSWORD nor ~/.pgpass gave (libpq's PQconnectionNeedsPassword)."""
+    pgconn = pq.PGconn.connect(make_conninfo(url, **connection_options(schema, None)).encode())
+    try:
+        return pgconn.status == pq.ConnStatus.BAD and pgconn.needs_password
+    finally:
+        pgconn.finish()
+
+
+def connect_as(url: str, schema: str, password: Secret | None,
+               source: PasswordSource | None) -> tuple[psycopg.Connection, Secret | None]:  # fmt: skip
+    """``connect``; when libpq had no password to send, again with ``source``'s. Returns the
+    connection and the password that opened it (None: libpq's own)."""
+    try:
+        return connect(url, schema, password, autocommit=True), password
+    except PasswordWanted:
+        if source is None:
+            raise
+    password = source()
+    return connect(url, schema, password), password
 
 
 def _reason(error: BaseException) -> str:
@@ -207,13 +243,15 @@ class PostgresLedger(SqlLedger):
         *,
         schema: str = DEFAULT_SCHEMA,
         password: Secret | None = None,
+        password_source: PasswordSource | None = None,
         pool_size: int = 4,
     ) -> None:
         self.url = url
         self.location = masked_url(url)
         self.schema = schema
+        first, password = connect_as(url, schema, password, password_source)
         self._password = password
-        with connect(url, schema, password) as first:
+        with first:
             self.role = first.execute("SELECT session_user").fetchone()[0]
             with self._translate():
                 self._check_version(first)
@@ -338,10 +376,12 @@ def schema_version(conn: psycopg.Connection, schema: str) -> int | None:
     ).fetchone()[0]
 
 
-def setup(url: str, *, schema: str = DEFAULT_SCHEMA, password: Secret | None = None) -> tuple[int, int]:
+def setup(url: str, *, schema: str = DEFAULT_SCHEMA,
+          password_source: PasswordSource | None = None) -> tuple[int, int]:  # fmt: skip
     """Create the group roles, the schema and its grants, and run pending migrations, all in
     one transaction under an advisory lock. Returns (version before, version after)."""
-    with connect(url, schema, password, autocommit=False) as conn, conn.transaction():
+    conn, _ = connect_as(url, schema, None, password_source)
+    with conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('refund-tui setup', 0))")
         for role in ROLES:
             conn.execute(
@@ -371,12 +411,13 @@ def setup(url: str, *, schema: str = DEFAULT_SCHEMA, password: Secret | None = N
 
 
 def change_membership(url: str, login: str, role: str, *, grant: bool,
-                      password: Secret | None = None) -> None:  # fmt: skip
+                      password_source: PasswordSource | None = None) -> None:  # fmt: skip
     """Grant (or revoke) one of the group roles to a login role."""
     if role not in ROLES:
         raise LedgerError(f"no refund-tui role '{role}' (roles: {', '.join(ROLES)})")
     statement = "GRANT {} TO {}" if grant else "REVOKE {} FROM {}"
-    with connect(url, DEFAULT_SCHEMA, password) as conn:
+    conn, _ = connect_as(url, DEFAULT_SCHEMA, None, password_source)
+    with conn:
         try:
             conn.execute(sql.SQL(statement).format(sql.Identifier(role), sql.Identifier(login)))
         except psycopg.Error as error:

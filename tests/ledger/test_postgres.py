@@ -175,7 +175,8 @@ def test_killed_backends_are_replaced_and_a_write_cut_off_is_refused_cleanly(own
         with raw(owner.url, owner.schema) as admin:
             return len(admin.execute(
                 """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                WHERE application_name LIKE 'refund-tui%%' AND pid != pg_backend_pid()"""
+                WHERE application_name LIKE 'refund-tui%%' AND pid != pg_backend_pid()
+                AND datname = current_database()"""
             ).fetchall())  # fmt: skip
 
     assert kill_ledger_backends() >= 1
@@ -209,7 +210,8 @@ def _waiting_for_a_lock(url: str, count: int) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         while conn.execute(
             """SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-            WHERE l.locktype = 'advisory' AND NOT l.granted AND a.application_name LIKE 'refund-tui%%'"""
+            WHERE l.locktype = 'advisory' AND NOT l.granted AND a.application_name LIKE 'refund-tui%%'
+            AND a.datname = current_database()"""
         ).fetchone()[0] < count:
             assert time.monotonic() < deadline, "the ledger never waited for the lock"
             time.sleep(0.01)
@@ -272,3 +274,36 @@ def test_a_deadlock_is_retried_and_never_shown(owner, postgres_database, caplog)
     assert owner.batch_attempts(row.batch_id) == {1: attempt_id}
     retried = [r.getMessage() for r in caplog.records if r.name == "refund_tui.ledger"]
     assert len(retried) == 1 and "(40P01, try 1)" in retried[0]
+
+
+def test_two_receivers_given_the_same_signed_notices_at_once_apply_each_once(team_ledger_factory, postgres_database):
+    """Two webhook receivers (real HTTP servers, each with its own receiver login and pool) on
+    one team ledger; every signed notice delivered twice to each, all at once: each is
+    recorded and applied once, the rest answered as duplicates, statuses never go back."""
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.notices import deliver, notice_body, running_receiver
+
+    owner = team_ledger_factory()
+    attempts = []
+    for number, provider in enumerate([ProviderName.NOVASEND, ProviderName.VESICASH] * 2):
+        attempt_id = record(owner, 100, payment=f"tr_{number}", provider=provider)
+        owner.add_event(attempt_id, RefundStatus.PROCESSING, "provider", provider_reference=f"rf_{number}")
+        attempts.append(owner.get(attempt_id))
+    notices = [(a.provider, notice_body(a, state)) for a in attempts for state in ("processing", "completed")]
+    receiver_url = login_role(postgres_database, f"recv_{uuid.uuid4().hex[:6]}", RECEIVER)
+    with running_receiver(team_ledger_factory(receiver_url)) as first, \
+            running_receiver(team_ledger_factory(receiver_url)) as second:  # fmt: skip
+        deliveries = [(url, provider, body) for provider, body in notices for url in (first, second) * 2]
+        random.shuffle(deliveries)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = list(pool.map(lambda d: deliver(*d), deliveries))
+    assert {answer.status_code for answer in answers} == {200}
+    outcomes = [answer.json()["outcome"] for answer in answers]
+    assert outcomes.count(NoticeOutcome.DUPLICATE.value) == len(notices) * 3
+    assert len(owner.recent_notices(limit=100)) == len(notices)
+    for attempt in attempts:
+        assert owner.get(attempt.attempt_id).status is RefundStatus.COMPLETED
+        webhook = [e.status for e in owner.events(attempt.attempt_id) if e.source == "webhook"]
+        assert webhook in ([RefundStatus.COMPLETED], [RefundStatus.PROCESSING, RefundStatus.COMPLETED])

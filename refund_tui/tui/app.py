@@ -42,9 +42,11 @@ if TYPE_CHECKING:
 
 #: Never refresh faster than this (k9s's floor): operators over slow SSH links pay for redraws.
 MIN_INTERVAL = 2.0
-#: How often the console looks for ledger changes made by other processes (the webhook
-#: receiver): a change shows within this plus one board read.
-WATCH_INTERVAL = 0.5
+#: How often the console looks for ledger changes made by other processes (the receiver,
+#: other operators): a change shows within this plus one board read. A look is cheap (a
+#: socket already read, or SQLite's data_version) and repaints nothing unless changed; at
+#: 0.5 s it was half of the team ledger's median change-to-screen time (docs/TEAM.md).
+WATCH_INTERVAL = 0.1
 #: The banner's note while the team ledger is lost mid-session.
 LEDGER_LOST = "team ledger lost — reconnecting…"
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -18,7 +16,14 @@ from psycopg import sql
 from refund_tui.core.models import ProviderName
 from refund_tui.ledgers.postgres import setup
 from tests import postgres
-from tests.test_team_ledger import PAYMENTS, Team, cli, executed
+from tests.test_team_ledger import (
+    PAYMENTS,
+    Team,
+    assert_every_refund_accounted_for,
+    executed,
+    finish_race,
+    start_race,
+)
 
 
 @pytest.fixture(scope="module")
@@ -183,35 +188,10 @@ def test_racing_operators_through_a_server_restart_never_over_refund_nor_lose_an
 
     envs = [team.home(f"op{number}") for number in range(4)]
     payment = sandbox.create_payment(**PAYMENTS["novasend"])
-    sandbox.faults(latency_ms=40)
-    racers = [
-        subprocess.Popen([sys.executable, "-m", "tests.team_race", payment, "10"], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-        for env in envs
-    ]
     with PostgresLedger(team.database_url) as owner:
-        deadline = time.monotonic() + 30
-        while len(owner.attempts(payment_reference=payment)) < 4:
-            assert time.monotonic() < deadline, "the racers never got going"
-            time.sleep(0.05)
-    cluster.stop()
-    time.sleep(0.3)
-    cluster.start()
-    restarted = time.monotonic()
-    seen = []
-    for racer in racers:
-        out, err = racer.communicate(timeout=120)
-        assert racer.returncode == 0, err
-        seen += out.split()
-    print("racers done", time.monotonic() - restarted)
-    sandbox.faults(latency_ms=0)
-    recovered = cli(envs[1], "recover")  # a new process, on the restarted server
-    assert recovered.returncode in (0, 3), recovered.stderr
-
-    with PostgresLedger(team.database_url) as owner:
-        attempts = {a.attempt_id: a for a in owner.attempts(payment_reference=payment)}
-    refunds = executed(sandbox, payment)
-    assert {r["refund_reference"] for r in refunds} <= {a.provider_reference for a in attempts.values()}
-    assert set(seen) <= set(attempts)
-    assert sum(int(float(r["amount"])) for r in refunds) <= PAYMENTS["novasend"]["amount"]
-    assert refunds and len(attempts) >= 4
+        racers = start_race(sandbox, owner, envs, payment, 10)
+        cluster.stop()
+        time.sleep(0.3)
+        cluster.start()
+        seen = finish_race(sandbox, racers, envs[1], 0)  # the recovery: a new process, restarted server
+        assert_every_refund_accounted_for(sandbox, owner, payment, seen)

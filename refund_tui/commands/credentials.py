@@ -192,8 +192,8 @@ def show_credentials(profile_name: str, provider: str) -> int:
             shown.add(field.problem)
     if profile.ledger_url is not None:
         ledger = store.ledger_password_status(profile.name)
-        click.echo(f"  {ledger.field:<14} {ledger.state:<10} {ledger.masked or ''}  (team ledger; "
-                   "libpq's ~/.pgpass, PGPASSWORD or service file come first)")  # fmt: skip
+        click.echo(f"  {ledger.field:<14} {ledger.state:<10} (team ledger; libpq's service file, "
+                   "PGPASSWORD or ~/.pgpass come first)")  # fmt: skip
     api_fields = [field for field in statuses if field.field in FIELDS[name]]
     return 0 if all(field.present for field in api_fields) else 1
 

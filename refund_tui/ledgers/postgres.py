@@ -117,12 +117,11 @@ class PasswordWanted(LedgerError):
 PasswordSource = Callable[[], Secret]
 
 
-def connect(url: str, schema: str = DEFAULT_SCHEMA, password: Secret | None = None,
-            autocommit: bool = True) -> psycopg.Connection:  # fmt: skip
-    """One connection, or LedgerError naming host, port and role (never the password);
-    PasswordWanted when the server asks for a password and libpq found none."""
+def connect(url: str, schema: str = DEFAULT_SCHEMA, password: Secret | None = None) -> psycopg.Connection:
+    """One autocommit connection, or LedgerError naming host, port and role (never the
+    password); PasswordWanted when the server asks for a password and libpq found none."""
     try:
-        return psycopg.connect(url, autocommit=autocommit, **connection_options(schema, password))
+        return psycopg.connect(url, autocommit=True, **connection_options(schema, password))
     except psycopg.Error as error:
         message = f"cannot reach the team ledger ({where(url)}): {_reason(error)}"
         if password is None and _password_wanted(url, schema):
@@ -145,7 +144,7 @@ def connect_as(url: str, schema: str, password: Secret | None,
     """``connect``; when libpq had no password to send, again with ``source``'s. Returns the
     connection and the password that opened it (None: libpq's own)."""
     try:
-        return connect(url, schema, password, autocommit=True), password
+        return connect(url, schema, password), password
     except PasswordWanted:
         if source is None:
             raise

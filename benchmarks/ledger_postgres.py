@@ -282,7 +282,7 @@ def main() -> None:
                 print(f"  {kind:<9} {measure(kind, where)}")
         print(f"change on one connection -> visible on another console's open board (x{CHANGES // 2}):")
         with EmbeddedSandbox() as simulator:
-            for kind, where in (("sqlite", str(directory / "console.sqlite3")), ("postgres", url)):
+            for kind, where in places.items():  # the same rows in both, as above
                 print(f"  {kind:<9} {console_change_latency(kind, where, simulator.url, directory)}")
         board = directory / "board.sqlite3"
         bulk_load(board, BOARD_SIZE)

@@ -333,12 +333,12 @@ class RefundApp(App[None]):
         if changed:
             self.tracked_changes()
 
-    def watch_ledger_lost(self, lost: str | None) -> None:
+    def watch_ledger_lost(self, was: str | None, lost: str | None) -> None:
         self.banner_info = dataclasses.replace(self.banner_info, note=LEDGER_LOST if lost else None)
-        if lost:
+        if lost and was is None:
             self.notify(f"{lost}. No refund can start until it is back; reconnecting…",
                         title="Team ledger lost", severity="error", timeout=10, markup=False)  # fmt: skip
-        else:
+        elif was and lost is None:
             self.notify("The team ledger is back.", title="Team ledger", timeout=5)
 
     def refund_blocked(self) -> str | None:

@@ -9,6 +9,7 @@ in flight. With ``--json`` every outcome, usage errors included, is one JSON obj
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import sys
 from collections.abc import Awaitable, Callable
@@ -384,19 +385,37 @@ def credentials() -> None:
     """Provider credentials kept in the OS keyring (never printed)."""
 
 
-def _credential_target(func):
-    func = click.option("--provider", required=True, type=click.Choice(["vesicash", "novasend"]))(func)
+def _credential_target(func, required: bool = True):
+    func = click.option("--provider", required=required, type=click.Choice(["vesicash", "novasend"]))(func)
     return profile_option(func)
 
 
-@credentials.command("set")
-@_credential_target
-@click.option("--webhook-secret", is_flag=True, help="Store only the secret the provider signs webhooks with.")
-def credentials_set(profile_name, provider, webhook_secret) -> None:
-    """Store credentials, read without echo."""
-    from refund_tui.commands.credentials import set_credentials
+_LEDGER_PASSWORD_OPTION = click.option(
+    "--ledger-password", is_flag=True,
+    help="The profile's team ledger (PostgreSQL) password instead of a provider's credentials.",
+)  # fmt: skip
 
-    set_credentials(profile_name, provider, webhook_secret)
+
+def _provider_or_ledger(provider: str | None, ledger_password: bool) -> None:
+    from refund_tui.commands.output import Misuse
+
+    if (provider is None) == (not ledger_password):
+        raise Misuse("give --provider or --ledger-password (one of them)")
+
+
+@credentials.command("set")
+@functools.partial(_credential_target, required=False)
+@click.option("--webhook-secret", is_flag=True, help="Store only the secret the provider signs webhooks with.")
+@_LEDGER_PASSWORD_OPTION
+def credentials_set(profile_name, provider, webhook_secret, ledger_password) -> None:
+    """Store credentials, read without echo."""
+    from refund_tui.commands.credentials import set_credentials, set_ledger_password
+
+    _provider_or_ledger(provider, ledger_password)
+    if ledger_password:
+        set_ledger_password(profile_name)
+    else:
+        set_credentials(profile_name, provider, webhook_secret)
 
 
 @credentials.command("status")
@@ -409,12 +428,17 @@ def credentials_status(profile_name, provider) -> None:
 
 
 @credentials.command("delete")
-@_credential_target
-def credentials_delete(profile_name, provider) -> None:
+@functools.partial(_credential_target, required=False)
+@_LEDGER_PASSWORD_OPTION
+def credentials_delete(profile_name, provider, ledger_password) -> None:
     """Remove stored credentials."""
-    from refund_tui.commands.credentials import delete_credentials
+    from refund_tui.commands.credentials import delete_credentials, delete_ledger_password
 
-    delete_credentials(profile_name, provider)
+    _provider_or_ledger(provider, ledger_password)
+    if ledger_password:
+        delete_ledger_password(profile_name)
+    else:
+        delete_credentials(profile_name, provider)
 
 
 @main.group()

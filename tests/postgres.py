@@ -45,46 +45,83 @@ def answers(url: str) -> bool:
     return True
 
 
-def _binaries() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
-    if found:
-        return Path(found[-1]).parent
-    initdb = shutil.which("initdb")
-    return Path(initdb).parent if initdb else None
-
-
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
+class Cluster:
+    """A throwaway cluster (``throwaway_cluster``): stopped and started again at will, on the
+    same port, so a test can take the server away from a running client."""
+
+    def __init__(self, binaries: Path, root: Path, run_as: list[str], port: int) -> None:
+        self._binaries, self._root, self._run_as, self.port = binaries, root, run_as, port
+        #: Its superuser (trust).
+        self.url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        self.running = False
+
+    def run(self, *command: str) -> None:
+        subprocess.run([*self._run_as, *command], check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        if self.running:
+            return
+        options = f"-p {self.port} -k {self._root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self.run(str(self._binaries / "pg_ctl"), "-D", str(self._root / "data"), "-o", options,
+                 "-w", "-l", str(self._root / "log"), "start")  # fmt: skip
+        self.running = True
+
+    def stop(self) -> None:
+        """Stop at once, as a crash would: every client's connection is cut."""
+        if not self.running:
+            return
+        self.run(str(self._binaries / "pg_ctl"), "-D", str(self._root / "data"), "-m", "immediate",
+                 "-w", "stop")  # fmt: skip
+        self.running = False
+
+
+#: pg_hba.conf of a cluster that checks passwords: every role but the superuser sends one.
+PASSWORD_HBA = """local all all trust
+host all postgres 127.0.0.1/32 trust
+host all all 127.0.0.1/32 scram-sha-256
+"""
+
+
 @contextmanager
-def throwaway_cluster(binaries: Path) -> Iterator[str]:
+def throwaway_cluster(binaries: Path, *, passwords: bool = False) -> Iterator[Cluster]:
     """A cluster in a temporary directory on a free loopback port (socket in that directory);
-    run as an unprivileged user when we are root (initdb refuses root). Yields its URL."""
+    run as an unprivileged user when we are root (initdb refuses root). Trust auth, or with
+    ``passwords`` every role but the superuser authenticates by password (SCRAM)."""
     root = Path(tempfile.mkdtemp(prefix="refund-tui-pg-"))
-    data, port = root / "data", _free_port()
     run_as: list[str] = []
     if os.geteuid() == 0:
         user = "postgres" if _user_exists("postgres") else "nobody"
         account = pwd.getpwnam(user)
         os.chown(root, account.pw_uid, account.pw_gid)
         run_as = ["runuser", "-u", user, "--"]
-
-    def run(*command: str) -> None:
-        subprocess.run([*run_as, *command], check=True, capture_output=True, timeout=120)
-
+    cluster = Cluster(binaries, root, run_as, _free_port())
     try:
-        run(str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
-        options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        run(str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-l", str(root / "log"), "start")
+        cluster.run(str(binaries / "initdb"), "-D", str(root / "data"), "-A", "trust", "-U", "postgres",
+                    "--no-sync")  # fmt: skip
+        if passwords:
+            (root / "data" / "pg_hba.conf").write_text(PASSWORD_HBA, "utf-8")
+        cluster.start()
         try:
-            yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+            yield cluster
         finally:
-            run(str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+            cluster.stop()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def binaries() -> Path | None:
+    """Where the system's initdb and pg_ctl are, if anywhere."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
 
 
 def _user_exists(name: str) -> bool:
@@ -102,11 +139,11 @@ def server() -> Iterator[str]:
     if answers(url):
         yield url
         return
-    binaries = _binaries()
-    if binaries is None:
+    found = binaries()
+    if found is None:
         raise NoPostgres(INSTALL_HINT.format(url=url))
-    with throwaway_cluster(binaries) as started:
-        yield started
+    with throwaway_cluster(found) as started:
+        yield started.url
 
 
 def with_database(url: str, dbname: str, user: str | None = None) -> str:

@@ -285,3 +285,26 @@ def test_no_secret_in_any_text(use_backend):
 def test_secrets_under_16_characters_show_only_their_length_and_last_2(value, shown):
     assert mask(value) == shown
     assert repr(Secret(value)) == f"Secret({shown!r})"
+
+
+def test_the_ledger_password_is_asked_only_for_a_team_ledger_and_alone(tmp_path, monkeypatch, memory):
+    """``credentials set --ledger-password`` takes no provider (exit 2 with both or neither)
+    and is refused, before any prompt, for a profile whose ledger is an SQLite file."""
+    from click.testing import CliRunner
+
+    from refund_tui.cli import main
+
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.toml").write_text(
+        '[profiles.prod]\nenvironment = "live"\n[profiles.prod.novasend]\nbase_url = "https://n.invalid"\n',
+        "utf-8",
+    )
+    monkeypatch.setenv("REFUND_TUI_HOME", str(tmp_path))
+    for args in ([], ["--provider", "novasend", "--ledger-password"]):
+        misuse = CliRunner().invoke(main, ["credentials", "set", "--profile", "prod", *args])
+        assert misuse.exit_code == 2
+        assert "give --provider or --ledger-password (one of them)" in misuse.output
+    solo = CliRunner().invoke(main, ["credentials", "set", "--profile", "prod", "--ledger-password"], input="x\nx\n")
+    assert solo.exit_code == 1
+    assert "profile 'prod' keeps its ledger in an SQLite file: only a team ledger" in solo.output
+    assert memory.entries == {}

@@ -357,16 +357,7 @@ def test_racing_operators_killed_and_cut_off_never_over_refund_nor_lose_an_attem
         assert cli(owner, "ledger", "grant", "--profile", "team", login, "refund_tui_operator").returncode == 0
         envs.append(team.home(f"op{number}", login))
     payment = sandbox.create_payment(**PAYMENTS["novasend"])
-    sandbox.faults(latency_ms=40)
-    racers = [
-        subprocess.Popen([sys.executable, "-m", "tests.team_race", payment, "25"], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-        for env in envs
-    ]
-    deadline = time.monotonic() + 30
-    while len(owner_ledger.attempts(payment_reference=payment)) < 4:
-        assert time.monotonic() < deadline, "the racers never got going"
-        time.sleep(0.05)
+    racers = start_race(sandbox, owner_ledger, envs, payment, 25)
     with psycopg.connect(team.database_url, autocommit=True) as admin:
         terminated = admin.execute(
             """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
@@ -374,17 +365,44 @@ def test_racing_operators_killed_and_cut_off_never_over_refund_nor_lose_an_attem
         ).fetchall()
     assert terminated
     racers[0].send_signal(signal.SIGKILL)
+    seen = finish_race(sandbox, racers, envs[1], 0, -signal.SIGKILL)
+    assert_every_refund_accounted_for(sandbox, owner_ledger, payment, seen)
+
+
+def start_race(sandbox, ledger, envs, payment: str, tries: int) -> list[subprocess.Popen]:
+    """One racer (tests/team_race.py) per environment, each making ``tries`` refunds of 1,000
+    on ``payment`` (the provider slowed a little); returned once they have all begun."""
+    sandbox.faults(latency_ms=40)
+    racers = [
+        subprocess.Popen([sys.executable, "-m", "tests.team_race", payment, str(tries)], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        for env in envs
+    ]
+    deadline = time.monotonic() + 30
+    while len(ledger.attempts(payment_reference=payment)) < len(envs):
+        assert time.monotonic() < deadline, "the racers never got going"
+        time.sleep(0.05)
+    return racers
+
+
+def finish_race(sandbox, racers, recover_env, *exit_codes: int) -> list[str]:
+    """Waits for the racers (each ending with one of ``exit_codes``), then runs one recovery
+    in a new process; the attempt ids the racers were told about."""
     seen = []
     for racer in racers:
         out, err = racer.communicate(timeout=120)
-        assert racer.returncode in (0, -signal.SIGKILL), err
+        assert racer.returncode in exit_codes, err
         seen += out.split()
     sandbox.faults(latency_ms=0)
-    recovered = cli(envs[1], "recover")
+    recovered = cli(recover_env, "recover")
     assert recovered.returncode in (0, 3), recovered.stderr
+    return seen
 
+
+def assert_every_refund_accounted_for(sandbox, ledger, payment: str, seen: list[str]) -> None:
+    """Executed refunds never exceed the payment, each has its attempt, no attempt is lost."""
     refunds = executed(sandbox, payment)
-    attempts = {a.attempt_id: a for a in owner_ledger.attempts(payment_reference=payment)}
+    attempts = {a.attempt_id: a for a in ledger.attempts(payment_reference=payment)}
     references = {a.provider_reference for a in attempts.values()}
     assert {r["refund_reference"] for r in refunds} <= references  # every refund has its attempt
     assert set(seen) <= set(attempts)  # no attempt a process was told about is lost

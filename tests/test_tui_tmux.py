@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_team_ledger import team  # noqa: F401 - the fixture, for two consoles on one ledger
+
 pytestmark = pytest.mark.skipif(
     shutil.which("tmux") is None and os.environ.get("CI") != "true",
     reason="tmux is not installed on this machine",
@@ -132,3 +134,46 @@ def test_the_board_and_details_explain_failed_and_unknown_refunds_at_80x24(conso
         time.sleep(0.5)
     # the footer offers R once the details are read: a frame after their text, at the latest
     console.wait_for("Outcome unknown", "never resent", "R Resend")
+
+
+def test_two_consoles_on_one_team_ledger_b_sees_as_refund_within_a_second(team, sandbox):
+    """Operators A and B, each in a real terminal, on one PostgreSQL ledger: A refunds from
+    the console; B's open board shows it within 1 s of its intent being recorded."""
+    from refund_tui.ledgers.postgres import PostgresLedger
+    from tests.test_team_ledger import PAYMENTS
+
+    reference = sandbox.create_payment(**PAYMENTS["vesicash"])
+    panes = {}
+    try:
+        for name in ("a", "b"):
+            panes[name] = pane = Pane(f"refund-tui-test-{uuid.uuid4().hex[:8]}")
+            env = [f"-e{variable}={value}" for variable, value in team.home(name).items()
+                   if variable.startswith("REFUND_TUI_")]  # fmt: skip
+            pane.tmux("new-session", "-d", "-s", "console", "-x", "80", "-y", "24", "-c", str(REPO),
+                      *env, f"{sys.executable} -m refund_tui")  # fmt: skip
+        a, b = panes["a"], panes["b"]
+        b.wait_for("REFUNDS ENABLED", "Needs attention")
+        for _ in range(20):  # "b" opens the board once the providers are connected too
+            b.send("Escape", "b")
+            time.sleep(0.5)
+            if "All refunds" in b.text():
+                break
+        b.wait_for("All refunds", "0 shown")
+        a.wait_for("REFUNDS ENABLED", "Reference")
+        a.send(reference, "Enter")
+        a.wait_for("CAN REFUND up to 500.00 GHS")
+        a.send("r")
+        a.wait_for("Reason", "Review")
+        a.send("Tab", "Tab", "Tab", "Duplicate charge")  # amount (all of it), phone, country
+        a.wait_for("Duplicate charge")
+        a.send("C-s")
+        a.wait_for("Type 500.00 to confirm")
+        a.send("500.00", "Enter")
+        b.wait_for(reference, timeout=10)
+        seen = time.time()
+        with PostgresLedger(team.database_url) as ledger:
+            [attempt] = ledger.attempts(payment_reference=reference)
+        assert seen - attempt.created_at.timestamp() < 1.0
+    finally:
+        for pane in panes.values():
+            subprocess.run(["tmux", "-L", pane.socket, "kill-server"], capture_output=True)

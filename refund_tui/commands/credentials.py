@@ -17,6 +17,7 @@ from refund_tui.commands.output import Refused
 from refund_tui.config import ConfigError, Profile, load_config
 from refund_tui.core.credentials import (
     FIELDS,
+    LEDGER_PASSWORD,
     WEBHOOK_SECRET,
     CredentialsError,
     CredentialStore,
@@ -189,6 +190,10 @@ def show_credentials(profile_name: str, provider: str) -> int:
         if field.problem and field.problem not in shown:
             click.echo(f"    {field.problem}")
             shown.add(field.problem)
+    if profile.ledger_url is not None:
+        ledger = store.ledger_password_status(profile.name)
+        click.echo(f"  {ledger.field:<14} {ledger.state:<10} (team ledger; libpq's service file, "
+                   "PGPASSWORD or ~/.pgpass come first)")  # fmt: skip
     api_fields = [field for field in statuses if field.field in FIELDS[name]]
     return 0 if all(field.present for field in api_fields) else 1
 
@@ -203,3 +208,39 @@ def delete_credentials(profile_name: str, provider: str) -> None:
     except CredentialsError as error:
         raise Refused(str(error)) from None
     click.echo(f"deleted credentials for {profile.name}/{name.value}")
+
+
+def _team_profile(profile_name: str) -> Profile:
+    profile = _profile(profile_name, keeps_credentials=True)
+    if profile.ledger_url is None:
+        raise Refused(f"profile '{profile.name}' keeps its ledger in an SQLite file: only a team "
+                      "ledger (ledger = \"postgresql://...\") takes a password")  # fmt: skip
+    return profile
+
+
+def set_ledger_password(profile_name: str) -> None:
+    """Prompt (without echo, twice) for the profile's team-ledger password and store it."""
+    profile = _team_profile(profile_name)
+    store = CredentialStore()
+    with _typeahead_hidden():
+        ask_passphrase(store, create=True)
+        try:
+            store.check_writable(profile.name, None)
+            value = click.prompt(f"{LEDGER_PASSWORD} for {profile.name}'s team ledger (hidden)",
+                                 hide_input=True, confirmation_prompt=True, err=True)  # fmt: skip
+            click.echo("Storing...", err=True)
+            store.set_ledger_password(profile.name, value)
+        except CredentialsError as error:
+            raise Refused(str(error)) from None
+    click.echo(f"stored {LEDGER_PASSWORD} for {profile.name} in the keyring")
+
+
+def delete_ledger_password(profile_name: str) -> None:
+    profile = _team_profile(profile_name)
+    store = CredentialStore()
+    ask_passphrase(store)
+    try:
+        store.delete_ledger_password(profile.name)
+    except CredentialsError as error:
+        raise Refused(str(error)) from None
+    click.echo(f"deleted {LEDGER_PASSWORD} for {profile.name}")

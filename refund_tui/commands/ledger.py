@@ -18,7 +18,7 @@ from refund_tui.commands.output import Refused
 from refund_tui.config import ConfigError, Profile, load_config, masked_url, paths
 from refund_tui.core.ledger import LedgerError
 from refund_tui.ledger_registry import open_profile_ledger, start_afresh
-from refund_tui.ledgers import open_ledger
+from refund_tui.ledgers import keyring_password, open_ledger
 
 
 def init_ledger(profile_name: str | None, force: bool) -> None:
@@ -72,7 +72,7 @@ def setup_ledger(profile_name: str) -> None:
 
     profile = _team_profile(profile_name)
     try:
-        before, after = setup(profile.ledger_url)
+        before, after = setup(profile.ledger_url, password_source=keyring_password(profile))
     except LedgerError as error:
         raise Refused(str(error)) from None
     where = masked_url(profile.ledger_url)
@@ -87,7 +87,8 @@ def change_role(profile_name: str, login: str, role: str, *, grant: bool) -> Non
 
     profile = _team_profile(profile_name)
     try:
-        change_membership(profile.ledger_url, login, role, grant=grant)
+        change_membership(profile.ledger_url, login, role, grant=grant,
+                          password_source=keyring_password(profile))  # fmt: skip
     except LedgerError as error:
         raise Refused(str(error)) from None
     click.echo(f"{'granted' if grant else 'revoked'} {role} {'to' if grant else 'from'} {login}")
@@ -98,7 +99,7 @@ def import_ledger(profile_name: str, path: Path) -> None:
 
     profile = _team_profile(profile_name)
     try:
-        with PostgresLedger(profile.ledger_url) as ledger:
+        with PostgresLedger(profile.ledger_url, password_source=keyring_password(profile)) as ledger:
             report = ledger.import_solo(path)
     except LedgerError as error:
         raise Refused(str(error)) from None

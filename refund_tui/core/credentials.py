@@ -39,6 +39,8 @@ FIELDS: dict[ProviderName, tuple[str, ...]] = {
 #: The secret the provider signs its notifications with; only the webhook receiver needs it.
 WEBHOOK_SECRET = "webhook_secret"
 ENV_PREFIX = "REFUND_TUI"
+#: A profile's team-ledger (PostgreSQL) password: keyring service ``refund-tui/<profile>/ledger``.
+LEDGER_PASSWORD = "ledger_password"
 #: How an operator stores credentials from the shell (the CLI's command).
 SET_COMMAND = "refund-tui credentials set --profile {profile} --provider {provider}"
 SET_WEBHOOK_COMMAND = SET_COMMAND + " --webhook-secret"
@@ -113,6 +115,10 @@ class _Locked(_Unavailable):
 
 def service_name(profile: str, provider: ProviderName) -> str:
     return f"refund-tui/{profile}/{provider.value}"
+
+
+def ledger_service(profile: str) -> str:
+    return f"refund-tui/{profile}/ledger"
 
 
 def env_variable(profile: str, provider: ProviderName, field: str) -> str:
@@ -298,12 +304,15 @@ class CredentialStore:
             return BackendStatus(name, False, secure, problem, guidance(), locked=locked)
         return BackendStatus(name, True, secure, None, None)
 
-    def _usable_backend(self, profile: str, provider: ProviderName, needed: str) -> KeyringBackend:
-        """The keyring backend, or CredentialsError saying why it cannot be used for ``needed``."""
+    def _usable_backend(
+        self, profile: str, provider: ProviderName | None, needed: str
+    ) -> KeyringBackend:
+        """The keyring backend, or CredentialsError saying why it cannot be used for ``needed``
+        (a provider's credentials, or with None the team ledger's password)."""
         status = self.backend_status()
         if not status.usable:
-            fixes = guidance(env_variable(profile, provider, FIELDS[provider][-1]))
-            fixes = f".\n{fixes}" if status.guidance else ""
+            example = "PGPASSWORD" if provider is None else env_variable(profile, provider, FIELDS[provider][-1])
+            fixes = f".\n{guidance(example)}" if status.guidance else ""
             raise CredentialsError(f"{needed}: {status.problem}{fixes}")
         return _effective(keyring.get_keyring())
 
@@ -406,10 +415,11 @@ class CredentialStore:
             )
         return {field: Secret(values[field]) for field in fields}
 
-    def check_writable(self, profile: str, provider: ProviderName) -> None:
+    def check_writable(self, profile: str, provider: ProviderName | None) -> None:
         """Write and remove a probe entry: CredentialsError if the keyring cannot store (ask
-        for secrets only after this)."""
-        needed = f"cannot store the {provider.value} credentials for profile '{profile}'"
+        for secrets only after this). ``provider`` None: for the team ledger's password."""
+        what = "team ledger password" if provider is None else f"{provider.value} credentials"
+        needed = f"cannot store the {what} for profile '{profile}'"
         backend = self._usable_backend(profile, provider, needed)
         try:
             self._call(backend, backend.set_password, *_PROBE, "probe")
@@ -448,6 +458,50 @@ class CredentialStore:
                 self._call(backend, _delete_if_present, backend, service, field)
             except _Unavailable as error:
                 raise CredentialsError(f"{needed}: {error}") from None
+
+    # -- the team ledger's password -----------------------------------------------------
+
+    def ledger_password(self, profile: str) -> Secret | None:
+        """The profile's team-ledger password from the keyring, None when none is stored;
+        CredentialsError when the keyring cannot be read."""
+        needed = f"cannot read the team ledger password for profile '{profile}'"
+        backend = self._usable_backend(profile, None, needed)
+        try:
+            value = self._call(backend, backend.get_password, ledger_service(profile), LEDGER_PASSWORD)
+        except _Unavailable as error:
+            raise CredentialsError(f"{needed}: {error}") from None
+        return Secret(value) if value else None
+
+    def set_ledger_password(self, profile: str, value: str) -> None:
+        """Store the profile's team-ledger password (kept as typed: a password may hold spaces)."""
+        if not value:
+            raise CredentialsError(f"{LEDGER_PASSWORD} cannot be empty")
+        needed = f"cannot store the team ledger password for profile '{profile}'"
+        backend = self._usable_backend(profile, None, needed)
+        try:
+            self._call(backend, backend.set_password, ledger_service(profile), LEDGER_PASSWORD, value,
+                       secrets=(value,))  # fmt: skip
+        except _Unavailable as error:
+            raise CredentialsError(f"{needed}: {error}") from None
+
+    def delete_ledger_password(self, profile: str) -> None:
+        needed = f"cannot delete the team ledger password for profile '{profile}'"
+        backend = self._usable_backend(profile, None, needed)
+        try:
+            self._call(backend, _delete_if_present, backend, ledger_service(profile), LEDGER_PASSWORD)
+        except _Unavailable as error:
+            raise CredentialsError(f"{needed}: {error}") from None
+
+    def ledger_password_status(self, profile: str) -> FieldStatus:
+        """Whether the keyring holds the profile's team-ledger password (never any of it: a
+        password's ends are part of it, unlike an API key's); never raises."""
+        try:
+            value = self.ledger_password(profile)
+        except CredentialsError as error:
+            return FieldStatus(LEDGER_PASSWORD, "unreadable", None, str(error).split("\n")[0])
+        if value is None:
+            return FieldStatus(LEDGER_PASSWORD, "missing")
+        return FieldStatus(LEDGER_PASSWORD, "keyring")
 
     def status(self, profile: str, provider: ProviderName) -> list[FieldStatus]:
         """Each field's state and masked value; never raises."""

@@ -310,7 +310,11 @@ class ChangeWatch(Protocol):
     """Tells, cheaply, whether anyone committed to the ledger since the last look.
 
     Never raises: a ledger it cannot read counts as unchanged (the periodic refresh reports it).
+    ``lost`` says why while the ledger cannot be reached at all (a team ledger's server gone),
+    else None; the watch reconnects by itself and then reports a change (read it all again).
     """
+
+    lost: str | None
 
     def changed(self) -> bool: ...
 

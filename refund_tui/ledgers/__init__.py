@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from refund_tui.config import Profile
-from refund_tui.core.ledger import Ledger
+from collections.abc import Callable
+
+from refund_tui.config import Profile, masked_url
+from refund_tui.core.ledger import Ledger, LedgerError
+from refund_tui.core.secret import Secret
 
 
 def open_ledger(profile: Profile, *, create: bool = True, accept: bool = False) -> Ledger:
@@ -17,7 +20,7 @@ def open_ledger(profile: Profile, *, create: bool = True, accept: bool = False) 
         return open_profile_ledger(profile.name, create=create, path=profile.ledger_path)
     from refund_tui.ledgers.postgres import PostgresLedger, identity_key
 
-    ledger = PostgresLedger(profile.ledger_url)
+    ledger = PostgresLedger(profile.ledger_url, password_source=keyring_password(profile))
     try:
         key = identity_key(profile.ledger_url, ledger.schema)
         pin_identity(profile.name, key, ledger.ledger_id, ledger.location, accept=accept)
@@ -25,3 +28,26 @@ def open_ledger(profile: Profile, *, create: bool = True, accept: bool = False) 
         ledger.close()
         raise
     return ledger
+
+
+def keyring_password(profile: Profile) -> Callable[[], Secret]:
+    """Where a team ledger's password comes from when libpq's own sources (a service file,
+    PGPASSWORD, ~/.pgpass) give none: the profile's ``ledger_password`` in the keyring."""
+
+    def read() -> Secret:
+        from refund_tui.core.credentials import CredentialsError, CredentialStore
+
+        asks = f"the team ledger at {masked_url(profile.ledger_url or '')} asks for a password"
+        try:
+            password = CredentialStore().ledger_password(profile.name)
+        except CredentialsError as error:
+            raise LedgerError(f"{asks}: {error}") from None
+        if password is None:
+            raise LedgerError(
+                f"{asks} and none is given: store it with `refund-tui credentials set --profile "
+                f"{profile.name} --ledger-password`, or give it to libpq (~/.pgpass, PGPASSWORD "
+                "or a service file)"
+            )
+        return password
+
+    return read

@@ -16,6 +16,7 @@ only checks that its version is the one this refund-tui knows.
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import threading
@@ -28,8 +29,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import errors, sql
-from psycopg.conninfo import conninfo_to_dict
+from psycopg import errors, pq, sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from refund_tui import __version__
@@ -46,10 +47,18 @@ CONNECT_TIMEOUT = 5
 POOL_TIMEOUT = 10.0
 #: Attempts at a transaction the database aborted to keep concurrent ones serialisable.
 RETRIES = 8
+#: Seconds between attempts to re-open a lost change watch.
+RECONNECT_INTERVAL = 0.5
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_WHERE_FAILED = re.compile(r"^connection failed: (connection to server .*? failed: )?")
 _RETRYABLE = (errors.SerializationFailure, errors.DeadlockDetected)
 
 T = TypeVar("T")
+log = logging.getLogger("refund_tui.ledger")
+
+# The pool logs each failed reconnection: for an application that configures logging (the
+# receiver), not as stray lines on a command's or the console's terminal.
+logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
 
 
 @lru_cache(maxsize=512)
@@ -99,20 +108,63 @@ def connection_options(schema: str, password: Secret | None) -> dict[str, Any]:
     return options
 
 
-def connect(url: str, schema: str = DEFAULT_SCHEMA, password: Secret | None = None,
-            autocommit: bool = True) -> psycopg.Connection:  # fmt: skip
-    """One connection, or LedgerError naming host, port and role (never the password)."""
+class PasswordWanted(LedgerError):
+    """The server asks for a password that libpq's own sources did not give."""
+
+
+#: Where the password comes from when libpq's own sources give none: the keyring's
+#: ``ledger_password`` (``refund_tui.ledgers.keyring_password``). Raises LedgerError if none.
+PasswordSource = Callable[[], Secret]
+
+
+def connect(url: str, schema: str = DEFAULT_SCHEMA, password: Secret | None = None) -> psycopg.Connection:
+    """One autocommit connection, or LedgerError naming host, port and role (never the
+    password); PasswordWanted when the server asks for a password and libpq found none."""
     try:
-        return psycopg.connect(url, autocommit=autocommit, **connection_options(schema, password))
+        return psycopg.connect(url, autocommit=True, **connection_options(schema, password))
     except psycopg.Error as error:
-        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
-        raise LedgerError(f"cannot reach the team ledger ({where(url)}): {reason}") from None
+        message = f"cannot reach the team ledger ({where(url)}): {_reason(error)}"
+        if password is None and _password_wanted(url, schema):
+            raise PasswordWanted(message) from None
+        raise LedgerError(message) from None
+
+
+def _password_wanted(url: str, schema: str) -> bool:
+    """Whether the server asked for a password that neither the URL's service file,
+    PGPASSWORD nor ~/.pgpass gave (libpq's PQconnectionNeedsPassword)."""
+    pgconn = pq.PGconn.connect(make_conninfo(url, **connection_options(schema, None)).encode())
+    try:
+        return pgconn.status == pq.ConnStatus.BAD and pgconn.needs_password
+    finally:
+        pgconn.finish()
+
+
+def connect_as(url: str, schema: str, password: Secret | None,
+               source: PasswordSource | None) -> tuple[psycopg.Connection, Secret | None]:  # fmt: skip
+    """``connect``; when libpq had no password to send, again with ``source``'s. Returns the
+    connection and the password that opened it (None: libpq's own)."""
+    try:
+        return connect(url, schema, password), password
+    except PasswordWanted:
+        if source is None:
+            raise
+    password = source()
+    return connect(url, schema, password), password
+
+
+def _reason(error: BaseException) -> str:
+    """The first line of a driver's message (the server's own words), for one-line messages."""
+    text = str(error).strip()
+    if not text:
+        return type(error).__name__
+    return _WHERE_FAILED.sub("", text.splitlines()[0])  # the caller names where already
 
 
 class PostgresChangeWatch:
     """LISTENs on the schema's channel (every write NOTIFYs it at commit). A lost connection
-    is re-opened in the background, and reported once as a change: missed notifications
-    mean everything must be read again."""
+    is re-opened in the background (every RECONNECT_INTERVAL) while ``lost`` says why, and
+    is reported once as a change when back: missed notifications mean everything must be
+    read again."""
 
     def __init__(self, open_connection: Callable[[], psycopg.Connection], channel: str) -> None:
         self._open = open_connection
@@ -121,19 +173,23 @@ class PostgresChangeWatch:
         self._closed = False
         self._reconnected = False
         self._lock = threading.Lock()
-        self._listen()
+        self.lost: str | None = None
+        if not self._listen():
+            self._start_reconnecting()
 
-    def _listen(self) -> None:
+    def _listen(self) -> bool:
         try:
             conn = self._open()
             conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
-        except (LedgerError, psycopg.Error):
-            return
+        except (LedgerError, psycopg.Error) as error:
+            self.lost = _reason(error)
+            return False
         with self._lock:
             if self._closed:
                 conn.close()
-                return
+                return True
             self._conn = conn
+        return True
 
     def changed(self) -> bool:
         with self._lock:
@@ -145,18 +201,21 @@ class PostgresChangeWatch:
                 return True
         try:
             return any(True for _ in conn.notifies(timeout=0))
-        except psycopg.Error:
+        except psycopg.Error as error:
             with self._lock:
                 self._conn = None
+            self.lost = f"the team ledger cannot be reached: {_reason(error)}"
             conn.close()
-            threading.Thread(target=self._reconnect, name="ledger-watch", daemon=True).start()
+            self._start_reconnecting()
             return False
 
+    def _start_reconnecting(self) -> None:
+        threading.Thread(target=self._reconnect, name="ledger-watch", daemon=True).start()
+
     def _reconnect(self) -> None:
-        while not self._closed and self._conn is None:
-            self._listen()
-            if self._conn is None:
-                time.sleep(1.0)
+        while not self._closed and not self._listen():
+            time.sleep(RECONNECT_INTERVAL)
+        self.lost = None
         self._reconnected = True
 
     def close(self) -> None:
@@ -184,13 +243,15 @@ class PostgresLedger(SqlLedger):
         *,
         schema: str = DEFAULT_SCHEMA,
         password: Secret | None = None,
+        password_source: PasswordSource | None = None,
         pool_size: int = 4,
     ) -> None:
         self.url = url
         self.location = masked_url(url)
         self.schema = schema
+        first, password = connect_as(url, schema, password, password_source)
         self._password = password
-        with connect(url, schema, password) as first:
+        with first:
             self.role = first.execute("SELECT session_user").fetchone()[0]
             with self._translate():
                 self._check_version(first)
@@ -250,7 +311,7 @@ class PostgresLedger(SqlLedger):
             raise LedgerError(f"the ledger refused the change: {error.diag.message_primary}") from None
         except (psycopg.OperationalError, PoolTimeout) as error:
             raise LedgerError(f"the team ledger ({where(self.url)}) cannot be reached: "
-                              f"{str(error).strip().splitlines()[-1]}") from None  # fmt: skip
+                              f"{_reason(error)}") from None  # fmt: skip
         except psycopg.Error as error:
             raise LedgerError(f"the team ledger cannot be used: {error}") from None
 
@@ -260,9 +321,11 @@ class PostgresLedger(SqlLedger):
                 try:
                     with self._pool.connection() as conn, conn.transaction():
                         return work(_Conn(conn))
-                except _RETRYABLE:
+                except _RETRYABLE as error:
                     if tries == RETRIES:
                         raise
+                    log.info("retrying a ledger transaction the database aborted (%s, try %d): %s",
+                             error.sqlstate, tries, error.diag.message_primary)  # fmt: skip
                     time.sleep(random.uniform(0, 0.005 * 2**tries))
         raise AssertionError("unreachable")
 
@@ -313,10 +376,12 @@ def schema_version(conn: psycopg.Connection, schema: str) -> int | None:
     ).fetchone()[0]
 
 
-def setup(url: str, *, schema: str = DEFAULT_SCHEMA, password: Secret | None = None) -> tuple[int, int]:
+def setup(url: str, *, schema: str = DEFAULT_SCHEMA,
+          password_source: PasswordSource | None = None) -> tuple[int, int]:  # fmt: skip
     """Create the group roles, the schema and its grants, and run pending migrations, all in
     one transaction under an advisory lock. Returns (version before, version after)."""
-    with connect(url, schema, password, autocommit=False) as conn, conn.transaction():
+    conn, _ = connect_as(url, schema, None, password_source)
+    with conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('refund-tui setup', 0))")
         for role in ROLES:
             conn.execute(
@@ -346,12 +411,13 @@ def setup(url: str, *, schema: str = DEFAULT_SCHEMA, password: Secret | None = N
 
 
 def change_membership(url: str, login: str, role: str, *, grant: bool,
-                      password: Secret | None = None) -> None:  # fmt: skip
+                      password_source: PasswordSource | None = None) -> None:  # fmt: skip
     """Grant (or revoke) one of the group roles to a login role."""
     if role not in ROLES:
         raise LedgerError(f"no refund-tui role '{role}' (roles: {', '.join(ROLES)})")
     statement = "GRANT {} TO {}" if grant else "REVOKE {} FROM {}"
-    with connect(url, DEFAULT_SCHEMA, password) as conn:
+    conn, _ = connect_as(url, DEFAULT_SCHEMA, None, password_source)
+    with conn:
         try:
             conn.execute(sql.SQL(statement).format(sql.Identifier(role), sql.Identifier(login)))
         except psycopg.Error as error:

@@ -38,6 +38,8 @@ class SqliteChangeWatch:
     """Its own connection reads ``PRAGMA data_version``, which moves when another connection -
     another process (the webhook receiver), or this process's ledger - commits."""
 
+    lost = None  # a local file: nothing to reconnect to
+
     def __init__(self, path: Path) -> None:
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._version = self._read()

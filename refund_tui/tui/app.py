@@ -9,6 +9,7 @@ them. Nothing heavy is imported on the first paint's path.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Iterable
 from contextlib import closing
 from datetime import UTC, datetime
@@ -41,9 +42,13 @@ if TYPE_CHECKING:
 
 #: Never refresh faster than this (k9s's floor): operators over slow SSH links pay for redraws.
 MIN_INTERVAL = 2.0
-#: How often the console looks for ledger changes made by other processes (the webhook
-#: receiver): a change shows within this plus one board read.
-WATCH_INTERVAL = 0.5
+#: How often the console looks for ledger changes made by other processes (the receiver,
+#: other operators): a change shows within this plus one board read. A look is cheap (a
+#: socket already read, or SQLite's data_version) and repaints nothing unless changed; at
+#: 0.5 s it was half of the team ledger's median change-to-screen time (docs/TEAM.md).
+WATCH_INTERVAL = 0.1
+#: The banner's note while the team ledger is lost mid-session.
+LEDGER_LOST = "team ledger lost — reconnecting…"
 
 
 def utcnow() -> datetime:
@@ -136,6 +141,8 @@ class RefundApp(App[None]):
     connected: reactive[bool] = reactive(False, init=False)
     #: Why the session could not be opened (the lookup screen shows it), else None.
     session_problem: reactive[str | None] = reactive(None, init=False)
+    #: Why the team ledger cannot be reached mid-session (its watch reconnects), else None.
+    ledger_lost: reactive[str | None] = reactive(None, init=False)
 
     def __init__(
         self,
@@ -320,9 +327,30 @@ class RefundApp(App[None]):
             self.tracked_changes()
 
     def _watch_ledger(self) -> None:
-        """Another process (the webhook receiver) wrote to the ledger: show it now."""
-        if self._ledger_watch is not None and self._ledger_watch.changed():
+        """Another process (the webhook receiver) wrote to the ledger: show it now. While the
+        team ledger is lost the banner says so; once its watch is back, all is read again."""
+        watch = self._ledger_watch
+        if watch is None:
+            return
+        changed = watch.changed()
+        self.ledger_lost = watch.lost
+        if changed:
             self.tracked_changes()
+
+    def watch_ledger_lost(self, was: str | None, lost: str | None) -> None:
+        self.banner_info = dataclasses.replace(self.banner_info, note=LEDGER_LOST if lost else None)
+        if lost and was is None:
+            self.notify(f"{lost}. No refund can start until it is back; reconnecting…",
+                        title="Team ledger lost", severity="error", timeout=10, markup=False)  # fmt: skip
+        elif was and lost is None:
+            self.notify("The team ledger is back.", title="Team ledger", timeout=5)
+
+    def refund_blocked(self) -> str | None:
+        """Why no refund can start now (the team ledger is lost), else None."""
+        if self.ledger_lost is None:
+            return None
+        return (f"Nothing was sent: {self.ledger_lost}. The intent cannot be recorded, so no "
+                "refund can start until the team ledger is back (reconnecting…).")  # fmt: skip
 
     def tracked_changes(self) -> None:
         """Statuses changed: refresh the banner counts and whatever screen shows refunds."""
@@ -436,8 +464,12 @@ class RefundApp(App[None]):
         """
         from refund_tui.tui.screens.refund_form import RefundFormScreen
 
-        if self._needs_session():
-            self.push_screen(RefundFormScreen(view, retry_of=retry_of))
+        if not self._needs_session():
+            return
+        if blocked := self.refund_blocked():
+            self.notify(blocked, severity="error", timeout=10, markup=False)
+            return
+        self.push_screen(RefundFormScreen(view, retry_of=retry_of))
 
     def on_refund_submitted(self, message: RefundSubmitted) -> None:
         """A refund went out: close the form, show the board with that attempt."""

@@ -4,6 +4,7 @@ append-only whatever the client does; setup is versioned and serialised; clear f
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 
 import psycopg
@@ -221,7 +222,8 @@ def test_killed_backends_are_replaced_and_a_write_cut_off_is_refused_cleanly(own
         with raw(owner.url, owner.schema) as admin:
             return len(admin.execute(
                 """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                WHERE application_name LIKE 'refund-tui%%' AND pid != pg_backend_pid()"""
+                WHERE application_name LIKE 'refund-tui%%' AND pid != pg_backend_pid()
+                AND datname = current_database()"""
             ).fetchall())  # fmt: skip
 
     assert kill_ledger_backends() >= 1
@@ -247,3 +249,108 @@ def test_the_audit_export_names_the_login_that_recorded_each_event(team_ledger_f
     assert [(row["status"], row["recorded_by"]) for row in rows] == [
         ("pending", ledger.role), ("processing", ledger.role),
     ]  # fmt: skip
+
+
+def _waiting_for_a_lock(url: str, count: int) -> None:
+    """Until ``count`` refund-tui backends wait for an advisory lock (or 10 s)."""
+    deadline = time.monotonic() + 10
+    with psycopg.connect(url, autocommit=True) as conn:
+        while conn.execute(
+            """SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+            WHERE l.locktype = 'advisory' AND NOT l.granted AND a.application_name LIKE 'refund-tui%%'
+            AND a.datname = current_database()"""
+        ).fetchone()[0] < count:
+            assert time.monotonic() < deadline, "the ledger never waited for the lock"
+            time.sleep(0.01)
+
+
+def _in_thread(call) -> tuple[threading.Thread, list]:
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except Exception as error:  # noqa: BLE001 - the test looks at what it was
+            outcome.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def test_a_serialization_failure_is_retried_and_never_shown(team_ledger_factory, postgres_database, caplog):
+    """On a server whose transactions run SERIALIZABLE (a DBA's default_transaction_isolation),
+    two hosts' cap checks of one payment, both taking their snapshot while another host held
+    the payment's lock, conflict: PostgreSQL aborts the second with 40001. It is retried and
+    answers as the cap rules say (the first refund is in flight), never as a ledger failure."""
+    login_url = login_role(postgres_database, f"ser_{uuid.uuid4().hex[:6]}", OPERATOR)
+    with psycopg.connect(postgres_database, autocommit=True) as admin:
+        admin.execute(psycopg.sql.SQL("ALTER ROLE {} SET default_transaction_isolation = 'serializable'")
+                      .format(psycopg.sql.Identifier(login_url.split("//")[1].split("@")[0])))  # fmt: skip
+    hosts = [team_ledger_factory(login_url) for _ in range(2)]
+    caplog.set_level("INFO", logger="refund_tui.ledger")
+    with psycopg.connect(postgres_database) as blocker:  # a third host, in a transaction
+        blocker.execute("SELECT pg_advisory_xact_lock(hashtextextended('payment:novasend:tr_1', 0))")
+        racing = [_in_thread(lambda host=host: record(host, 100)) for host in hosts]
+        _waiting_for_a_lock(postgres_database, 2)
+    for thread, _ in racing:
+        thread.join(timeout=30)
+    outcomes = [outcome for _, [outcome] in racing]
+    assert sorted(type(outcome).__name__ for outcome in outcomes) == ["RefundInFlight", "str"]
+    [recorded] = [outcome for outcome in outcomes if isinstance(outcome, str)]
+    assert [a.attempt_id for a in hosts[0].attempts()] == [recorded]
+    retried = [r.getMessage() for r in caplog.records if r.name == "refund_tui.ledger"]
+    assert retried and all("(40001, try 1)" in message for message in retried)
+
+
+def test_a_deadlock_is_retried_and_never_shown(owner, postgres_database, caplog):
+    """Another host holds the payment's lock and then wants the batch row's, which a batch
+    refund holds while it waits for the payment: a deadlock. PostgreSQL aborts the refund's
+    transaction (its check runs first: deadlock_timeout 1 s against the other's 30 s); it is
+    retried once the other host is done, and recorded."""
+    caplog.set_level("INFO", logger="refund_tui.ledger")
+    row = BatchRow("d" * 32, 1)
+    with psycopg.connect(postgres_database) as other:
+        other.execute("SET LOCAL deadlock_timeout = '30s'")
+        other.execute("SELECT pg_advisory_xact_lock(hashtextextended('payment:novasend:tr_1', 0))")
+        thread, outcome = _in_thread(lambda: record(owner, 100, batch_row=row))
+        _waiting_for_a_lock(postgres_database, 1)
+        other.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"batch:{row.batch_id}:1",))
+    thread.join(timeout=30)
+    [attempt_id] = outcome
+    assert owner.batch_attempts(row.batch_id) == {1: attempt_id}
+    retried = [r.getMessage() for r in caplog.records if r.name == "refund_tui.ledger"]
+    assert len(retried) == 1 and "(40P01, try 1)" in retried[0]
+
+
+def test_two_receivers_given_the_same_signed_notices_at_once_apply_each_once(team_ledger_factory, postgres_database):
+    """Two webhook receivers (real HTTP servers, each with its own receiver login and pool) on
+    one team ledger; every signed notice delivered twice to each, all at once: each is
+    recorded and applied once, the rest answered as duplicates, statuses never go back."""
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.notices import deliver, notice_body, running_receiver
+
+    owner = team_ledger_factory()
+    attempts = []
+    for number, provider in enumerate([ProviderName.NOVASEND, ProviderName.VESICASH] * 2):
+        attempt_id = record(owner, 100, payment=f"tr_{number}", provider=provider)
+        owner.add_event(attempt_id, RefundStatus.PROCESSING, "provider", provider_reference=f"rf_{number}")
+        attempts.append(owner.get(attempt_id))
+    notices = [(a.provider, notice_body(a, state)) for a in attempts for state in ("processing", "completed")]
+    receiver_url = login_role(postgres_database, f"recv_{uuid.uuid4().hex[:6]}", RECEIVER)
+    with running_receiver(team_ledger_factory(receiver_url)) as first, \
+            running_receiver(team_ledger_factory(receiver_url)) as second:  # fmt: skip
+        deliveries = [(url, provider, body) for provider, body in notices for url in (first, second) * 2]
+        random.shuffle(deliveries)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = list(pool.map(lambda d: deliver(*d), deliveries))
+    assert {answer.status_code for answer in answers} == {200}
+    outcomes = [answer.json()["outcome"] for answer in answers]
+    assert outcomes.count(NoticeOutcome.DUPLICATE.value) == len(notices) * 3
+    assert len(owner.recent_notices(limit=100)) == len(notices)
+    for attempt in attempts:
+        assert owner.get(attempt.attempt_id).status is RefundStatus.COMPLETED
+        webhook = [e.status for e in owner.events(attempt.attempt_id) if e.source == "webhook"]
+        assert webhook in ([RefundStatus.COMPLETED], [RefundStatus.PROCESSING, RefundStatus.COMPLETED])

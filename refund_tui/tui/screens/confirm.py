@@ -164,6 +164,9 @@ class ConfirmScreen(ModalScreen[None]):
         """Submit once; every control is disabled until the outcome is known."""
         if self.sending:
             return
+        if blocked := self.app.refund_blocked():
+            self._say(blocked, error=True)
+            return
         self.sending = True
         self.query_one("#typed", Input).disabled = True
         self.query_one("#send", Button).disabled = True

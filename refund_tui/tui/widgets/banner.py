@@ -23,7 +23,8 @@ class BannerInfo:
     reversed: int = 0
     #: Refunds their provider executed twice: the customer was paid twice.
     paid_twice: int = 0
-    #: Shown instead of the mode while the session opens or when it could not open.
+    #: Shown instead of the mode while the session opens, when it could not open, or while
+    #: its team ledger is lost.
     note: str | None = None
 
     @classmethod
@@ -72,8 +73,8 @@ class Banner(Widget):
         elif info.environment == "sandbox":
             left.append(" SANDBOX ", style="bold")
         left.append(f" {info.profile} ")
-        if info.note is not None:
-            left.append(f" {info.note}", style="italic")
+        if info.note is not None:  # opening, could not open, or (a session open) ledger lost
+            left.append(f" {info.note}", style="italic" if info.environment is None else "bold reverse")
         elif info.refunds_enabled:
             left.append(" REFUNDS ENABLED ", style="bold")
         else:

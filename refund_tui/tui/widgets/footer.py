@@ -29,6 +29,8 @@ class KeyFooter(Footer):
 
     async def _rebuild_if_changed(self) -> None:
         self._rebuild_due = False
+        if not self.is_attached:  # its screen closed meanwhile
+            return
         shown = self._keys_shown()
         if shown != self._shown:
             self._shown = shown

@@ -729,7 +729,7 @@ class SqlLedger:
         order = "DESC" if newest_first else "ASC"
         sql = (
             f"SELECT {_ATTEMPT_COLUMNS}, {self._double_refunds_column}{self._attempt_extra} "
-            f"{_ATTEMPTS_FROM} {where} ORDER BY c.attempt_seq {order}"
+            f"{_ATTEMPTS_FROM} {where} ORDER BY a.seq {order}"  # a.seq: indexed with who made it
         )
         if limit is not None:
             sql += " LIMIT ?"

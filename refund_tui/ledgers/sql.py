@@ -569,16 +569,12 @@ class SqlLedger:
         """Insert one entry; ``took_over`` is the holder of ``held`` when not this author
         (PostgreSQL's trigger finds it again itself, whatever the client sends)."""
         took_over = held.who if held is not None and held.who != self._me(operator) else None
-        conn.execute(
-            f"INSERT INTO triage ({_TRIAGE_COLUMNS}) VALUES ({', '.join('?' * 9)})",
+        row = conn.execute(
+            f"""INSERT INTO triage ({_TRIAGE_COLUMNS}) VALUES ({', '.join('?' * 9)})
+            RETURNING {_TRIAGE_COLUMNS}{self._event_extra}""",
             (attempt_id, self._now(conn), action.value, note, took_over, operator.name,
              operator.uid, operator.hostname, operator.ssh_client),
-        )  # fmt: skip
-        row = conn.execute(
-            f"""SELECT {_TRIAGE_COLUMNS}{self._event_extra} FROM triage WHERE attempt_id = ?
-            ORDER BY id DESC LIMIT 1""",
-            (attempt_id,),
-        ).fetchone()
+        ).fetchone()  # fmt: skip
         return _to_triage(row)
 
     # -- notices --------------------------------------------------------------------------
@@ -729,7 +725,7 @@ class SqlLedger:
         order = "DESC" if newest_first else "ASC"
         sql = (
             f"SELECT {_ATTEMPT_COLUMNS}, {self._double_refunds_column}{self._attempt_extra} "
-            f"{_ATTEMPTS_FROM} {where} ORDER BY c.attempt_seq {order}"
+            f"{_ATTEMPTS_FROM} {where} ORDER BY a.seq {order}"  # a.seq: indexed with who made it
         )
         if limit is not None:
             sql += " LIMIT ?"

@@ -11,9 +11,10 @@ marked "retried" and left out of the failed view, as the banner leaves it out of
 Under the table, the highlighted refund's payment, reference and reason are written out in
 full: at 80 columns the table can only show the start of them.
 
-Triage as a team: the "By" column names who made each refund (the database role on a team
-ledger, the OS account on a solo one); a refund someone is on starts its reason with
-"@name"; ``w`` shows only mine, and ``by:NAME`` in the filter someone else's.
+Triage as a team: who made each refund (the database role on a team ledger, the OS account
+on a solo one) is in the "By" column after the reason (at 80 columns, on the line under the
+table); a refund someone is on starts its reason with "@name"; ``w`` shows only mine, and
+``by:NAME`` in the filter someone else's.
 """
 
 from __future__ import annotations
@@ -106,14 +107,14 @@ NAME_WIDTH = 12
 #: A filter term naming whose refunds to show, e.g. ``by:kofi``.
 BY_PREFIX = "by:"
 #: (column key, title); status, payment, amount and failure come first so they show at 80
-#: columns (the line under the table writes the highlighted one out in full).
+#: columns (the line under the table writes the highlighted one out in full, who made it too).
 COLUMNS = (
     ("time", "Time UTC"),
     ("status", "Status"),
     ("payment", "Payment"),
     ("amount", "Amount"),
-    ("by", "By"),
     ("reason", "Reason / failure"),
+    ("by", "By"),
     ("provider", "Provider"),
     ("reference", "Refund ref"),
 )
@@ -256,8 +257,8 @@ def row_cells(attempt: Attempt, retried: bool = False, claim: TriageEntry | None
         status or attempt_status(attempt),
         Text(printable(attempt.payment_reference), style=style),
         Text(attempt.amount.format(), style=style, justify="right"),
-        Text(_clip(printable(made_by(attempt)), NAME_WIDTH), style=style),
         reason,
+        Text(_clip(printable(made_by(attempt)), NAME_WIDTH), style=style),
         Text(attempt.provider.value, style=style),
         Text(printable(attempt.provider_reference or "-"), style=style),
     )

@@ -400,13 +400,26 @@ def webhooks_list(profile_name, kept, limit, as_json) -> None:
 @ledger.command("setup")
 @click.option("--profile", "profile_name", required=True)
 def ledger_setup(profile_name) -> None:
-    """Create or migrate the schema and the roles refund_tui_viewer, _operator and _receiver."""
+    """Create or migrate the schema and the roles refund_tui_viewer, _operator, _receiver and
+    _approver; write the profile's approval rules and daily limits into the ledger."""
     from refund_tui.commands.ledger import setup_ledger
 
     setup_ledger(profile_name)
 
 
-_ROLE_CHOICE = click.Choice(["refund_tui_viewer", "refund_tui_operator", "refund_tui_receiver"])
+@ledger.command("rules")
+@profile_option
+@json_option
+def ledger_rules(profile_name, as_json) -> None:
+    """The approval rules and daily limits the team ledger enforces for everyone."""
+    from refund_tui.commands.ledger import show_rules
+
+    show_rules(profile_name, as_json)
+
+
+_ROLE_CHOICE = click.Choice(
+    ["refund_tui_viewer", "refund_tui_operator", "refund_tui_receiver", "refund_tui_approver"]
+)
 
 
 @ledger.command("grant")

@@ -23,6 +23,7 @@ from psycopg import sql
 from refund_tui.core.credentials import FIELDS, env_variable
 from refund_tui.core.models import ProviderName, RefundStatus
 from refund_tui.ledgers.postgres import PostgresLedger
+from refund_tui.ledgers.postgres_schema import SCHEMA_VERSION
 from tests.postgres import session_database
 
 PAYMENTS = {
@@ -91,7 +92,7 @@ def team(sandbox, postgres_database, tmp_path) -> Iterator[Team]:
         team = Team(sandbox, database_url, tmp_path)
         setup = cli(team.home("owner"), "ledger", "setup", "--profile", "team")
         assert setup.returncode == 0, setup.stderr
-        assert "schema version 2" in setup.stdout
+        assert f"schema version {SCHEMA_VERSION}" in setup.stdout
         yield team
 
 
@@ -105,7 +106,7 @@ def test_setup_twice_grant_revoke_and_the_database_names_who_recorded(team, owne
     owner = team.home("owner")
     again = cli(owner, "ledger", "setup", "--profile", "team")
     assert (again.returncode, again.stdout.strip()) == (0, f"the team ledger at {team.database_url} "
-                                                        "is up to date (schema version 2)")  # fmt: skip
+                                                        f"is up to date (schema version {SCHEMA_VERSION})")  # fmt: skip
     ama = team.login("ama")
     granted = cli(owner, "ledger", "grant", "--profile", "team", ama, "refund_tui_operator")
     assert (granted.returncode, granted.stdout.strip()) == (0, f"granted refund_tui_operator to {ama}")

@@ -303,6 +303,52 @@ def resend(profile_name, attempt_id, yes, as_json) -> None:
     sys.exit(_run(profile_name, lambda session: resend_attempt(session, attempt_id, yes, as_json)))
 
 
+@main.command()
+@profile_option
+@json_option
+def approvals(profile_name, as_json) -> None:
+    """Refunds awaiting your approval (team ledger): who asked, why, until when."""
+    from refund_tui.commands.approvals import list_approvals
+
+    sys.exit(_run(profile_name, lambda session: list_approvals(session, as_json)))
+
+
+@main.command()
+@profile_option
+@click.argument("attempt_id")
+@click.option("--yes", is_flag=True, help="Do not ask to type the amount back.")
+@json_option
+def approve(profile_name, attempt_id, yes, as_json) -> None:
+    """Approve another operator's refund awaiting approval and send it, exactly once."""
+    from refund_tui.commands.approvals import approve_attempt
+
+    sys.exit(_run(profile_name, lambda session: approve_attempt(session, attempt_id, yes, as_json)))
+
+
+@main.command()
+@profile_option
+@click.argument("attempt_id")
+@click.option("--reason", required=True, help="Why it is denied (recorded, shown to the requester).")
+@json_option
+def deny(profile_name, attempt_id, reason, as_json) -> None:
+    """Deny a refund awaiting approval: it is never sent."""
+    from refund_tui.commands.approvals import check_reason, deny_attempt
+
+    reason = check_reason(reason)
+    sys.exit(_run(profile_name, lambda session: deny_attempt(session, attempt_id, reason, as_json)))
+
+
+@main.command()
+@profile_option
+@click.argument("attempt_id")
+@json_option
+def cancel(profile_name, attempt_id, as_json) -> None:
+    """Withdraw your own refund while it awaits approval: it is never sent."""
+    from refund_tui.commands.approvals import cancel_attempt
+
+    sys.exit(_run(profile_name, lambda session: cancel_attempt(session, attempt_id, as_json)))
+
+
 @main.group()
 def ledger() -> None:
     """The refund ledger itself; a team ledger's setup and roles (run by its owner)."""

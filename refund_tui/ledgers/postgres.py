@@ -378,7 +378,12 @@ class PostgresLedger(SqlLedger):
                     note=f"claimed to send once approved, by {operator.name}@{operator.hostname}",
                 )  # fmt: skip
 
-        self._write(write)
+        try:
+            self._write(write)
+        except ApprovalRefused:
+            with contextlib.suppress(LedgerError):  # a lapsed request is recorded as such
+                self._write(lambda conn: conn.execute("SELECT lapse_waiting()"))
+            raise
         return self.get(attempt_id)
 
 

@@ -10,15 +10,15 @@ import dataclasses
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Vertical
 from textual.message import Message
-from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
 from refund_tui.core.reconcile import Finding, ReadProgress, Report, Side, reconcile
 from refund_tui.tui.keys import bindings
 from refund_tui.tui.messages import describe_error
+from refund_tui.tui.screens.note import NoteScreen
 from refund_tui.tui.widgets.banner import Banner
 
 COLUMNS = (("kind", "Finding"), ("payment", "Payment"), ("ledger", "Ledger"), ("provider", "Provider"),
@@ -35,35 +35,6 @@ def side_line(label: str, side: Side | None) -> str:
         return f"{label}: nothing"
     when = f" at {side.at:%Y-%m-%d %H:%M:%S} UTC" if side.at else ""
     return f"{label}: {side.reference or 'no reference'} {side.amount.format()} {side.status}{when}"
-
-
-class NoteScreen(ModalScreen[str]):
-    """What the operator found about a finding (empty: nothing is recorded)."""
-
-    BINDINGS = bindings("confirm")
-    DEFAULT_CSS = """
-    NoteScreen { align: center middle; }
-    NoteScreen #note-box { width: 76; height: auto; border: thick $accent; padding: 0 1; }
-    """
-
-    def __init__(self, finding: Finding) -> None:
-        super().__init__()
-        self.finding = finding
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="note-box"):
-            yield Static(f"Acknowledge {self.finding.kind.value} on {self.finding.payment_reference}: "
-                         "say what you found (kept in the ledger, with your name).", markup=False)  # fmt: skip
-            yield Input(placeholder="e.g. refunded by finance on the dashboard", compact=True, id="note")
-        yield Footer()
-
-    @on(Input.Submitted, "#note")
-    def _noted(self, event: Input.Submitted) -> None:
-        if event.value.strip():
-            self.dismiss(event.value.strip())
-
-    def action_cancel(self) -> None:
-        self.dismiss("")
 
 
 class ReconcileScreen(Screen):
@@ -162,7 +133,10 @@ class ReconcileScreen(Screen):
         finding = self._highlighted()
         if finding is None:
             return
-        self.app.push_screen(NoteScreen(finding), lambda note: note and self.save_note(finding, note))
+        prompt = (f"Acknowledge {finding.kind.value} on {finding.payment_reference}: say what you found "
+                  "(kept in the ledger, with your name).")  # fmt: skip
+        note = NoteScreen(prompt, "e.g. refunded by finance on the dashboard")
+        self.app.push_screen(note, lambda text: text and self.save_note(finding, text))
 
     @work(exit_on_error=False, group="reconcile-ack", description="acknowledge finding")
     async def save_note(self, finding: Finding, note: str) -> None:

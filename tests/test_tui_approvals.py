@@ -99,3 +99,31 @@ async def test_the_operator_sees_awaiting_approval_and_the_daily_limit_in_the_co
 def _no_keyring(monkeypatch):
     """Sessions here read credentials from the environment only."""
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
+
+
+def test_an_approver_approves_in_the_real_console_at_80x24(team, sandbox):  # noqa: F811
+    """tmux, the approver's own process: banner count, queue, typed amount, sent once."""
+    import subprocess
+    import sys
+    import uuid
+
+    from tests.test_tui_tmux import REPO, Pane
+
+    reference, attempt_id = ask(team, sandbox, "6000")
+    pane = Pane(f"refund-tui-test-{uuid.uuid4().hex[:8]}")
+    env = [f"-e{name}={value}" for name, value in team.envs["approver"].items() if name.startswith("REFUND_TUI_")]
+    command = f"{sys.executable} -m refund_tui"
+    pane.tmux("new-session", "-d", "-s", "console", "-x", "80", "-y", "24", "-c", str(REPO), *env, command)
+    try:
+        pane.wait_for("TO APPROVE 1")
+        pane.send("Escape", "A")
+        queue = pane.wait_for("1 refund(s) await your approval", "6,000 XOF")
+        assert f"{team.prefix}_operator" in queue
+        pane.send("Enter")
+        pane.wait_for("APPROVE another operator's refund", "Asked by", "Type 6000 to confirm")
+        pane.send("6000", "Enter")
+        pane.wait_for("Refund submitted", timeout=30)
+    finally:
+        subprocess.run(["tmux", "-L", pane.socket, "kill-server"], capture_output=True)
+    assert len(executed(sandbox, reference)) == 1
+    assert attempt_id

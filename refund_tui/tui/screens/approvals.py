@@ -8,6 +8,7 @@ The database decides (``ledgers/postgres_schema``): this screen only asks and re
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,7 @@ from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
 from refund_tui.core.approvals import ApprovalRules
-from refund_tui.core.ledger import Attempt
+from refund_tui.core.ledger import Attempt, Ledger
 from refund_tui.core.models import ProviderError
 from refund_tui.core.text import printable
 from refund_tui.tui.keys import bindings
@@ -50,7 +51,7 @@ class Queue:
     role: str
 
 
-def read_queue(ledger) -> Queue:
+def read_queue(ledger: Ledger) -> Queue:
     """Blocking (several ledger reads): call it in a thread."""
     return Queue(
         waiting=ledger.awaiting_approval(),
@@ -137,9 +138,10 @@ class ApprovalsScreen(Screen):
             super().__init__()
             self.queue = queue
 
-    def __init__(self) -> None:
+    def __init__(self, read: Callable[[Ledger], Queue] = read_queue) -> None:
         super().__init__()
         self.queue: Queue | None = None
+        self._read = read
 
     def compose(self) -> ComposeResult:
         yield Banner()
@@ -157,7 +159,7 @@ class ApprovalsScreen(Screen):
 
     @work(exclusive=True, exit_on_error=False, group="approvals-read", description="read approvals")
     async def load(self) -> None:
-        self.post_message(self.Loaded(await asyncio.to_thread(read_queue, self.app.service.ledger)))
+        self.post_message(self.Loaded(await asyncio.to_thread(self._read, self.app.service.ledger)))
 
     @on(Loaded)
     def _show(self, message: Loaded) -> None:

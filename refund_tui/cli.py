@@ -272,8 +272,9 @@ def reconcile(profile_name, since, provider, csv_path, finding_id, note, as_json
 def status(profile_name, reference, watch, limit, as_json) -> None:
     """Refunds from the ledger with their live status (REF: attempt id, refund or payment reference).
 
-    With REF the exit code says where it stands: 0 completed, 1 failed or reversed,
-    3 outcome unknown, 4 still in flight (several refunds: the most urgent).
+    With REF the exit code says where it stands: 0 completed, 1 failed, reversed, denied or
+    cancelled, 3 outcome unknown, 4 still in flight or awaiting approval (several refunds:
+    the most urgent).
     """
     from refund_tui.commands.status import show_status
 

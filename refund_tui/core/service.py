@@ -718,8 +718,10 @@ class RefundService:
     async def refresh(self, attempt_id: str) -> Attempt:
         """Bring one attempt up to date: poll it, or resolve it when its outcome is unknown."""
         attempt = await self.db.get(attempt_id)
-        if attempt.status.is_terminal and attempt.status is not RefundStatus.COMPLETED:
-            return attempt
+        if attempt.status.is_approval_stage or (
+            attempt.status.is_terminal and attempt.status is not RefundStatus.COMPLETED
+        ):
+            return attempt  # nothing was sent: nothing to ask the provider
         await self._recover_one(attempt)
         return await self.db.get(attempt.attempt_id)
 

@@ -206,3 +206,12 @@ def test_the_daily_limit_is_the_roles_and_counts_what_waits_but_not_what_was_den
             pid, app_version) VALUES ('old', now() - interval '1 day', 'p', 'sandbox', 'novasend',
             'tr_raw', 10, 'XOF', '+2250700000000', 'r', 'tag', 'POST', '/x', '{}', 'ama', 1, 'h', 1, 'x')"""
         )
+
+
+def test_the_owner_imports_history_above_todays_rules(team, tmp_path):
+    from refund_tui.ledgers.sqlite import SqliteLedger
+
+    with SqliteLedger(tmp_path / "solo.sqlite3") as solo:
+        old = record(solo, 6000, payment=payment())  # over the threshold and the daily limit
+    team["owner"].import_solo(tmp_path / "solo.sqlite3")
+    assert team["operator"].get(old).status is RefundStatus.PENDING

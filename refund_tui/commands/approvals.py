@@ -23,7 +23,7 @@ from refund_tui.commands.output import (
 from refund_tui.commands.refund import report, unknown_outcome
 from refund_tui.core.approvals import ApprovalRules
 from refund_tui.core.ledger import ApprovalRefused, Attempt, AttemptNotFound, LedgerError
-from refund_tui.core.models import ProviderError
+from refund_tui.core.models import ProviderError, RefundStatus
 from refund_tui.core.service import OutcomeUnknown, RefundNotAllowed, RefundService
 from refund_tui.core.text import printable
 from refund_tui.core.validation import amount_confirmed
@@ -57,8 +57,9 @@ async def list_approvals(session, as_json: bool) -> int:
         click.echo(f"role {ledger.role} does not hold refund_tui_approver: nothing waits for you")
     elif not waiting:
         click.echo("nothing awaits your approval")
+    if waiting:
+        click.echo(ATTEMPT_HEADER)
     for attempt in waiting:
-        click.echo(ATTEMPT_HEADER if attempt is waiting[0] else "", nl=attempt is waiting[0])
         click.echo(attempt_line(attempt))
         who = requested(attempt, rules)
         click.echo(printable(f"    asked by {who['requested_by']} ({who['requested_from']}) because: "
@@ -110,6 +111,9 @@ async def approve_attempt(session, key: str, yes: bool, as_json: bool) -> int:
     if not as_json:
         await _show_request(session, attempt)
     if not yes:
+        if attempt.status is not RefundStatus.AWAITING_APPROVAL:  # before asking; the database decides anyway
+            raise Refused(f"refund {attempt.attempt_id[:8]} is not awaiting approval: it is "
+                          f"{attempt.status.value.replace('_', ' ')}", code="approval_refused")  # fmt: skip
         typed = click.prompt(f"Approve and SEND: type the amount ({attempt.amount.plain()})", default="")
         if not amount_confirmed(typed, attempt.amount):
             raise Refused("the amount typed does not match: nothing approved, nothing sent", code="not_confirmed")

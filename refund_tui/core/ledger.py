@@ -350,8 +350,9 @@ class Ledger(Protocol):
         ...
 
     def awaiting_approval(self, *, mine: bool = False) -> list[Attempt]:
-        """Refunds awaiting approval, oldest first: those this role may decide (never its
-        own), or with ``mine`` its own. Lapsed requests are first recorded as cancelled."""
+        """Refunds awaiting approval, oldest first: those this role may decide (none unless it
+        holds the approver role; never its own), or with ``mine`` its own. Lapsed requests are
+        first recorded as cancelled."""
         ...
 
     def decide(self, attempt_id: str, decision: Decision, reason: str, operator: Operator) -> Attempt:

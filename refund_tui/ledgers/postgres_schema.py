@@ -12,12 +12,12 @@ What the database itself guarantees, whatever a client does:
 - identity: ``recorded_by`` on every attempt, event and notice is ``session_user``, the
   authenticated login, set by a trigger whatever the client sends;
 - the receiver role records notices and their ``webhook``/``flag`` events only;
-- ``current_state`` is written only by the trigger that derives it from events.
+- ``current_state`` is written only by the trigger that derives it from events;
+- four eyes and daily limits (``_V5``, ``core/approvals``): what the approval rules forbid is
+  refused here, whatever the client sends.
 """
 
 from __future__ import annotations
-
-from refund_tui.core.models import RefundStatus
 
 VIEWER = "refund_tui_viewer"
 OPERATOR = "refund_tui_operator"
@@ -279,7 +279,7 @@ _V2 = (
     _identity("finding_acks"),
 )
 
-_ALL_STATUSES = ", ".join(f"'{status.value}'" for status in RefundStatus)
+_ALL_STATUSES = f"{_STATUSES}, 'awaiting_approval', 'denied', 'cancelled'"
 _CLOSED = "'failed', 'denied', 'cancelled'"
 
 

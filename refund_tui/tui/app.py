@@ -68,8 +68,7 @@ def banner_counts(ledger: Ledger) -> tuple[int, int, int, int, int]:
     failed, unknown, reversed_ = (
         counts[s] for s in (RefundStatus.FAILED, RefundStatus.UNKNOWN, RefundStatus.REVERSED)
     )
-    awaiting = len(ledger.awaiting_approval()) if ledger.may_approve() else 0
-    return failed, unknown, reversed_, ledger.double_refund_count(), awaiting
+    return failed, unknown, reversed_, ledger.double_refund_count(), len(ledger.awaiting_approval())
 
 
 def profile_banner(profile: Profile, operator: Operator) -> BannerInfo:

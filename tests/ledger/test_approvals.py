@@ -56,7 +56,7 @@ def test_rules_are_the_ledgers_and_a_large_intent_waits_for_approval(team):
     large = operator.get(record(operator, 1001, payment=payment()))
     assert (small.status, large.status) == (RefundStatus.PENDING, RefundStatus.AWAITING_APPROVAL)
     assert [a.attempt_id for a in team["approver"].awaiting_approval()] == [large.attempt_id]
-    assert operator.awaiting_approval() == []
+    assert operator.awaiting_approval() == [] and team["viewer"].awaiting_approval() == []
     assert [a.attempt_id for a in operator.awaiting_approval(mine=True)] == [large.attempt_id]
 
 

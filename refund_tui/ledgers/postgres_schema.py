@@ -446,6 +446,11 @@ _V5 = (
         hours integer := coalesce((rules_now()).expires_hours, 24);
         lapsed integer;
     BEGIN
+        IF NOT EXISTS (SELECT 1 FROM attempts a JOIN current_state c ON c.attempt_seq = a.seq
+                       WHERE c.status = 'awaiting_approval'
+                       AND clock_timestamp() >= a.created_at + make_interval(hours => hours)) THEN
+            RETURN 0;  -- nothing to write (and a role that may not write is not refused)
+        END IF;
         INSERT INTO events (attempt_id, at, status, source, note)
         SELECT a.attempt_id, clock_timestamp(), 'cancelled', 'lapsed',
                'not approved within ' || hours || ' h: lapsed, never sent'

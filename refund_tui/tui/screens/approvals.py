@@ -163,6 +163,7 @@ class ApprovalsScreen(Screen):
 
     @on(Loaded)
     def _show(self, message: Loaded) -> None:
+        kept = self._highlighted()  # a re-read never moves the cursor to another refund
         queue = self.queue = message.queue
         table = self.query_one(DataTable)
         table.clear()
@@ -174,6 +175,8 @@ class ApprovalsScreen(Screen):
                 Text(reason if len(reason) <= REASON_WIDTH else reason[: REASON_WIDTH - 1] + "~"),
                 key=attempt.attempt_id,
             )  # fmt: skip
+        if kept is not None and kept.attempt_id in table.rows:
+            table.move_cursor(row=table.get_row_index(kept.attempt_id))
         if not queue.may_approve:
             head = f"Role {queue.role} does not hold refund_tui_approver: nothing waits for you."
         else:

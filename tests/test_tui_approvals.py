@@ -137,3 +137,12 @@ def test_an_approver_approves_in_the_real_console_at_80x24(team, sandbox):  # no
         subprocess.run(["tmux", "-L", pane.socket, "kill-server"], capture_output=True)
     assert len(executed(sandbox, reference)) == 1
     assert attempt_id
+
+
+async def test_on_a_solo_ledger_the_queue_says_approvals_need_a_team_ledger(session, app):
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("escape", "A")
+        await wait_for(pilot, lambda: isinstance(app.screen, ApprovalsScreen) and app.screen.queue is not None)
+        text = flat(screen_text(app))
+        assert "Approvals need a team ledger (PostgreSQL)" in text
+        assert "every refund is sent at once" in text

@@ -48,7 +48,8 @@ class Queue:
     mine: int
     rules: ApprovalRules
     may_approve: bool
-    role: str
+    #: The database login; None on a solo (SQLite) ledger, which has no approvals.
+    role: str | None
 
 
 def read_queue(ledger: Ledger) -> Queue:
@@ -58,7 +59,7 @@ def read_queue(ledger: Ledger) -> Queue:
         mine=len(ledger.awaiting_approval(mine=True)),
         rules=ledger.approval_rules(),
         may_approve=ledger.may_approve(),
-        role=getattr(ledger, "role", "this ledger"),
+        role=getattr(ledger, "role", None),
     )
 
 
@@ -177,7 +178,9 @@ class ApprovalsScreen(Screen):
             )  # fmt: skip
         if kept is not None and kept.attempt_id in table.rows:
             table.move_cursor(row=table.get_row_index(kept.attempt_id))
-        if not queue.may_approve:
+        if queue.role is None:
+            head = "Approvals need a team ledger (PostgreSQL): this profile keeps its ledger in a file."
+        elif not queue.may_approve:
             head = f"Role {queue.role} does not hold refund_tui_approver: nothing waits for you."
         else:
             head = f"{len(queue.waiting)} refund(s) await your approval (enter: approve, d: deny)."

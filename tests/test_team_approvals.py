@@ -113,6 +113,8 @@ def test_waiting_refunds_hold_the_balance_deny_and_cancel_send_nothing(team, san
     assert "over the refundable balance: max 200.00 GHS" in held.stderr
     denied = team.run("approver", "deny", first["refund"]["attempt_id"], "--reason", "no ticket", "--json")
     assert (denied.returncode, outcome(denied)["refund"]["status"]) == (0, "denied")
+    never_sent = team.run("operator", "resend", first["refund"]["attempt_id"], "--yes")
+    assert (never_sent.returncode, "never sent: the refund is denied" in never_sent.stderr) == (1, True)
     second = outcome(team.run("operator", *refund_args("vesicash", reference, "150"), "--json"))
     assert second["refund"]["status"] == "awaiting_approval"
     not_yours = team.run("approver", "cancel", second["refund"]["attempt_id"])

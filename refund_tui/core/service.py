@@ -621,7 +621,9 @@ class RefundService:
         sends = [e.at for e in await self.db.events(attempt.attempt_id) if e.source in ("intent", "send")]
         quiet_until = sends[-1] + self.resend_quiet
         read_at, on_record, refusal = None, 0, None
-        if attempt.provider_reference or attempt.status.is_terminal:
+        if attempt.status.is_approval_stage:
+            refusal = f"it was never sent: the refund is {attempt.status.value.replace('_', ' ')}"
+        elif attempt.provider_reference or attempt.status.is_terminal:
             refusal = f"nothing to resend: the refund is {attempt.status}"
         elif self.provider(attempt.provider).idempotent:
             refusal = "resent with its own key by `refund-tui recover`: no decision needed"

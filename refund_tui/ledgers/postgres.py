@@ -47,7 +47,7 @@ from refund_tui.core.ledger import (
     Operator,
 )
 from refund_tui.core.models import RefundStatus
-from refund_tui.core.money import Money
+from refund_tui.core.money import Money, minor_units
 from refund_tui.core.secret import Secret
 from refund_tui.ledgers.importing import ImportReport, merge, read_solo
 from refund_tui.ledgers.postgres_schema import (
@@ -448,10 +448,12 @@ def set_rules(url: str, rules: ApprovalRules, *, schema: str = DEFAULT_SCHEMA,
         current = conn.execute("SELECT above, expires_hours, daily_limit FROM rules_now() WHERE id IS NOT NULL").fetchone()
         if current == (above, hours, daily) or (current is None and rules.empty):
             return False
+        exponents = {currency: minor_units(currency) for currency in {*above, *daily}}
         try:
             conn.execute(
-                "INSERT INTO approval_rules (above, expires_hours, daily_limit) VALUES (%s, %s, %s)",
-                (json.dumps(above), hours, json.dumps(daily)),
+                """INSERT INTO approval_rules (above, expires_hours, daily_limit, exponents)
+                VALUES (%s, %s, %s, %s)""",
+                (json.dumps(above), hours, json.dumps(daily), json.dumps(exponents)),
             )
         except errors.InsufficientPrivilege as error:
             raise LedgerError(f"only the ledger's owner sets its rules: {error.diag.message_primary}") from None

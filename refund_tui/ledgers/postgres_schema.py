@@ -302,6 +302,7 @@ _V5 = (
         above jsonb NOT NULL,
         expires_hours integer NOT NULL CHECK (expires_hours > 0),
         daily_limit jsonb NOT NULL,
+        exponents jsonb NOT NULL DEFAULT '{}',  -- currency -> decimals, of the rules' currencies
         recorded_by text NOT NULL DEFAULT session_user
     )""",
     """CREATE FUNCTION rules_now() RETURNS approval_rules LANGUAGE sql STABLE AS $$
@@ -441,6 +442,27 @@ _V5 = (
         END IF;
         RETURN NEW;
     END $$""",
+    # The rules judge amount_minor, the provider pays the body's amount: where a rule applies,
+    # the two must agree, so a modified client cannot record a small refund that sends a large one.
+    f"""CREATE FUNCTION check_request_amount() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        places integer := ((rules_now()).exponents ->> NEW.currency)::integer;
+        sent numeric;
+    BEGIN
+        IF places IS NULL OR owns_ledger(TG_TABLE_SCHEMA) THEN
+            RETURN NEW;
+        END IF;
+        BEGIN
+            sent := (NEW.request_body::jsonb ->> 'amount')::numeric;
+        EXCEPTION WHEN others THEN
+            sent := NULL;
+        END;
+        IF sent IS NULL OR sent * 10 ^ places <> NEW.amount_minor THEN
+            {_refuse("the request sends % %, not the % minor units the attempt records",
+                     "coalesce(sent::text, 'no amount')", "NEW.currency", "NEW.amount_minor")};
+        END IF;
+        RETURN NEW;
+    END $$""",
     f"""CREATE FUNCTION lapse_waiting() RETURNS integer LANGUAGE plpgsql AS $$
     DECLARE
         hours integer := coalesce((rules_now()).expires_hours, 24);
@@ -469,6 +491,8 @@ _V5 = (
         FOR EACH ROW EXECUTE FUNCTION guard_approval_stage()""",
     """CREATE TRIGGER attempts_daily_limit BEFORE INSERT ON attempts
         FOR EACH ROW EXECUTE FUNCTION check_daily_limit()""",
+    """CREATE TRIGGER attempts_request_amount BEFORE INSERT ON attempts
+        FOR EACH ROW EXECUTE FUNCTION check_request_amount()""",
     """CREATE TRIGGER approvals_notify AFTER INSERT ON approvals
         FOR EACH STATEMENT EXECUTE FUNCTION notify_change()""",
     *_append_only("approvals"),

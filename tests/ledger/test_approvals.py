@@ -137,11 +137,24 @@ def test_a_large_intent_recorded_as_sendable_is_refused(team):
                 payment_reference, amount_minor, currency, phone, reason, external_reference,
                 request_method, request_path, request_body, operator_name, operator_uid, hostname,
                 pid, app_version) VALUES ('big', now(), 'p', 'sandbox', 'novasend', %s, 3000,
-                'XOF', '+2250700000000', 'r', 'tag', 'POST', '/x', '{}', 'ama', 1, 'h', 1, 'x')""",
+                'XOF', '+2250700000000', 'r', 'tag', 'POST', '/x', '{"amount": 3000}', 'ama', 1, 'h', 1, 'x')""",
                 (reference,),
             )
             conn.execute("INSERT INTO events (attempt_id, at, status, source) VALUES ('big', now(), 'pending', 'intent')")
     assert operator.attempts(payment_reference=reference) == []
+
+
+def test_a_small_attempt_whose_body_sends_a_large_amount_is_refused(team):
+    from dataclasses import replace
+
+    from tests.ledger.factories import new_attempt
+
+    honest = new_attempt(xof(900), payment=payment())
+    forged = replace(honest, request=replace(honest.request, body=honest.request.body.replace('"amount": 900', '"amount": 90000')))
+    assert forged.request.body != honest.request.body
+    with pytest.raises(ApprovalRefused, match="the request sends 90000 XOF, not the 900 minor units"):
+        team["operator"].record_attempt(forged, limit=xof(100_000), known_references=())
+    assert team["operator"].attempts(payment_reference=honest.payment_reference) == []
 
 
 def test_deny_needs_a_reason_and_cancel_is_the_requesters(team):
@@ -196,7 +209,7 @@ def test_the_daily_limit_is_the_roles_and_counts_what_waits_but_not_what_was_den
             payment_reference, amount_minor, currency, phone, reason, external_reference,
             request_method, request_path, request_body, operator_name, operator_uid, hostname,
             pid, app_version) VALUES ('over', now(), 'p', 'sandbox', 'novasend', 'tr_raw', 1001,
-            'XOF', '+2250700000000', 'r', 'tag', 'POST', '/x', '{}', 'ama', 1, 'h', 1, 'x')"""
+            'XOF', '+2250700000000', 'r', 'tag', 'POST', '/x', '{"amount": 1001}', 'ama', 1, 'h', 1, 'x')"""
         )
     with raw(operator) as conn, pytest.raises(psycopg.Error, match="at the database's time"):
         conn.execute(
@@ -204,7 +217,7 @@ def test_the_daily_limit_is_the_roles_and_counts_what_waits_but_not_what_was_den
             payment_reference, amount_minor, currency, phone, reason, external_reference,
             request_method, request_path, request_body, operator_name, operator_uid, hostname,
             pid, app_version) VALUES ('old', now() - interval '1 day', 'p', 'sandbox', 'novasend',
-            'tr_raw', 10, 'XOF', '+2250700000000', 'r', 'tag', 'POST', '/x', '{}', 'ama', 1, 'h', 1, 'x')"""
+            'tr_raw', 10, 'XOF', '+2250700000000', 'r', 'tag', 'POST', '/x', '{"amount": 10}', 'ama', 1, 'h', 1, 'x')"""
         )
 
 

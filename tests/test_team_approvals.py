@@ -157,3 +157,6 @@ def test_over_the_daily_limit_says_the_limit_and_what_is_left(team, sandbox):
     assert len(executed(sandbox, one)) == 1 and executed(sandbox, two) == []
     rules = team.run("viewer", "ledger", "rules", "--json")  # a client whose config has no rules
     assert outcome(rules)["per_operator_daily_minor"] == {"GHS": 45000, "XOF": 100000}
+    shown = team.run("approver", "ledger", "rules").stdout
+    assert "approval needed above 100.00 GHS" in shown and "lapses after 1 h" in shown
+    assert f"you ({team.prefix}_approver) may approve other roles' refunds" in shown

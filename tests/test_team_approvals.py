@@ -5,6 +5,8 @@ counted on the simulator itself (``GET /_sandbox/refunds``)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import psycopg
@@ -160,3 +162,17 @@ def test_over_the_daily_limit_says_the_limit_and_what_is_left(team, sandbox):
     shown = team.run("approver", "ledger", "rules").stdout
     assert "approval needed above 100.00 GHS" in shown and "lapses after 1 h" in shown
     assert f"you ({team.prefix}_approver) may approve other roles' refunds" in shown
+
+
+def test_two_approvers_at_once_send_it_once(team, sandbox):
+    reference = sandbox.create_payment(**PAYMENTS["vesicash"])
+    asked = outcome(team.run("operator", *refund_args("vesicash", reference, "300"), "--json"))
+    attempt_id = asked["refund"]["attempt_id"]
+    racing = [
+        subprocess.Popen([sys.executable, "-m", "refund_tui", "approve", attempt_id, "--yes"],
+                         env=team.envs[who], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for who in ("approver", "approver2")
+    ]  # fmt: skip
+    answers = [process.communicate(timeout=60) for process in racing]
+    assert sorted(process.returncode for process in racing) == [0, 1], answers
+    assert len(executed(sandbox, reference)) == 1

@@ -176,3 +176,22 @@ def test_two_approvers_at_once_send_it_once(team, sandbox):
     answers = [process.communicate(timeout=60) for process in racing]
     assert sorted(process.returncode for process in racing) == [0, 1], answers
     assert len(executed(sandbox, reference)) == 1
+
+
+def test_approving_at_a_terminal_shows_the_refund_and_needs_the_amount_typed(team, sandbox):
+    reference = sandbox.create_payment(**PAYMENTS["vesicash"])
+    attempt_id = outcome(team.run("operator", *refund_args("vesicash", reference, "300"), "--json"))["refund"]["attempt_id"]
+
+    def approve(typed: str):
+        return subprocess.run([sys.executable, "-m", "refund_tui", "approve", attempt_id[:8]], input=f"{typed}\n",
+                              env=team.envs["approver"], capture_output=True, text=True, timeout=60)  # fmt: skip
+
+    wrong = approve("30")
+    assert wrong.returncode == 1 and "the amount typed does not match" in wrong.stderr
+    for shown in ("customer: ", "balance after: 200.00 GHS", "amount: 300.00 GHS", "reason: Customer cancellation",
+                  f"asked by: {team.prefix}_operator", "type the amount (300.00)"):  # fmt: skip
+        assert shown in wrong.stdout, wrong.stdout
+    assert executed(sandbox, reference) == []
+    right = approve("300")
+    assert right.returncode == 0, right.stderr
+    assert len(executed(sandbox, reference)) == 1

@@ -113,6 +113,8 @@ def test_waiting_refunds_hold_the_balance_deny_and_cancel_send_nothing(team, san
     held = team.run("approver", *refund_args("vesicash", reference, "250"))
     assert held.returncode == 1
     assert "over the refundable balance: max 200.00 GHS" in held.stderr
+    listed = team.run("approver", "approvals").stdout
+    assert f"asked by {team.prefix}_operator (" in listed and "because: Customer cancellation; lapses" in listed
     denied = team.run("approver", "deny", first["refund"]["attempt_id"], "--reason", "no ticket", "--json")
     assert (denied.returncode, outcome(denied)["refund"]["status"]) == (0, "denied")
     never_sent = team.run("operator", "resend", first["refund"]["attempt_id"], "--yes")

@@ -280,8 +280,9 @@ def reconcile(profile_name, since, provider, csv_path, finding_id, note, as_json
 def status(profile_name, reference, watch, limit, as_json) -> None:
     """Refunds from the ledger with their live status (REF: attempt id, refund or payment reference).
 
-    With REF the exit code says where it stands: 0 completed, 1 failed or reversed,
-    3 outcome unknown, 4 still in flight (several refunds: the most urgent).
+    With REF the exit code says where it stands: 0 completed, 1 failed, reversed, denied or
+    cancelled, 3 outcome unknown, 4 still in flight or awaiting approval (several refunds:
+    the most urgent).
     """
     from refund_tui.commands.status import show_status
 
@@ -350,6 +351,52 @@ def note(profile_name, attempt_id, text, as_json) -> None:
     from refund_tui.commands.claims import note_attempt
 
     sys.exit(note_attempt(profile_name, attempt_id, text, as_json))
+
+
+@main.command()
+@profile_option
+@json_option
+def approvals(profile_name, as_json) -> None:
+    """Refunds awaiting your approval (team ledger): who asked, why, until when."""
+    from refund_tui.commands.approvals import list_approvals
+
+    sys.exit(_run(profile_name, lambda session: list_approvals(session, as_json)))
+
+
+@main.command()
+@profile_option
+@click.argument("attempt_id")
+@click.option("--yes", is_flag=True, help="Do not ask to type the amount back.")
+@json_option
+def approve(profile_name, attempt_id, yes, as_json) -> None:
+    """Approve another operator's refund awaiting approval and send it, exactly once."""
+    from refund_tui.commands.approvals import approve_attempt
+
+    sys.exit(_run(profile_name, lambda session: approve_attempt(session, attempt_id, yes, as_json)))
+
+
+@main.command()
+@profile_option
+@click.argument("attempt_id")
+@click.option("--reason", required=True, help="Why it is denied (recorded, shown to the requester).")
+@json_option
+def deny(profile_name, attempt_id, reason, as_json) -> None:
+    """Deny a refund awaiting approval: it is never sent."""
+    from refund_tui.commands.approvals import check_reason, deny_attempt
+
+    reason = check_reason(reason)
+    sys.exit(_run(profile_name, lambda session: deny_attempt(session, attempt_id, reason, as_json)))
+
+
+@main.command()
+@profile_option
+@click.argument("attempt_id")
+@json_option
+def cancel(profile_name, attempt_id, as_json) -> None:
+    """Withdraw your own refund while it awaits approval: it is never sent."""
+    from refund_tui.commands.approvals import cancel_attempt
+
+    sys.exit(_run(profile_name, lambda session: cancel_attempt(session, attempt_id, as_json)))
 
 
 @main.group()
@@ -472,13 +519,26 @@ def webhooks_list(profile_name, kept, limit, as_json) -> None:
 @ledger.command("setup")
 @click.option("--profile", "profile_name", required=True)
 def ledger_setup(profile_name) -> None:
-    """Create or migrate the schema and the roles refund_tui_viewer, _operator and _receiver."""
+    """Create or migrate the schema and the roles refund_tui_viewer, _operator, _receiver and
+    _approver; write the profile's approval rules and daily limits into the ledger."""
     from refund_tui.commands.ledger import setup_ledger
 
     setup_ledger(profile_name)
 
 
-_ROLE_CHOICE = click.Choice(["refund_tui_viewer", "refund_tui_operator", "refund_tui_receiver"])
+@ledger.command("rules")
+@profile_option
+@json_option
+def ledger_rules(profile_name, as_json) -> None:
+    """The approval rules and daily limits the team ledger enforces for everyone."""
+    from refund_tui.commands.ledger import show_rules
+
+    show_rules(profile_name, as_json)
+
+
+_ROLE_CHOICE = click.Choice(
+    ["refund_tui_viewer", "refund_tui_operator", "refund_tui_receiver", "refund_tui_approver"]
+)
 
 
 @ledger.command("grant")

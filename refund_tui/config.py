@@ -48,6 +48,14 @@ Example ``config.toml``::
     base_url = "https://business.novasend.app"
     timeout_seconds = 30
     refund_window_days = 7       # Novasend refuses refunds of older payments
+
+    # Team ledger only: written into the ledger by its owner's `refund-tui ledger setup`,
+    # enforced there by the database for every client (docs/TEAM.md).
+    [profiles.prod.approval]
+    above = { GHS = "500", XOF = "100000" }  # refunds above these wait for a second person
+    expires_hours = 24                       # an approval request not decided by then lapses
+    [profiles.prod.limits]
+    per_operator_daily = { GHS = "5000" }    # one role's refunds per UTC day, per currency
 """
 
 from __future__ import annotations
@@ -65,7 +73,9 @@ from urllib.parse import parse_qs, urlsplit
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from refund_tui.core.approvals import ApprovalRules
 from refund_tui.core.models import ProviderName
+from refund_tui.core.money import MoneyError, minor_unit_table, parse_amount
 from refund_tui.core.provider import ProviderSettings
 from refund_tui.core.webhooks import (
     NOVASEND_SCHEME,
@@ -180,6 +190,8 @@ class Profile:
     usual_settle: dict[ProviderName, timedelta] = field(
         default_factory=lambda: dict.fromkeys(ProviderName, DEFAULT_USUAL_SETTLE)
     )
+    #: Approval rules and daily limits its owner's ``ledger setup`` writes (team ledger only).
+    rules: ApprovalRules | None = None
 
     @property
     def is_live(self) -> bool:
@@ -313,12 +325,57 @@ def check_ledger_url(value: str) -> str:
     return value
 
 
+_Amounts = Annotated[dict[str, str | int], Field(min_length=1)]
+
+
+def _amounts(amounts: dict[str, str | int]) -> dict[str, str | int]:
+    """Currency -> amount, each a known currency and an exact amount of it."""
+    known = minor_unit_table()
+    for currency, amount in amounts.items():
+        if currency not in known:
+            raise ValueError(f"{currency!r} is not a currency code refund-tui knows (e.g. GHS, XOF)")
+        try:
+            parse_amount(str(amount), currency)
+        except MoneyError as error:
+            raise ValueError(f"{currency} = {amount!r}: {error}") from None
+    return amounts
+
+
+class _Approval(_Strict):
+    above: _Amounts
+    expires_hours: Annotated[int, Field(ge=1, le=24 * 30)] = 24
+
+    _above = field_validator("above")(_amounts)
+
+
+class _Limits(_Strict):
+    per_operator_daily: _Amounts
+
+    _daily = field_validator("per_operator_daily")(_amounts)
+
+
 class _Profile(_Strict):
     environment: Literal["sandbox", "live"]
     refunds_enabled: bool = False
     ledger: Annotated[str, Field(min_length=1)] | None = None
     vesicash: _ProviderSection | None = None
     novasend: _NovasendSection | None = None
+    approval: _Approval | None = None
+    limits: _Limits | None = None
+
+    def rules(self) -> ApprovalRules | None:
+        """The approval rules and daily limits this profile's owner writes into the ledger."""
+        if self.approval is None and self.limits is None:
+            return None
+
+        def money(amounts: dict[str, str | int]) -> dict:
+            return {currency: parse_amount(str(amount), currency) for currency, amount in amounts.items()}
+
+        return ApprovalRules(
+            above=money(self.approval.above) if self.approval else {},
+            expires_hours=self.approval.expires_hours if self.approval else 24,
+            daily_limit=money(self.limits.per_operator_daily) if self.limits else {},
+        )
 
     @field_validator("ledger")
     @classmethod
@@ -342,6 +399,11 @@ class _Profile(_Strict):
         configured = {"vesicash": self.vesicash, "novasend": self.novasend}
         if not any(configured.values()):
             raise ValueError("configure at least one provider: a [vesicash] or [novasend] table")
+        if (self.approval or self.limits) and not _is_url(self.ledger):
+            raise ValueError(
+                "approval rules and daily limits need a team ledger: only PostgreSQL can enforce "
+                'them for every operator; set ledger = "postgresql://ROLE@HOST:PORT/DB" (docs/TEAM.md)'
+            )
         for provider, section in configured.items():
             if section and self.environment == "live" and not section.base_url.startswith("https:"):
                 raise ValueError(
@@ -475,6 +537,7 @@ def _build(parsed: _File) -> Config:
             ledger_url=section.ledger if _is_url(section.ledger) else None,
             ledger_path=None if section.ledger is None or _is_url(section.ledger) else Path(section.ledger),
             usual_settle={**dict.fromkeys(ProviderName, DEFAULT_USUAL_SETTLE), **usual_settle},
+            rules=section.rules(),
         )
     return Config(
         profiles=profiles,

@@ -27,6 +27,7 @@ SHOTS = {
     "triage": tour.show_triage,
     "batch": tour.show_batch,
     "reconcile": tour.show_reconcile,
+    "approvals": tour.show_approvals,
     "help": tour.show_help,
 }
 

@@ -302,3 +302,35 @@ def test_usual_settle_time_per_provider(tmp_path):
     assert set(sandbox.values()) == {config.SANDBOX_USUAL_SETTLE}
     with pytest.raises(ConfigError, match="usual_settle_minutes: Input should be greater than 0"):
         load_config(write(tmp_path, LIVE_VESICASH + 'base_url = "https://v.example"\nusual_settle_minutes = 0\n'))
+
+
+RULES = '[profiles.prod.approval]\nabove = { GHS = "500", XOF = 100000 }\nexpires_hours = 12\n' \
+        '[profiles.prod.limits]\nper_operator_daily = { GHS = "5,000" }\n'
+
+
+def test_approval_rules_and_daily_limits_are_read_for_a_team_ledger(tmp_path):
+    from refund_tui.core.money import Money
+
+    text = with_ledger('"postgresql://ama@db.internal:5432/refunds"') + RULES
+    rules = load_config(write(tmp_path, text)).profile("prod").rules
+    assert rules.above == {"GHS": Money(50000, "GHS"), "XOF": Money(100000, "XOF")}
+    assert (rules.expires_hours, rules.daily_limit) == (12, {"GHS": Money(500000, "GHS")})
+    assert load_config(write(tmp_path, with_ledger('"postgresql://ama@db/r"'))).profile("prod").rules is None
+
+
+@pytest.mark.parametrize(
+    ("rules", "message"),
+    [
+        (RULES, "profiles.prod: approval rules and daily limits need a team ledger"),
+        ('[profiles.prod.approval]\nabove = { GHS = "5.001" }\n', "above: GHS = '5.001': GHS allows at most 2 decimals"),
+        ('[profiles.prod.approval]\nabove = { GHX = "5" }\n', "'GHX' is not a currency code refund-tui knows"),
+        ('[profiles.prod.approval]\nabove = {}\n', "above: Dictionary should have at least 1 item"),
+        ('[profiles.prod.approval]\nabove = { GHS = "5" }\nexpires_hours = 0\n', "expires_hours: Input should be greater than or equal to 1"),
+        ('[profiles.prod.limits]\nper_operator = { GHS = "5" }\n', "per_operator"),
+    ],
+)
+def test_bad_approval_rules_are_one_line(tmp_path, rules, message):
+    ledger = '"~/refunds.sqlite3"' if rules is RULES else '"postgresql://ama@db/r"'
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")) as caught:
+        load_config(write(tmp_path, with_ledger(ledger) + rules))
+    assert "\n" not in str(caught.value)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from textual.widgets import DataTable
 
 from refund_tui.core.models import ProviderName
-from refund_tui.tui.screens.reconcile import NoteScreen, ReconcileScreen
+from refund_tui.tui.screens.note import NoteScreen
+from refund_tui.tui.screens.reconcile import ReconcileScreen
 from tests.console import flat, wait_for
 from tests.test_reconcile import refunded
 

@@ -22,6 +22,7 @@ SCREENS = {
     "triage": tour.show_triage,
     "batch": tour.show_batch,
     "reconcile": tour.show_reconcile,
+    "approvals": tour.show_approvals,
     "help": tour.show_help,
     "credentials": tour.show_credentials,
 }

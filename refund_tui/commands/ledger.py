@@ -4,7 +4,9 @@
 file set aside). For a team ledger on PostgreSQL, run by its owner: ``setup`` creates (or
 migrates) the schema and the group roles; ``grant``/``revoke`` give a database login one of
 those roles: refund_tui_viewer (read), refund_tui_operator (record refunds),
-refund_tui_receiver (record webhook notices). Logins themselves are made with the database's
+refund_tui_receiver (record webhook notices), refund_tui_approver (an operator who may also
+approve other roles' refunds awaiting approval). ``setup`` also writes the profile's approval
+rules and daily limits into the ledger; ``rules`` shows them. Logins themselves are made with the database's
 own tools (``CREATE ROLE ama LOGIN``), as are their passwords or certificates.
 """
 
@@ -14,8 +16,9 @@ from pathlib import Path
 
 import click
 
-from refund_tui.commands.output import Refused
+from refund_tui.commands.output import Refused, print_outcome
 from refund_tui.config import ConfigError, Profile, load_config, masked_url, paths
+from refund_tui.core.approvals import ApprovalRules
 from refund_tui.core.ledger import LedgerError
 from refund_tui.ledger_registry import open_profile_ledger, start_afresh
 from refund_tui.ledgers import keyring_password, open_ledger
@@ -68,11 +71,14 @@ def _team_profile(profile_name: str) -> Profile:
 
 
 def setup_ledger(profile_name: str) -> None:
-    from refund_tui.ledgers.postgres import setup
+    from refund_tui.ledgers.postgres import set_rules, setup
 
     profile = _team_profile(profile_name)
+    rules = profile.rules or ApprovalRules()
+    password_source = keyring_password(profile)
     try:
-        before, after = setup(profile.ledger_url, password_source=keyring_password(profile))
+        before, after = setup(profile.ledger_url, password_source=password_source)
+        changed = set_rules(profile.ledger_url, rules, password_source=password_source)
     except LedgerError as error:
         raise Refused(str(error)) from None
     where = masked_url(profile.ledger_url)
@@ -80,6 +86,31 @@ def setup_ledger(profile_name: str) -> None:
         click.echo(f"the team ledger at {where} is up to date (schema version {after})")
     else:
         click.echo(f"the team ledger at {where} is at schema version {after} (was {before})")
+    if changed:
+        click.echo("its rules are now those of this profile's config (the previous ones stay on record):")
+        for line in rules.lines():
+            click.echo(f"  {line}")
+
+
+def show_rules(profile_name: str, as_json: bool) -> None:
+    """The approval rules and daily limits the team ledger enforces (whatever the config says)."""
+    from refund_tui.ledgers.postgres import PostgresLedger
+
+    profile = _team_profile(profile_name)
+    try:
+        with PostgresLedger(profile.ledger_url, password_source=keyring_password(profile), pool_size=1) as ledger:
+            rules, approver, role = ledger.approval_rules(), ledger.may_approve(), ledger.role
+    except LedgerError as error:
+        raise Refused(str(error)) from None
+    if as_json:
+        above, hours, daily = rules.as_stored()
+        print_outcome("rules", "; ".join(rules.lines()), 0, role=role, may_approve=approver,
+                      approval_above_minor=above, expires_hours=hours, per_operator_daily_minor=daily)  # fmt: skip
+        return
+    click.echo(f"rules of the team ledger at {masked_url(profile.ledger_url)}:")
+    for line in rules.lines():
+        click.echo(f"  {line}")
+    click.echo(f"you ({role}) {'may' if approver else 'may not'} approve other roles' refunds")
 
 
 def change_role(profile_name: str, login: str, role: str, *, grant: bool) -> None:

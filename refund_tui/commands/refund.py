@@ -17,7 +17,7 @@ from refund_tui.commands.output import (
     print_outcome,
     refund_fields,
 )
-from refund_tui.core.ledger import Attempt, AttemptNotFound, CapExceeded, LedgerError
+from refund_tui.core.ledger import Attempt, AttemptNotFound, CapExceeded, DailyLimitExceeded, LedgerError
 from refund_tui.core.models import ProviderError, ProviderName, RefundStatus
 from refund_tui.core.service import (
     OutcomeUnknown,
@@ -93,6 +93,8 @@ class RefundCommand:
             attempt = await service.submit(prepared)
         except ProviderError as error:
             raise Refused(f"{error.message}: nothing was sent", code="provider_error") from None
+        except DailyLimitExceeded as error:
+            raise Refused(f"{error}: nothing was sent", code="daily_limit") from None
         except (CapExceeded, RefundNotAllowed) as error:
             raise Refused(f"{error}: nothing was sent", code="not_allowed") from None
         except LedgerError as error:
@@ -163,6 +165,13 @@ def report(attempt: Attempt, as_json: bool) -> int:
     elif attempt.status is RefundStatus.FAILED:
         exit_code, code = 1, "provider_refused"
         message = f"refused by the provider: {attempt.failure_reason}"
+    elif attempt.status is RefundStatus.AWAITING_APPROVAL:
+        exit_code, code = 0, "awaiting_approval"
+        message = (
+            "awaiting approval: recorded, nothing sent. The team ledger's rules need a second "
+            f"person: another role holding refund_tui_approver runs `refund-tui approve "
+            f"{attempt.attempt_id[:8]}` (you may `refund-tui cancel {attempt.attempt_id[:8]}` meanwhile)"
+        )
     else:
         exit_code, code = 0, "submitted"
         message = f"submitted: {attempt.provider_reference} ({attempt.status.value})"

@@ -42,7 +42,7 @@ def _verdict(attempts: list[Attempt]) -> tuple[int, str]:
         return 3, "outcome_unknown"
     if not all(status.is_terminal for status in statuses):
         return 4, "in_flight"
-    for status in (RefundStatus.FAILED, RefundStatus.REVERSED):
+    for status in (RefundStatus.FAILED, RefundStatus.REVERSED, RefundStatus.DENIED, RefundStatus.CANCELLED):
         if status in statuses:
             return 1, status.value
     return 0, "completed"

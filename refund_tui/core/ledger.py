@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
+from refund_tui.core.approvals import ApprovalRules, Decision
 from refund_tui.core.models import ProviderName, RefundStatus
 from refund_tui.core.money import Money
 from refund_tui.core.operator import Operator
@@ -35,12 +36,14 @@ __all__ = [
     "AUDIT_FIELDS",
     "Acknowledgement",
     "Attempt",
+    "ApprovalRefused",
     "AttemptNotFound",
     "BatchRow",
     "BatchRowRecorded",
     "CapExceeded",
     "ChangeWatch",
     "ClaimHeld",
+    "DailyLimitExceeded",
     "Event",
     "Ledger",
     "LedgerError",
@@ -89,6 +92,25 @@ class CapExceeded(Exception):
         )
         self.remaining = remaining
         self.payment_reference = payment_reference
+
+
+class ApprovalRefused(LedgerError):
+    """The team ledger refused what its approval rules forbid (the message says which rule)."""
+
+
+class DailyLimitExceeded(CapExceeded):
+    """Recording the attempt would take its role over the daily limit in this currency."""
+
+    def __init__(self, role: str, limit: Money, left: Money) -> None:
+        Exception.__init__(
+            self,
+            f"over the daily limit of role {role}: {limit.format()} a day (UTC), "
+            f"{left.format()} left today",
+        )
+        self.remaining = left
+        self.payment_reference = ""
+        self.limit = limit
+        self.role = role
 
 
 class BatchRowRecorded(Exception):
@@ -418,6 +440,29 @@ class Ledger(Protocol):
         """Keep an operator's note on the attempt; ValueError when blank or over NOTE_LIMIT."""
         ...
 
+    # -- approvals (a team ledger's; an SQLite ledger has no rules and refuses decisions) ----
+
+    def approval_rules(self) -> ApprovalRules:
+        """The rules the ledger enforces (empty when it has none)."""
+        ...
+
+    def may_approve(self) -> bool:
+        """Whether this ledger's role may approve or deny other roles' refunds."""
+        ...
+
+    def awaiting_approval(self, *, mine: bool = False) -> list[Attempt]:
+        """Refunds awaiting approval, oldest first: those this role may decide (none unless it
+        holds the approver role; never its own), or with ``mine`` its own. Lapsed requests are
+        first recorded as cancelled."""
+        ...
+
+    def decide(self, attempt_id: str, decision: Decision, reason: str, operator: Operator) -> Attempt:
+        """Record a decision on a refund awaiting approval; an approval also claims the right
+        to send it (a "send" event), in the same transaction, so it is sent once. Raises
+        ApprovalRefused when the rules forbid it (own refund, no approver role, lapsed, not
+        awaiting approval)."""
+        ...
+
     # -- reading ---------------------------------------------------------------------------
 
     def get(self, key: str) -> Attempt:
@@ -566,6 +611,12 @@ class ThreadedLedger:
 
     async def acknowledgements(self) -> dict[str, Acknowledgement]:
         return await asyncio.to_thread(self.ledger.acknowledgements)
+
+    async def awaiting_approval(self, *, mine: bool = False) -> list[Attempt]:
+        return await asyncio.to_thread(functools.partial(self.ledger.awaiting_approval, mine=mine))
+
+    async def decide(self, attempt_id: str, decision: Decision, reason: str, operator: Operator) -> Attempt:
+        return await asyncio.to_thread(self.ledger.decide, attempt_id, decision, reason, operator)
 
     async def acknowledge_finding(self, finding_id: str, **details: Any) -> Acknowledgement:
         return await asyncio.to_thread(functools.partial(self.ledger.acknowledge_finding, finding_id, **details))

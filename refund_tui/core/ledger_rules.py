@@ -14,7 +14,12 @@ HOLDING = tuple(status for status in RefundStatus if status.holds_balance)
 
 
 def may_follow(current: RefundStatus, new: RefundStatus) -> bool:
-    """Whether a refund may move from ``current`` to ``new``."""
+    """Whether a refund may move from ``current`` to ``new``. A refund awaiting approval
+    becomes pending (approved), denied or cancelled, and only those leave or enter that stage."""
+    if current is RefundStatus.AWAITING_APPROVAL:
+        return new in (current, RefundStatus.PENDING, RefundStatus.DENIED, RefundStatus.CANCELLED)
+    if new.is_approval_stage:
+        return new is current
     if current.is_terminal:
         return new is current or (current, new) == (RefundStatus.COMPLETED, RefundStatus.REVERSED)
     return (current, new) != (RefundStatus.PROCESSING, RefundStatus.PENDING)

@@ -23,15 +23,30 @@ class RefundStatus(StrEnum):
     FAILED = "failed"
     REVERSED = "reversed"
     UNKNOWN = "unknown"
+    #: Recorded (request and key included) but not sent: a second person must approve it.
+    AWAITING_APPROVAL = "awaiting_approval"
+    #: An approver refused it, or its requester withdrew it (or it lapsed): never sent.
+    DENIED = "denied"
+    CANCELLED = "cancelled"
 
     @property
     def is_terminal(self) -> bool:
-        return self in (RefundStatus.COMPLETED, RefundStatus.FAILED, RefundStatus.REVERSED)
+        return self in (
+            RefundStatus.COMPLETED, RefundStatus.FAILED, RefundStatus.REVERSED,
+            RefundStatus.DENIED, RefundStatus.CANCELLED,
+        )  # fmt: skip
 
     @property
     def holds_balance(self) -> bool:
         """True when the refund counts against the payment's refundable balance."""
-        return self not in (RefundStatus.FAILED, RefundStatus.REVERSED)
+        return self not in (
+            RefundStatus.FAILED, RefundStatus.REVERSED, RefundStatus.DENIED, RefundStatus.CANCELLED
+        )  # fmt: skip
+
+    @property
+    def is_approval_stage(self) -> bool:
+        """A status of the approval flow only (never one a provider reports)."""
+        return self in (RefundStatus.AWAITING_APPROVAL, RefundStatus.DENIED, RefundStatus.CANCELLED)
 
 
 class PaymentStatus(StrEnum):

@@ -19,6 +19,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from refund_tui.core.approvals import Decision
 from refund_tui.core.ledger import (
     Attempt,
     BatchRow,
@@ -298,8 +299,8 @@ class RefundService:
             if reported is not None and reported.status is not attempt.status:
                 await self.outcomes.record(attempt, reported, "lookup")
             elif reported is None and attempt.status.holds_balance:
-                in_flight = in_flight + attempt.amount
-                if attempt.provider_reference is None:
+                in_flight = in_flight + attempt.amount  # awaiting approval: held, not sent
+                if attempt.provider_reference is None and attempt.status is not RefundStatus.AWAITING_APPROVAL:
                     unanswered = attempt
         held = payment.refunds_holding_balance() + in_flight
         refundable = max(payment.amount - held, Money.zero(payment.currency))
@@ -470,6 +471,8 @@ class RefundService:
 
     async def submit(self, prepared: PreparedRefund) -> Attempt:
         """Record the intent, send once, classify; try to settle an unknown outcome at once.
+        A refund the team ledger's rules hold for approval is recorded and returned unsent
+        (AWAITING_APPROVAL): ``approve`` sends it.
 
         The cap is checked again inside the ledger transaction that records the intent,
         counting every attempt of this payment still in flight, so a stale lookup or a second
@@ -503,6 +506,12 @@ class RefundService:
             limit=payment.amount - payment.refunds_holding_balance(),
             known_references=[refund.reference for refund in payment.refunds],
         )
+        if attempt.status is RefundStatus.AWAITING_APPROVAL:
+            return attempt
+        return await self._send_recorded(attempt)
+
+    async def _send_recorded(self, attempt: Attempt) -> Attempt:
+        """Send a recorded attempt this process holds the right to send; settle it if it can."""
         with self._sending(attempt):
             await self.outcomes.send(attempt)
             for delay in self.retry_delays:
@@ -540,6 +549,28 @@ class RefundService:
                     attempt.attempt_id, RefundStatus.UNKNOWN, "engine",
                     note="interrupted before the outcome was recorded",
                 )  # fmt: skip
+
+    # -- approvals (team ledger) ----------------------------------------------------------
+
+    async def approve(self, key: str) -> Attempt:
+        """Approve another role's refund awaiting approval and send it, exactly once: the
+        approval and the claim to send are one ledger transaction, which the database refuses
+        unless this role may approve it (ApprovalRefused)."""
+        if not self.refunds_enabled:
+            raise RefundNotAllowed(f"profile '{self.profile}' is read-only")
+        attempt = await self.db.get(key)
+        approved = await self.db.decide(attempt.attempt_id, Decision.APPROVED, "", self.operator)
+        return await self._send_recorded(approved)
+
+    async def deny(self, key: str, reason: str) -> Attempt:
+        """Deny a refund awaiting approval (the reason is required); it is never sent."""
+        attempt = await self.db.get(key)
+        return await self.db.decide(attempt.attempt_id, Decision.DENIED, reason, self.operator)
+
+    async def cancel(self, key: str) -> Attempt:
+        """Withdraw one's own refund while it awaits approval; it is never sent."""
+        attempt = await self.db.get(key)
+        return await self.db.decide(attempt.attempt_id, Decision.CANCELLED, "", self.operator)
 
     # -- recovering -----------------------------------------------------------------------
 
@@ -590,7 +621,9 @@ class RefundService:
         sends = [e.at for e in await self.db.events(attempt.attempt_id) if e.source in ("intent", "send")]
         quiet_until = sends[-1] + self.resend_quiet
         read_at, on_record, refusal = None, 0, None
-        if attempt.provider_reference or attempt.status.is_terminal:
+        if attempt.status.is_approval_stage:
+            refusal = f"it was never sent: the refund is {attempt.status.value.replace('_', ' ')}"
+        elif attempt.provider_reference or attempt.status.is_terminal:
             refusal = f"nothing to resend: the refund is {attempt.status}"
         elif self.provider(attempt.provider).idempotent:
             refusal = "resent with its own key by `refund-tui recover`: no decision needed"
@@ -687,8 +720,10 @@ class RefundService:
     async def refresh(self, attempt_id: str) -> Attempt:
         """Bring one attempt up to date: poll it, or resolve it when its outcome is unknown."""
         attempt = await self.db.get(attempt_id)
-        if attempt.status.is_terminal and attempt.status is not RefundStatus.COMPLETED:
-            return attempt
+        if attempt.status.is_approval_stage or (
+            attempt.status.is_terminal and attempt.status is not RefundStatus.COMPLETED
+        ):
+            return attempt  # nothing was sent: nothing to ask the provider
         await self._recover_one(attempt)
         return await self.db.get(attempt.attempt_id)
 

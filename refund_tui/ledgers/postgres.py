@@ -16,6 +16,8 @@ only checks that its version is the one this refund-tui knows.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import random
 import re
@@ -35,10 +37,29 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from refund_tui import __version__
 from refund_tui.config import masked_url
-from refund_tui.core.ledger import LedgerError, NoticeOutcome
+from refund_tui.core.approvals import ApprovalRules, Decision
+from refund_tui.core.ledger import (
+    ApprovalRefused,
+    Attempt,
+    DailyLimitExceeded,
+    LedgerError,
+    NewAttempt,
+    NoticeOutcome,
+    Operator,
+)
+from refund_tui.core.models import RefundStatus
+from refund_tui.core.money import Money, minor_units
 from refund_tui.core.secret import Secret
 from refund_tui.ledgers.importing import ImportReport, merge, read_solo
-from refund_tui.ledgers.postgres_schema import GRANTS, MIGRATIONS, ROLES, SCHEMA_VERSION
+from refund_tui.ledgers.postgres_schema import (
+    APPROVER,
+    GRANTS,
+    MIGRATIONS,
+    OVER_DAILY_LIMIT,
+    REFUSED_BY_RULES,
+    ROLES,
+    SCHEMA_VERSION,
+)
 from refund_tui.ledgers.sql import Connection, Cursor, SqlLedger, iso
 
 DEFAULT_SCHEMA = "refund_tui"
@@ -298,10 +319,26 @@ class PostgresLedger(SqlLedger):
     # -- plumbing ---------------------------------------------------------------------------
 
     @contextmanager
+    def _refusals(self) -> Iterator[None]:
+        """The approval rules' refusals as ApprovalRefused and DailyLimitExceeded."""
+        try:
+            yield
+        except psycopg.Error as error:
+            if error.sqlstate == REFUSED_BY_RULES:
+                raise ApprovalRefused(f"the team ledger refused it: {error.diag.message_primary}") from None
+            if error.sqlstate == OVER_DAILY_LIMIT:
+                currency, limit, left = (error.diag.message_detail or "").split()
+                raise DailyLimitExceeded(
+                    self.role, Money(int(limit), currency), Money(int(left), currency)
+                ) from None
+            raise
+
+    @contextmanager
     def _translate(self) -> Iterator[None]:
         """Turn the database's refusals into LedgerError messages an operator can act on."""
         try:
-            yield
+            with self._refusals():
+                yield
         except errors.InsufficientPrivilege as error:
             raise LedgerError(
                 f"the team ledger refused role {self.role}: {error.diag.message_primary} "
@@ -358,6 +395,63 @@ class PostgresLedger(SqlLedger):
         iso(since)  # refuses a naive datetime
         return since
 
+    # -- approvals (the rules are the database's: ``postgres_schema._V4``) ---------------------
+
+    def _intent_status(self, conn: Connection, new: NewAttempt) -> RefundStatus:
+        conn.execute("SELECT lapse_waiting()")  # a lapsed request holds no balance
+        [(status,)] = conn.execute(
+            "SELECT intent_status(?, ?)", (new.amount.minor, new.amount.currency)
+        ).fetchall()
+        return RefundStatus(status)
+
+    def approval_rules(self) -> ApprovalRules:
+        rows = self.query("SELECT above, expires_hours, daily_limit FROM rules_now() WHERE id IS NOT NULL")
+        return ApprovalRules.from_stored(*rows[0]) if rows else ApprovalRules()
+
+    def may_approve(self) -> bool:
+        [(holds,)] = self.query("SELECT pg_has_role(session_user, ?, 'USAGE')", (APPROVER,))
+        return holds
+
+    def awaiting_approval(self, *, mine: bool = False) -> list[Attempt]:
+        if not mine and not self.may_approve():
+            return []  # nothing waits for a role that may not approve
+        with contextlib.suppress(LedgerError):  # a viewer reads them, lapsed or not
+            self._write(lambda conn: conn.execute("SELECT lapse_waiting()"))
+        whose = "=" if mine else "<>"
+        return self._select(
+            f"WHERE c.status = ? AND a.recorded_by {whose} session_user",
+            [RefundStatus.AWAITING_APPROVAL.value],
+            newest_first=False,
+        )
+
+    def decide(self, attempt_id: str, decision: Decision, reason: str, operator: Operator) -> Attempt:
+        decision = Decision(decision)
+        reason = reason.strip()
+        if decision is Decision.DENIED and not reason:
+            raise ValueError("say why the refund is denied: the reason is required")
+
+        def write(conn: Connection) -> None:
+            self._current(conn, attempt_id)  # locks it; AttemptNotFound when there is none
+            conn.execute(
+                """INSERT INTO approvals (attempt_id, decision, reason, operator_name, hostname,
+                ssh_client) VALUES (?, ?, ?, ?, ?, ?)""",
+                (attempt_id, decision.value, reason or None, operator.name, operator.hostname,
+                 operator.ssh_client),
+            )  # fmt: skip
+            if decision is Decision.APPROVED:
+                self._insert_event(
+                    conn, attempt_id, RefundStatus.PENDING, "send",
+                    note=f"claimed to send once approved, by {operator.name}@{operator.hostname}",
+                )  # fmt: skip
+
+        try:
+            self._write(write)
+        except ApprovalRefused:
+            with contextlib.suppress(LedgerError):  # a lapsed request is recorded as such
+                self._write(lambda conn: conn.execute("SELECT lapse_waiting()"))
+            raise
+        return self.get(attempt_id)
+
 
 # -- setup and roles (run by the database owner) -------------------------------------------
 
@@ -408,6 +502,29 @@ def setup(url: str, *, schema: str = DEFAULT_SCHEMA,
         for grant in GRANTS:
             conn.execute(sql.SQL(grant).format(schema=name))
     return before, SCHEMA_VERSION
+
+
+def set_rules(url: str, rules: ApprovalRules, *, schema: str = DEFAULT_SCHEMA,
+              password_source: PasswordSource | None = None) -> bool:  # fmt: skip
+    """Write the approval rules and daily limits into the ledger (the owner's, at setup); a
+    change is a new row, so every version stays on record. True when they changed."""
+    above, hours, daily = rules.as_stored()
+    conn, _ = connect_as(url, schema, None, password_source)
+    with conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('refund-tui setup', 0))")
+        current = conn.execute("SELECT above, expires_hours, daily_limit FROM rules_now() WHERE id IS NOT NULL").fetchone()
+        if current == (above, hours, daily) or (current is None and rules.empty):
+            return False
+        exponents = {currency: minor_units(currency) for currency in {*above, *daily}}
+        try:
+            conn.execute(
+                """INSERT INTO approval_rules (above, expires_hours, daily_limit, exponents)
+                VALUES (%s, %s, %s, %s)""",
+                (json.dumps(above), hours, json.dumps(daily), json.dumps(exponents)),
+            )
+        except errors.InsufficientPrivilege as error:
+            raise LedgerError(f"only the ledger's owner sets its rules: {error.diag.message_primary}") from None
+    return True
 
 
 def change_membership(url: str, login: str, role: str, *, grant: bool,

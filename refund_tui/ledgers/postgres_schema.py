@@ -12,21 +12,27 @@ What the database itself guarantees, whatever a client does:
 - identity: ``recorded_by`` on every attempt, event, notice, claim and note is
   ``session_user``, the authenticated login, set by a trigger whatever the client sends;
 - the receiver role records notices and their ``webhook``/``flag`` events only;
-- ``current_state`` is written only by the trigger that derives it from events.
+- ``current_state`` is written only by the trigger that derives it from events;
+- four eyes and daily limits (``_V4``, ``core/approvals``): what the approval rules forbid is
+  refused here, whatever the client sends.
 """
 
 from __future__ import annotations
 
-from refund_tui.core.models import RefundStatus
-
 VIEWER = "refund_tui_viewer"
 OPERATOR = "refund_tui_operator"
 RECEIVER = "refund_tui_receiver"
-ROLES = (VIEWER, OPERATOR, RECEIVER)
+#: An operator who may also approve or deny other roles' refunds awaiting approval.
+APPROVER = "refund_tui_approver"
+ROLES = (VIEWER, OPERATOR, RECEIVER, APPROVER)
+#: SQLSTATEs of the approval rules' refusals (class RT: refund-tui's own).
+REFUSED_BY_RULES = "RTA01"
+OVER_DAILY_LIMIT = "RTL01"
 #: Event sources the receiver role may record (everything else needs the operator role).
 RECEIVER_SOURCES = ("webhook", "flag")
 
-_STATUSES = ", ".join(f"'{status.value}'" for status in RefundStatus)
+#: The statuses the first schema knew, frozen (a migration never changes once released).
+_STATUSES = "'pending', 'processing', 'completed', 'failed', 'reversed', 'unknown'"
 
 
 def _append_only(table: str) -> tuple[str, ...]:
@@ -315,7 +321,229 @@ _V3 = (
     _identity("triage"),
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+_ALL_STATUSES = f"{_STATUSES}, 'awaiting_approval', 'denied', 'cancelled'"
+_CLOSED = "'failed', 'denied', 'cancelled'"
+
+
+def _refuse(message: str, *args: str) -> str:
+    """PL/pgSQL raising one of the rules' refusals (``message`` with ``%`` placeholders)."""
+    return f"RAISE EXCEPTION '{message}', {', '.join(args)} USING ERRCODE = '{REFUSED_BY_RULES}'"
+
+
+#: Four eyes and daily limits, enforced by the database (``core/approvals``): the rules (only
+#: the owner writes them; each change a new row), the decisions on refunds awaiting approval,
+#: and triggers that refuse, whatever the client, an intent above the threshold not recorded
+#: as awaiting approval, any move out of awaiting approval without its decision, a decision
+#: by a role that may not take it, and a role's refunds over its daily limit.
+_V4 = (
+    "ALTER TABLE events DROP CONSTRAINT events_status_check",
+    f"ALTER TABLE events ADD CONSTRAINT events_status_check CHECK (status IN ({_ALL_STATUSES}))",
+    """CREATE TABLE approval_rules (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        set_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        above jsonb NOT NULL,
+        expires_hours integer NOT NULL CHECK (expires_hours > 0),
+        daily_limit jsonb NOT NULL,
+        exponents jsonb NOT NULL DEFAULT '{}',  -- currency -> decimals, of the rules' currencies
+        recorded_by text NOT NULL DEFAULT session_user
+    )""",
+    """CREATE FUNCTION rules_now() RETURNS approval_rules LANGUAGE sql STABLE AS $$
+        SELECT * FROM approval_rules ORDER BY id DESC LIMIT 1
+    $$""",
+    # The schema's owner (who can alter it anyway) brings history in (`ledger import`): old
+    # refunds are kept as they were, whatever today's rules say.
+    """CREATE FUNCTION owns_ledger(schema_name name) RETURNS boolean LANGUAGE sql STABLE AS $$
+        SELECT pg_has_role(session_user, nspowner, 'MEMBER') FROM pg_namespace WHERE nspname = schema_name
+    $$""",
+    """CREATE FUNCTION intent_status(amount bigint, cur text) RETURNS text
+    LANGUAGE sql STABLE AS $$
+        SELECT CASE WHEN amount > ((rules_now()).above ->> cur)::bigint
+                    THEN 'awaiting_approval' ELSE 'pending' END
+    $$""",
+    """CREATE TABLE approvals (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        attempt_id text COLLATE "C" NOT NULL UNIQUE REFERENCES attempts (attempt_id),
+        decision text NOT NULL CHECK (decision IN ('approved', 'denied', 'cancelled')),
+        reason text,
+        at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        operator_name text NOT NULL,
+        hostname text NOT NULL,
+        ssh_client text,
+        recorded_by text NOT NULL DEFAULT session_user,
+        CHECK (decision <> 'denied' OR length(btrim(coalesce(reason, ''))) > 0)
+    )""",
+    f"""CREATE FUNCTION check_decision() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        requested attempts;
+        state text;
+        hours integer := coalesce((rules_now()).expires_hours, 24);
+    BEGIN
+        NEW.at := clock_timestamp();
+        PERFORM pg_advisory_xact_lock(hashtextextended('attempt:' || NEW.attempt_id, 0));
+        SELECT * INTO requested FROM attempts WHERE attempt_id = NEW.attempt_id;
+        SELECT status INTO state FROM current_state WHERE attempt_seq = requested.seq;
+        IF state IS DISTINCT FROM 'awaiting_approval' THEN
+            {_refuse("refund % is not awaiting approval: it is %", "left(NEW.attempt_id, 8)",
+                     "coalesce(replace(state, '_', ' '), 'unknown')")};
+        END IF;
+        IF NEW.decision = 'cancelled' THEN
+            IF session_user <> requested.recorded_by THEN
+                {_refuse("only its requester (%) may cancel refund %", "requested.recorded_by",
+                         "left(NEW.attempt_id, 8)")};
+            END IF;
+            RETURN NEW;
+        END IF;
+        IF NOT pg_has_role(session_user, '{APPROVER}', 'USAGE') THEN
+            {_refuse(f"role % does not hold {APPROVER}: it may not approve or deny refunds",
+                     "session_user")};
+        END IF;
+        IF session_user = requested.recorded_by THEN
+            {_refuse("role % requested refund % itself: another approver must decide (four eyes)",
+                     "session_user", "left(NEW.attempt_id, 8)")};
+        END IF;
+        IF NEW.decision = 'approved'
+           AND clock_timestamp() >= requested.created_at + make_interval(hours => hours) THEN
+            {_refuse("the approval request of refund % lapsed at % UTC (after % h): request it again",
+                     "left(NEW.attempt_id, 8)",
+                     "to_char((requested.created_at + make_interval(hours => hours)) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')",
+                     "hours")};
+        END IF;
+        RETURN NEW;
+    END $$""",
+    """CREATE FUNCTION apply_decision() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO events (attempt_id, at, status, source, note)
+        VALUES (NEW.attempt_id, NEW.at,
+                CASE NEW.decision WHEN 'approved' THEN 'pending' ELSE NEW.decision END,
+                'approval',
+                NEW.decision || ' by ' || session_user
+                    || coalesce(': ' || nullif(btrim(NEW.reason), ''), ''));
+        RETURN NULL;
+    END $$""",
+    f"""CREATE FUNCTION guard_approval_stage() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        requested attempts;
+        state text;
+        decided text;
+        allowed text;
+        threshold bigint;
+        hours integer := coalesce((rules_now()).expires_hours, 24);
+    BEGIN
+        SELECT * INTO requested FROM attempts WHERE attempt_id = NEW.attempt_id;
+        SELECT status INTO state FROM current_state WHERE attempt_seq = requested.seq;
+        IF state IS NULL THEN  -- the intent
+            IF owns_ledger(TG_TABLE_SCHEMA) THEN
+                RETURN NEW;
+            END IF;
+            threshold := ((rules_now()).above ->> requested.currency)::bigint;
+            IF requested.amount_minor > threshold AND NEW.status <> 'awaiting_approval' THEN
+                {_refuse("a refund above the approval threshold in % can only be recorded as "
+                         "awaiting approval", "requested.currency")};
+            END IF;
+            RETURN NEW;
+        END IF;
+        IF state = 'awaiting_approval' AND NEW.status <> 'awaiting_approval' THEN
+            SELECT decision INTO decided FROM approvals WHERE attempt_id = NEW.attempt_id;
+            allowed := CASE decided WHEN 'approved' THEN 'pending' ELSE decided END;
+            IF NEW.status = allowed
+               OR (NEW.status = 'cancelled' AND decided IS NULL AND NEW.source = 'lapsed'
+                   AND clock_timestamp() >= requested.created_at + make_interval(hours => hours)) THEN
+                RETURN NEW;
+            END IF;
+            {_refuse("refund % awaits approval: it cannot become % before an approver decides",
+                     "left(NEW.attempt_id, 8)", "NEW.status")};
+        END IF;
+        IF NEW.status IN ('awaiting_approval', 'denied', 'cancelled') AND NEW.status <> state THEN
+            {_refuse("refund % is %: it cannot become %", "left(NEW.attempt_id, 8)", "state",
+                     "NEW.status")};
+        END IF;
+        RETURN NEW;
+    END $$""",
+    f"""CREATE FUNCTION check_daily_limit() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        cap bigint := ((rules_now()).daily_limit ->> NEW.currency)::bigint;
+        day_start timestamptz := date_trunc('day', clock_timestamp() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
+        used bigint;
+    BEGIN
+        IF cap IS NULL OR owns_ledger(TG_TABLE_SCHEMA) THEN
+            RETURN NEW;
+        END IF;
+        IF abs(extract(epoch FROM NEW.created_at - clock_timestamp())) > 300 THEN
+            {_refuse("an attempt under a daily limit is recorded at the database''s time, not %",
+                     "NEW.created_at")};
+        END IF;
+        PERFORM pg_advisory_xact_lock(hashtextextended('limit:' || session_user || ':' || NEW.currency, 0));
+        SELECT coalesce(sum(a.amount_minor), 0) INTO used
+            FROM attempts a JOIN current_state c ON c.attempt_seq = a.seq
+            WHERE a.recorded_by = session_user AND a.currency = NEW.currency
+            AND a.created_at >= day_start AND c.status NOT IN ({_CLOSED});
+        IF used + NEW.amount_minor > cap THEN
+            RAISE EXCEPTION 'over the daily limit of role %', session_user
+                USING ERRCODE = '{OVER_DAILY_LIMIT}',
+                DETAIL = format('%s %s %s', NEW.currency, cap, greatest(cap - used, 0));
+        END IF;
+        RETURN NEW;
+    END $$""",
+    # The rules judge amount_minor, the provider pays the body's amount: where a rule applies,
+    # the two must agree, so a modified client cannot record a small refund that sends a large one.
+    f"""CREATE FUNCTION check_request_amount() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        places integer := ((rules_now()).exponents ->> NEW.currency)::integer;
+        sent numeric;
+    BEGIN
+        IF places IS NULL OR owns_ledger(TG_TABLE_SCHEMA) THEN
+            RETURN NEW;
+        END IF;
+        BEGIN
+            sent := (NEW.request_body::jsonb ->> 'amount')::numeric;
+        EXCEPTION WHEN others THEN
+            sent := NULL;
+        END;
+        IF sent IS NULL OR sent * 10 ^ places <> NEW.amount_minor THEN
+            {_refuse("the request sends % %, not the % minor units the attempt records",
+                     "coalesce(sent::text, 'no amount')", "NEW.currency", "NEW.amount_minor")};
+        END IF;
+        RETURN NEW;
+    END $$""",
+    f"""CREATE FUNCTION lapse_waiting() RETURNS integer LANGUAGE plpgsql AS $$
+    DECLARE
+        hours integer := coalesce((rules_now()).expires_hours, 24);
+        lapsed integer;
+    BEGIN
+        IF NOT EXISTS (SELECT 1 FROM attempts a JOIN current_state c ON c.attempt_seq = a.seq
+                       WHERE c.status = 'awaiting_approval'
+                       AND clock_timestamp() >= a.created_at + make_interval(hours => hours)) THEN
+            RETURN 0;  -- nothing to write (and a role that may not write is not refused)
+        END IF;
+        INSERT INTO events (attempt_id, at, status, source, note)
+        SELECT a.attempt_id, clock_timestamp(), 'cancelled', 'lapsed',
+               'not approved within ' || hours || ' h: lapsed, never sent'
+        FROM attempts a JOIN current_state c ON c.attempt_seq = a.seq
+        WHERE c.status = 'awaiting_approval'
+        AND clock_timestamp() >= a.created_at + make_interval(hours => hours)
+        AND pg_try_advisory_xact_lock(hashtextextended('attempt:' || a.attempt_id, 0));
+        GET DIAGNOSTICS lapsed = ROW_COUNT;
+        RETURN lapsed;
+    END $$""",
+    """CREATE TRIGGER approvals_check BEFORE INSERT ON approvals
+        FOR EACH ROW EXECUTE FUNCTION check_decision()""",
+    """CREATE TRIGGER approvals_apply AFTER INSERT ON approvals
+        FOR EACH ROW EXECUTE FUNCTION apply_decision()""",
+    """CREATE TRIGGER events_approval_stage BEFORE INSERT ON events
+        FOR EACH ROW EXECUTE FUNCTION guard_approval_stage()""",
+    """CREATE TRIGGER attempts_daily_limit BEFORE INSERT ON attempts
+        FOR EACH ROW EXECUTE FUNCTION check_daily_limit()""",
+    """CREATE TRIGGER attempts_request_amount BEFORE INSERT ON attempts
+        FOR EACH ROW EXECUTE FUNCTION check_request_amount()""",
+    """CREATE TRIGGER approvals_notify AFTER INSERT ON approvals
+        FOR EACH STATEMENT EXECUTE FUNCTION notify_change()""",
+    *_append_only("approvals"),
+    *_append_only("approval_rules"),
+    _identity("approvals"),
+    _identity("approval_rules"),
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: Applied after every migration run (idempotent): who may do what in the schema.
@@ -328,6 +556,11 @@ GRANTS = (
         {{schema}}.batch_rows, {{schema}}.finding_acks TO {OPERATOR}""",
     f"GRANT INSERT ON {{schema}}.triage TO {OPERATOR}",
     f"GRANT INSERT ON {{schema}}.events, {{schema}}.notices TO {RECEIVER}",
+    f"GRANT {OPERATOR} TO {APPROVER}",
+    f"GRANT INSERT ON {{schema}}.approvals TO {OPERATOR}",
+    f"""GRANT EXECUTE ON FUNCTION {{schema}}.rules_now(), {{schema}}.intent_status(bigint, text),
+        {{schema}}.owns_ledger(name),
+        {{schema}}.lapse_waiting() TO {VIEWER}, {OPERATOR}, {RECEIVER}""",
     f"""GRANT EXECUTE ON FUNCTION {{schema}}.match_kept_notice(bigint, text, text)
         TO {OPERATOR}, {RECEIVER}""",
 )

@@ -21,6 +21,7 @@ from typing import Any, Protocol, TypeVar
 
 from refund_tui import __version__
 from refund_tui.core import ledger_rules as rules
+from refund_tui.core.approvals import ApprovalRules, Decision
 from refund_tui.core.ledger import (
     AUDIT_FIELDS,
     MIN_PREFIX,
@@ -249,6 +250,10 @@ class SqlLedger:
             (outcome.value, attempt_id, notice_id),
         )
 
+    def _intent_status(self, conn: Connection, new: NewAttempt) -> RefundStatus:
+        """The status an intent is recorded in (a team ledger's rules may hold it for approval)."""
+        return RefundStatus.PENDING
+
     def _intent_recorded(self) -> None:
         """After an intent's commit: whatever makes it outlast the loss of a side file."""
 
@@ -270,17 +275,18 @@ class SqlLedger:
             if new.batch_row is not None:
                 self._check_batch_row(conn, new.batch_row)
             self._serialise(conn, f"payment:{new.provider.value}:{new.payment_reference}")
+            status = self._intent_status(conn, new)
             held = conn.execute(
-                f"""SELECT a.amount_minor, a.currency, c.provider_reference, a.attempt_id
+                f"""SELECT a.amount_minor, a.currency, c.provider_reference, a.attempt_id, c.status
                 {_ATTEMPTS_FROM} WHERE a.provider = ? AND a.payment_reference = ?
                 AND c.status IN ({", ".join("?" * len(_HOLDING))})""",
                 (new.provider.value, new.payment_reference, *_HOLDING),
             ).fetchall()
-            for *_, reference, other in held:
-                if reference is None:
+            for *_, reference, other, other_status in held:
+                if reference is None and other_status != RefundStatus.AWAITING_APPROVAL.value:
                     raise RefundInFlight(other, new.payment_reference, limit.currency)
             flying = rules.in_flight(
-                ((Money(minor, currency), reference) for minor, currency, reference, _ in held),
+                ((Money(minor, currency), reference) for minor, currency, reference, *_ in held),
                 known,
                 limit.currency,
             )
@@ -304,7 +310,7 @@ class SqlLedger:
                     new.operator.ssh_client, os.getpid(), __version__, new.retry_of,
                 ),
             )  # fmt: skip
-            self._insert_event(conn, attempt_id, RefundStatus.PENDING, "intent", at=now)
+            self._insert_event(conn, attempt_id, status, "intent", at=now)
             if new.batch_row is not None:
                 conn.execute(
                     "INSERT INTO batch_rows (batch_id, row, attempt_id) VALUES (?, ?, ?)",
@@ -576,6 +582,20 @@ class SqlLedger:
              operator.uid, operator.hostname, operator.ssh_client),
         ).fetchone()  # fmt: skip
         return _to_triage(row)
+
+    # -- approvals: a team ledger's (``PostgresLedger``); an SQLite ledger has no rules -----
+
+    def approval_rules(self) -> ApprovalRules:
+        return ApprovalRules()
+
+    def may_approve(self) -> bool:
+        return False
+
+    def awaiting_approval(self, *, mine: bool = False) -> list[Attempt]:
+        return []
+
+    def decide(self, attempt_id: str, decision: Decision, reason: str, operator: Operator) -> Attempt:
+        raise LedgerError("approvals need a team ledger (PostgreSQL): this ledger has no approval rules")
 
     # -- notices --------------------------------------------------------------------------
 

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-from refund_tui.core.models import RefundStatus
 
 #: Applied on every connection (journal_mode first); WAL is persistent, the others are not.
 #: The busy timeout is set by the ledger from its ``busy_timeout`` argument.
@@ -16,7 +15,8 @@ PRAGMAS = (
     "PRAGMA foreign_keys = ON",
 )
 
-_STATUSES = ", ".join(f"'{status.value}'" for status in RefundStatus)
+#: The statuses the first schema knew, frozen (a migration never changes once released).
+_STATUSES = "'pending', 'processing', 'completed', 'failed', 'reversed', 'unknown'"
 
 
 def _append_only(table: str) -> tuple[str, ...]:

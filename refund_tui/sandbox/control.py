@@ -45,7 +45,9 @@ _FAULT_FIELDS = frozenset(
 )
 _CLOCK_FIELDS = frozenset({"advance_seconds"})
 _AMEND_FIELDS = frozenset({"status", "failure_reason", "amount"})
-_AMENDABLE = tuple(status for status in RefundStatus if status is not RefundStatus.UNKNOWN)
+_AMENDABLE = tuple(
+    status for status in RefundStatus if status is not RefundStatus.UNKNOWN and not status.is_approval_stage
+)
 _MAX_AGE_DAYS = 3650
 #: How far the clock may run ahead of real time (keeps every date representable).
 _MAX_CLOCK_OFFSET = timedelta(days=100 * 365)

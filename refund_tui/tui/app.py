@@ -65,15 +65,15 @@ class SessionNotReady(RuntimeError):
     """The session is still opening, or could not be opened."""
 
 
-def banner_counts(ledger: Ledger) -> tuple[int, int, int, int]:
-    """The failed, unknown, reversed and paid-twice counts the banner shows."""
+def banner_counts(ledger: Ledger) -> tuple[int, int, int, int, int]:
+    """The failed, unknown, reversed, paid-twice and to-approve counts the banner shows."""
     from refund_tui.core.models import RefundStatus
 
     counts = ledger.counts()
     failed, unknown, reversed_ = (
         counts[s] for s in (RefundStatus.FAILED, RefundStatus.UNKNOWN, RefundStatus.REVERSED)
     )
-    return failed, unknown, reversed_, ledger.double_refund_count()
+    return failed, unknown, reversed_, ledger.double_refund_count(), len(ledger.awaiting_approval())
 
 
 def profile_banner(profile: Profile, operator: Operator, role: str | None = None) -> BannerInfo:
@@ -383,8 +383,8 @@ class RefundApp(App[None]):
         return self.get_key_display(binding)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="counts", name="ledger-counts")
-    def refresh_counts(self) -> tuple[int, int, int, int]:
-        """Re-read the failed, unknown, reversed and paid-twice counts for the banner."""
+    def refresh_counts(self) -> tuple[int, int, int, int, int]:
+        """Re-read the banner's counts."""
         return banner_counts(self.session.ledger)
 
     async def on_unmount(self) -> None:
@@ -450,6 +450,12 @@ class RefundApp(App[None]):
 
         if self._needs_session() and not isinstance(self.screen, ReconcileScreen):
             self.push_screen(ReconcileScreen())
+
+    def action_show_approvals(self) -> None:
+        from refund_tui.tui.screens.approvals import ApprovalsScreen
+
+        if self._needs_session() and not isinstance(self.screen, ApprovalsScreen):
+            self.push_screen(ApprovalsScreen())
 
     def action_show_credentials(self) -> None:
         from refund_tui.tui.screens.credentials import CredentialsScreen

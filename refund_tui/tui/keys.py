@@ -26,6 +26,7 @@ SCOPE_TITLES: Mapping[str, str] = MappingProxyType(
         "triage": "Bulk triage",
         "batch": "Batch from a CSV file",
         "reconcile": "Reconciliation",
+        "approvals": "Approvals (team ledger)",
         "credentials": "Credentials",
         "help": "Help",
     }
@@ -44,6 +45,7 @@ _REGISTRY: Mapping[str, tuple[Binding, ...]] = MappingProxyType(
             _key("app.board", "b", "show_board", "Board", "Live status board of every refund", show=False),
             _key("app.batch", "B", "show_batch", "Batch", "Refunds from a CSV file, every row checked first", key_display="B", show=False),
             _key("app.reconcile", "C", "show_reconcile", "Reconcile", "Compare the providers' records with the ledger", key_display="C", show=False),
+            _key("app.approvals", "A", "show_approvals", "Approvals", "Refunds awaiting your approval (team ledger)", key_display="A", show=False),
             _key("app.credentials", "k", "show_credentials", "Credentials", "Credential sources and the keyring in use", show=False),
             _key("app.help", "question_mark,f1", "show_help", "Help", "Every key, by screen (f1 also works in a text field)"),
             _key("app.palette", "ctrl+p", "command_palette", "Commands", "Command palette", show=False),
@@ -98,6 +100,12 @@ _REGISTRY: Mapping[str, tuple[Binding, ...]] = MappingProxyType(
             _key("reconcile.ack", "a", "acknowledge", "Acknowledge", "Record a note on the highlighted finding"),
             _key("reconcile.run", "ctrl+r", "run", "Again", "Read every record again"),
             _key("reconcile.back", "escape", "back", "Back", "Leave this screen"),
+        ),
+        "approvals": (
+            _key("approvals.approve", "enter", "approve", "Approve", "Approve and send the highlighted refund (typed amount)", key_display="enter"),
+            _key("approvals.deny", "d", "deny", "Deny", "Deny the highlighted refund (a reason is required)"),
+            _key("approvals.refresh", "ctrl+r", "refresh_now", "Refresh", "Read the queue again", show=False),
+            _key("approvals.back", "escape", "back", "Back", "Leave this screen"),
         ),
         "details": (
             _key("details.copy", "c", "copy_reference", "Copy ref", "Copy the provider reference to your clipboard"),

@@ -407,6 +407,37 @@ async def show_batch(pilot: Pilot) -> None:
     await settle(pilot)
 
 
+async def show_approvals(pilot: Pilot) -> None:
+    """An approver's queue on a team ledger: two refunds over the threshold, who asked, why.
+
+    The tour's ledger is the solo SQLite file, which has no approvals: the queue shows two
+    of its refunds as a team ledger would list them (awaiting, recorded by ``ama``)."""
+    import dataclasses
+
+    from refund_tui.core.approvals import ApprovalRules
+    from refund_tui.core.models import RefundStatus
+    from refund_tui.core.money import Money
+    from refund_tui.tui.screens.approvals import ApprovalsScreen, Queue
+
+    await ready(pilot)
+    app = pilot.app
+    await _refund(app, ProviderName.NOVASEND, "tr_demo_fresh", "15000", "Customer cancellation")
+    app.clock.advance(420)
+    await _refund(app, ProviderName.VESICASH, "VSC-GH-FRESH", "250.00", "Order not delivered")
+    asker = Operator("ama", 1001, "ops-2", None)
+    waiting = [
+        dataclasses.replace(attempt, status=RefundStatus.AWAITING_APPROVAL, recorded_by="ama", operator=asker)
+        for attempt in reversed(app.service.ledger.attempts())
+    ]
+    rules = ApprovalRules({"GHS": Money(20000, "GHS"), "XOF": Money(10000, "XOF")}, 24,
+                          {"GHS": Money(500000, "GHS")})  # fmt: skip
+    queue = Queue(waiting, mine=0, rules=rules, may_approve=True, role="kofi")
+    screen = ApprovalsScreen(read=lambda ledger: queue)
+    await app.push_screen(screen)
+    await wait_until(pilot, lambda: screen.queue is not None, "the queue read")
+    await settle(pilot)
+
+
 # -- help, credentials, too small -----------------------------------------------------------
 
 

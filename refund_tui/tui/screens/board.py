@@ -93,9 +93,12 @@ STATUS_RANK = {
             RefundStatus.UNKNOWN,
             RefundStatus.FAILED,
             RefundStatus.REVERSED,
+            RefundStatus.AWAITING_APPROVAL,
             RefundStatus.PENDING,
             RefundStatus.PROCESSING,
             RefundStatus.COMPLETED,
+            RefundStatus.DENIED,
+            RefundStatus.CANCELLED,
         )
     )
 }

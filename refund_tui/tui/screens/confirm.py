@@ -33,6 +33,12 @@ if TYPE_CHECKING:
 def outcome(attempt: Attempt) -> tuple[str, str]:
     """(message, severity) telling the operator what happened to a sent refund."""
     provider = attempt.provider.value.title()
+    if attempt.status is RefundStatus.AWAITING_APPROVAL:
+        return (
+            f"Awaiting approval: {attempt.amount} is over the team's threshold. Recorded and held, "
+            "nothing sent: another approver sends it from their approvals queue (A).",
+            "warning",
+        )
     if attempt.status is RefundStatus.FAILED:
         why = attempt.failure_reason or attempt.raw_message or "no reason given"
         return f"{provider} refused the refund: {why}. Nothing was paid.", "error"
@@ -52,12 +58,12 @@ def outcome(attempt: Attempt) -> tuple[str, str]:
 
 def not_sent(error: BaseException | None) -> str:
     """Why submit stopped before sending, or a warning when that is not certain."""
-    from refund_tui.core.ledger import CapExceeded
+    from refund_tui.core.ledger import ApprovalRefused, CapExceeded
     from refund_tui.core.models import ProviderError
     from refund_tui.core.service import RefundNotAllowed, TrailLost
 
     text = describe_error(error)
-    if isinstance(error, (CapExceeded, ProviderError, RefundNotAllowed)):
+    if isinstance(error, (ApprovalRefused, CapExceeded, ProviderError, RefundNotAllowed)):
         return f"Nothing was sent: {text}"
     if isinstance(error, TrailLost):  # the only record of this refund is what is shown here
         request = "\n".join(f"  {key}: {value}" for key, value in error.request_record().items())

@@ -1,4 +1,4 @@
-"""A one-line note the operator types, kept in the ledger with their name (empty: nothing)."""
+"""A short text an operator must give before an action is recorded (a note, a reason)."""
 
 from __future__ import annotations
 

@@ -23,6 +23,8 @@ class BannerInfo:
     reversed: int = 0
     #: Refunds their provider executed twice: the customer was paid twice.
     paid_twice: int = 0
+    #: Other roles' refunds awaiting this role's approval (an approver on a team ledger).
+    awaiting: int = 0
     #: Shown instead of the mode while the session opens, when it could not open, or while
     #: its team ledger is lost.
     note: str | None = None
@@ -32,8 +34,9 @@ class BannerInfo:
         name = profile_name or "default profile"
         return cls(profile=name, note=f"opening {name}...")
 
-    def with_counts(self, failed: int, unknown: int, reversed: int, paid_twice: int) -> BannerInfo:
-        return replace(self, failed=failed, unknown=unknown, reversed=reversed, paid_twice=paid_twice)
+    def with_counts(self, failed: int, unknown: int, reversed: int, paid_twice: int, awaiting: int = 0) -> BannerInfo:
+        return replace(self, failed=failed, unknown=unknown, reversed=reversed, paid_twice=paid_twice,
+                       awaiting=awaiting)  # fmt: skip
 
 
 class Banner(Widget):
@@ -100,4 +103,7 @@ class Banner(Widget):
         if info.paid_twice:
             counts.append("  ")
             counts.append(f"PAID TWICE {info.paid_twice}", style="bold reverse")
+        if info.awaiting:
+            counts.append("  ")
+            counts.append(f"TO APPROVE {info.awaiting}", style="bold reverse")
         return counts

@@ -115,7 +115,7 @@ def read_home(
     refunded = [
         Recent(
             PaymentRef(attempt.provider, attempt.payment_reference),
-            f"refunded: {attempt.status.value}",
+            f"refunded: {attempt.status.value.replace('_', ' ')}",
             attempt.created_at,
         )
         for attempt in ledger.attempts(limit=RECENT_ATTEMPTS)

@@ -39,6 +39,9 @@ LOOKS: Mapping[RefundStatus, StatusLook] = MappingProxyType(
         RefundStatus.FAILED: StatusLook("!!", "FAILED", "bold red"),
         RefundStatus.UNKNOWN: StatusLook("??", "UNKNOWN", "bold magenta"),
         RefundStatus.REVERSED: StatusLook("<<", "REVERSED", "bold cyan"),
+        RefundStatus.AWAITING_APPROVAL: StatusLook("=?", "awaiting approval", "bold blue"),
+        RefundStatus.DENIED: StatusLook("xx", "denied", "dim"),
+        RefundStatus.CANCELLED: StatusLook("xx", "cancelled", "dim"),
     }
 )
 
@@ -82,7 +85,8 @@ def row_style(status: RefundStatus) -> str:
 def counts_text(counts: Mapping[RefundStatus, int]) -> Text:
     """A one-line tally such as ``"!! 2 FAILED  ?? 1 UNKNOWN  .. 3 in progress  ok 40 completed"``.
 
-    Failed, unknown and reversed appear only when there are some, so a clean ledger reads calm.
+    Failed, unknown, reversed and awaiting approval appear only when there are some, so a
+    clean ledger reads calm.
     """
     in_progress = counts.get(RefundStatus.PENDING, 0) + counts.get(RefundStatus.PROCESSING, 0)
     parts: list[tuple[str, str]] = []
@@ -90,6 +94,9 @@ def counts_text(counts: Mapping[RefundStatus, int]) -> Text:
         if count := counts.get(status, 0):
             look = LOOKS[status]
             parts.append((f"{look.marker} {count:,} {look.word}", look.style))
+    if waiting := counts.get(RefundStatus.AWAITING_APPROVAL, 0):
+        look = LOOKS[RefundStatus.AWAITING_APPROVAL]
+        parts.append((f"{look.marker} {waiting:,} {look.word}", look.style))
     pending = LOOKS[RefundStatus.PENDING]
     completed = LOOKS[RefundStatus.COMPLETED]
     parts.append((f"{pending.marker} {in_progress:,} in progress", pending.style))

@@ -85,6 +85,7 @@ _REGISTRY: Mapping[str, tuple[Binding, ...]] = MappingProxyType(
         ),
         "batch": (
             _key("batch.send", "ctrl+s", "send", "Send", "Send the ready rows of the checked file (typed count first)"),
+            _key("batch.resend", "R", "resend", "Resend", "Resend the file's Vesicash rows of unknown outcome the evidence allows (typed count)", key_display="R"),
             _key("batch.back", "escape", "back", "Back", "Leave this screen (not while sending)"),
         ),
         "reconcile": (

@@ -100,11 +100,11 @@ class BatchCommand:
         if not self.yes:
             attempts = [row.evidence.attempt for row in rows]
             _ask(
-                f"Resend {len(rows)} Vesicash refunds of unknown outcome",
-                len(rows),
+                f"{len(rows)} Vesicash refunds of unknown outcome",
                 ", ".join(money.format() for money in totals(attempts).values()),
+                "resend",
                 live=session.profile.is_live,
-                then="A resend pays twice if a first request still executes.",
+                warning="A resend pays twice if a first request still executes. ",
             )
         results = await resend_rows(session.service, rows)
         if not self.as_json:
@@ -185,21 +185,22 @@ def _rows(count: int) -> str:
 
 def _confirm(plan: BatchPlan, *, live: bool) -> None:
     """Ask before sending; a live profile makes the operator type the number of rows."""
-    count = len(plan.ready)
-    _ask(f"Send {count} refunds", count, ", ".join(money.format() for money in plan.totals().values()), live=live)
+    totals = ", ".join(money.format() for money in plan.totals().values())
+    _ask(f"{len(plan.ready)} refunds", totals, "send", live=live)
 
 
-def _ask(what: str, count: int, totals: str, *, live: bool, then: str = "") -> None:
-    """"WHAT (TOTALS)?" answered yes; on a live profile the count typed back."""
+def _ask(what: str, totals: str, verb: str, *, live: bool, warning: str = "") -> None:
+    """"VERB WHAT (TOTALS)?" answered yes; on a live profile the number typed back."""
+    count = what.split()[0]
     if not live:
-        if not click.confirm(f"{then + ' ' if then else ''}{what} ({totals})?", default=False, err=True):
+        if not click.confirm(f"{warning}{verb.capitalize()} {what} ({totals})?", default=False, err=True):
             raise Refused("not confirmed: nothing was sent")
         return
     typed = click.prompt(
-        f"LIVE: {what} totalling {totals}. {then + ' ' if then else ''}Type the number ({count}) to go on",
+        f"LIVE: {what} totalling {totals}. {warning}Type the number of refunds ({count}) to {verb} them",
         default="", err=True,
     )  # fmt: skip
-    if typed.strip() != str(count):
+    if typed.strip() != count:
         raise Refused("the number typed does not match: nothing was sent")
 
 

@@ -47,7 +47,7 @@ async def test_select_all_shown_retry_the_failed_with_a_typed_count_then_resolve
         await open_board(app, pilot, 5)
 
         await pilot.press("asterisk")
-        assert selection(app) == "4 selected (3 failed, 1 unknown): 40.00 GHS. t retries, v resolves"
+        assert selection(app) == "4 selected (3 failed, 1 unknown): 40.00 GHS  t retry  v resolve"
         assert sorted(marks(app)) == [" ", "*", "*", "*", "*"]
         assert app.screen.query_one(BoardTable).get_cell(completed.attempt_id, "mark").plain == " "
         await pilot.press("t")
@@ -70,7 +70,7 @@ async def test_select_all_shown_retry_the_failed_with_a_typed_count_then_resolve
 
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, BoardScreen))
-        await wait_for(pilot, lambda: selection(app) == "1 selected (0 failed, 1 unknown): 10.00 GHS. t retries, v resolves")
+        await wait_for(pilot, lambda: selection(app) == "1 selected (0 failed, 1 unknown): 10.00 GHS  t retry  v resolve")
         await pilot.press("t")  # nothing failed is selected now
         assert isinstance(app.screen, BoardScreen)
         await pilot.press("v")

@@ -365,7 +365,9 @@ class BoardScreen(BoardSelection, Screen):
     BoardScreen #board-filter.-open { display: block; }
     BoardScreen BoardTable { height: 1fr; }
     BoardScreen #board-detail { height: 2; padding: 0 1; background: $boost; }
-    BoardScreen #board-selection { display: none; height: 1; padding: 0 1; text-style: bold; }
+    BoardScreen #board-selection {
+        display: none; height: 1; padding: 0 1; text-style: bold; text-wrap: nowrap; text-overflow: ellipsis;
+    }
     BoardScreen #board-selection.-on { display: block; }
     """
 

@@ -76,7 +76,7 @@ class BoardSelection:
             failed = sum(a.status is RefundStatus.FAILED for a in chosen)
             line.update(
                 f"{len(chosen)} selected ({failed} failed, {len(chosen) - failed} unknown): "
-                f"{money_totals(totals(chosen))}. t retries, v resolves"
+                f"{money_totals(totals(chosen))}  t retry  v resolve"
             )
 
     def action_toggle_select(self) -> None:

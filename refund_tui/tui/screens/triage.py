@@ -141,6 +141,7 @@ class TriageScreen(Screen):
     TriageScreen #triage-help { height: 1; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     TriageScreen #triage-progress { height: 1; padding: 0 1; }
     TriageScreen DataTable { height: 1fr; }
+    TriageScreen #triage-row { height: auto; max-height: 3; padding: 0 1; }
     """
 
     class RowDone(Message):
@@ -163,6 +164,7 @@ class TriageScreen(Screen):
         yield Banner()
         yield Static(f"{verb} {len(self.chosen)} {noun}: {how}", markup=False, id="triage-help")
         yield DataTable(cursor_type="row", id="triage-table")
+        yield Static("", markup=False, id="triage-row")
         yield Static(f"0 of {len(self.chosen)} done...", markup=False, id="triage-progress")
         yield Footer()
 
@@ -189,10 +191,20 @@ class TriageScreen(Screen):
         result = message.result
         style = "green" if result.ok else "bold red"
         self.query_one(DataTable).update_cell(result.attempt_id, "result", Text(result.outcome[:60], style=style))
+        self._row_in_full()
         self.done += 1
         total = len(self.chosen)
         progress = f"{self.done} of {total} done" + (": finished (esc: back to the board)" if not self.running else "...")
         self.query_one("#triage-progress", Static).update(progress)
+
+    @on(DataTable.RowHighlighted)
+    def _row_in_full(self) -> None:
+        """The highlighted refund's payment and result written out in full (cells clip them)."""
+        table = self.query_one(DataTable)
+        if table.row_count:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+            payment, result = table.get_cell(key, "payment"), table.get_cell(key, "result")
+            self.query_one("#triage-row", Static).update(f"{payment}: {getattr(result, 'plain', result)}")
 
     @on(Worker.StateChanged)
     def _stopped(self, event: Worker.StateChanged) -> None:

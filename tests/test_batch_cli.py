@@ -250,3 +250,34 @@ def test_a_json_run_never_asks_it_needs_yes(sandbox, cli_env, batch_file):
     assert asked.returncode == 2
     assert json.loads(asked.stdout)["code"] == "confirmation_required"
     assert sum(executed(sandbox, references).values()) == 0
+
+
+@needs_faketime
+def test_resend_unknown_lists_the_evidence_and_resends_only_on_the_operators_yes(sandbox, cli_env, tmp_path):
+    """A 500 leaves the only row unknown (nothing executed). After the quiet period the run
+    lists the row with its evidence and asks; "n" sends nothing, "y" resends it once."""
+    config = Path(cli_env["REFUND_TUI_HOME"]) / "config" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("[recovery]\nresend_quiet_minutes = 1\n")
+    reference = sandbox.create_payment("vesicash", 300, "GHS", "+233241234567")
+    path = tmp_path / "refunds.csv"
+    path.write_text(f"provider,payment,amount,reason\nvesicash,{reference},100,Late\n")
+    sandbox.faults(fail_refunds_next=1)
+    assert cli(cli_env, "batch", str(path), "--yes", "--json").returncode == 3
+
+    def asked(answer: str) -> subprocess.CompletedProcess:
+        command = faked("+65", sys.executable, "-m", "refund_tui", "batch", str(path), "--resend-unknown")
+        return subprocess.run(command, env=cli_env, input=answer, capture_output=True, text=True, timeout=120)
+
+    declined = asked("n\n")
+    assert declined.returncode == 1 and "not confirmed: nothing was sent" in declined.stderr
+    assert "1 row of unknown outcome at Vesicash (never resent on its own); 1 pass" in declined.stdout
+    assert "none tagged [rtui-" in declined.stdout and "row 1 (" in declined.stdout
+    assert "Resend 1 Vesicash refunds of unknown outcome (100.00 GHS)?" in declined.stderr
+    assert executed(sandbox, [reference]) == Counter()
+
+    accepted = asked("y\n")
+
+    assert accepted.returncode == 0, accepted.stderr
+    assert "row 1: resent on the operator's decision" in accepted.stdout
+    assert executed(sandbox, [reference]) == Counter({reference: 1})

@@ -17,6 +17,15 @@ def summary(app) -> str:
     return flat(str(app.screen.query_one("#batch-summary").content))
 
 
+async def check_file(app, pilot, path, shown: str) -> None:
+    """Open the batch screen, type the file's path and wait until the check says ``shown``."""
+    await app.run_action("show_batch")
+    await wait_for(pilot, lambda: isinstance(app.screen, BatchScreen) and bool(app.screen.query("#batch-path")))
+    app.screen.query_one("#batch-path").value = str(path)
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: shown in summary(app))
+
+
 async def test_a_file_is_checked_then_its_good_rows_sent_once_on_a_typed_count(sandbox, session, app, tmp_path):
     ghs = sandbox.create_payment("vesicash", 300, "GHS", "+233241234567")
     xof = sandbox.create_payment("novasend", 20000, "XOF", "+2250701234567")
@@ -25,11 +34,7 @@ async def test_a_file_is_checked_then_its_good_rows_sent_once_on_a_typed_count(s
     path.write_text(f"provider;payment;amount;reason\nvesicash;{ghs};120.50;Cancelled\n"
                     f"novasend;{xof};2500;Late\nvesicash;{ghs};200;Too much\n", encoding="utf-8-sig")  # fmt: skip
     async with app.run_test(size=(100, 30)) as pilot:
-        await app.run_action("show_batch")
-        await wait_for(pilot, lambda: isinstance(app.screen, BatchScreen) and bool(app.screen.query("#batch-path")))
-        app.screen.query_one("#batch-path").value = str(path)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: "rows. 2 ready" in summary(app))
+        await check_file(app, pilot, path, "rows. 2 ready")
 
         assert "refunds.csv: 3 rows. 2 ready (120.50 GHS, 2,500 XOF), 1 refused" in summary(app)
         table = app.screen.query_one(DataTable)
@@ -67,11 +72,7 @@ async def test_a_vesicash_row_left_unknown_is_resent_with_r_only_after_its_quiet
     await run_batch(session.service, plan)
     assert all(r["payment_reference"] != ghs for r in sandbox.refunds())
     async with app.run_test(size=(100, 30)) as pilot:
-        await app.run_action("show_batch")
-        await wait_for(pilot, lambda: isinstance(app.screen, BatchScreen) and bool(app.screen.query("#batch-path")))
-        app.screen.query_one("#batch-path").value = str(path)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: "of unknown outcome" in summary(app))
+        await check_file(app, pilot, path, "of unknown outcome")
         table = app.screen.query_one(DataTable)
         assert "1 of unknown outcome at Vesicash, 0 may be resent now (R)" in summary(app)
         assert "not resent: the last request left at" in table.get_cell("1", "check").plain

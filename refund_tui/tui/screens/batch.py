@@ -173,41 +173,43 @@ class BatchScreen(Screen):
 
     # -- sending ------------------------------------------------------------------------
 
-    def action_send(self) -> None:
-        plan, service = self.plan, self.app.service
+    def _cannot_send(self, nothing: str | None) -> bool:
+        """True, once the operator is told why, when nothing may be sent now (``nothing``:
+        why there is nothing to send, if so)."""
+        service = self.app.service
         if self.sending:
             self.notify("Already sending this file.", severity="warning")
-        elif plan is None or not plan.ready:
-            self.notify("Check a file with ready rows first (type its path, enter).", severity="warning")
+        elif nothing is not None:
+            self.notify(nothing, severity="warning")
         elif not service.refunds_enabled:
             self.notify(f"Profile '{service.profile}' is read-only: nothing can be sent.", severity="error")
         else:
-            summary = (
-                f"{service.environment.upper()}: send {len(plan.ready)} refunds from "
-                f"{plan.file.path.name}, totalling {money_totals(plan.totals())}; "
-                f"{len(plan.invalid)} refused rows are skipped."
-            )
-            self.app.push_screen(CountConfirmScreen(summary, len(plan.ready)), lambda go: go and self._start())
+            return False
+        return True
+
+    def action_send(self) -> None:
+        plan, service = self.plan, self.app.service
+        if self._cannot_send(None if plan and plan.ready else "Check a file with ready rows first (type its path, enter)."):
+            return
+        summary = (
+            f"{service.environment.upper()}: send {len(plan.ready)} refunds from "
+            f"{plan.file.path.name}, totalling {money_totals(plan.totals())}; "
+            f"{len(plan.invalid)} refused rows are skipped."
+        )
+        self.app.push_screen(CountConfirmScreen(summary, len(plan.ready)), lambda go: go and self._start())
 
     def action_resend(self) -> None:
         """Resend the file's unknown Vesicash rows that the evidence allows, on a typed count."""
         rows = [row for row in self.unknown if row.resendable]
-        service = self.app.service
-        if self.sending:
-            self.notify("Already sending this file.", severity="warning")
-        elif not rows:
-            self.notify("No row of unknown outcome may be resent now: each row says why and from when.",
-                        severity="warning")  # fmt: skip
-        elif not service.refunds_enabled:
-            self.notify(f"Profile '{service.profile}' is read-only: nothing can be sent.", severity="error")
-        else:
-            summary = (
-                f"{service.environment.upper()}: resend {len(rows)} Vesicash refunds of unknown outcome, "
-                f"totalling {money_totals(totals(row.evidence.attempt for row in rows))}. Their payment "
-                "records show no refund from them after the quiet period, but a resend pays twice if "
-                "a first request still executes."
-            )
-            self.app.push_screen(CountConfirmScreen(summary, len(rows)), lambda go: go and self._resend(rows))
+        if self._cannot_send(None if rows else "No row of unknown outcome may be resent now: each row says why and from when."):
+            return
+        summary = (
+            f"{self.app.service.environment.upper()}: resend {len(rows)} Vesicash refunds of unknown outcome, "
+            f"totalling {money_totals(totals(row.evidence.attempt for row in rows))}. Their payment "
+            "records show no refund from them after the quiet period, but a resend pays twice if "
+            "a first request still executes."
+        )
+        self.app.push_screen(CountConfirmScreen(summary, len(rows)), lambda go: go and self._resend(rows))
 
     def _resend(self, rows: list[UnknownRow]) -> None:
         self.sending = True

@@ -198,6 +198,9 @@ def test_sigkill_at_random_points_then_rerun_still_executes_exactly_the_good_row
     assert len(moved) + len(waiting) + len(blocked) == ROWS - 7  # each good row: once, or waiting
     assert waiting, "no kill left a Vesicash row unknown: the resend path was not exercised"
 
+    dry = json.loads(cli(cli_env, "batch", str(path), "--dry-run", "--json", "--resend-unknown").stdout)
+    assert sorted(r["row"] for r in dry["unknown"]) == [int(line["row"]) for line in waiting]
+    assert all("may still be executing" in r["reason"] for r in dry["unknown"])
     early = cli(cli_env, "batch", str(path), "--yes", "--json", "--resend-unknown")
     early_report = json.loads(early.stdout)
     assert (early.returncode, early_report["sent"], early_report["resent"]) == (3, 0, []), early.stderr

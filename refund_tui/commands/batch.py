@@ -62,7 +62,7 @@ class BatchCommand:
                     return unknown_outcome(lost, self.as_json)
                 plan = await plan_batch(session.service, batch, self.concurrency)  # their payments' rows
         if self.dry_run:
-            self._show_plan(plan, session, dry_run=True)
+            self._show_plan(plan, session, dry_run=True, unknown=unknown)
             return 1 if plan.invalid else 0
         if not self.as_json:
             self._show_plan(plan, session, dry_run=False)
@@ -112,15 +112,16 @@ class BatchCommand:
                 click.echo(f"  row {result.row}: {result.detail}")
         return results
 
-    def _show_plan(self, plan: BatchPlan, session, *, dry_run: bool) -> None:
+    def _show_plan(self, plan: BatchPlan, session, *, dry_run: bool, unknown: list[UnknownRow] = ()) -> None:
         totals = {currency: money.plain() for currency, money in plan.totals().items()}
         if self.as_json:
             invalid = [{"row": problem.row, "reason": problem.reason} for problem in plan.invalid]
             code, message = ("rows_refused", f"{len(invalid)} rows refused") if invalid else ("checked", "every row is valid")
             repeats = [{"row": repeat.row, "warning": repeat.reason} for repeat in plan.repeats]
+            extra = {"unknown": [_unknown(row) for row in unknown]} if self.resend_unknown else {}
             print_outcome(code, f"dry run: {message}; nothing was sent", 1 if invalid else 0,
                           rows=len(plan.file.lines), valid=len(plan.ready), invalid=invalid, totals=totals,
-                          repeats=repeats)  # fmt: skip
+                          repeats=repeats, **extra)  # fmt: skip
             return
         profile = f"{session.profile.name} ({session.profile.environment.upper()})"
         click.echo(f"batch {plan.file.path.name}: {_rows(len(plan.file.lines))}, profile {profile}")
@@ -204,12 +205,17 @@ def _ask(what: str, totals: str, verb: str, *, live: bool, warning: str = "") ->
         raise Refused("the number typed does not match: nothing was sent")
 
 
-def _not_resent(row: UnknownRow, resent: list[RowResult]) -> dict[str, object]:
-    """A row left unknown: why, and from when a resend is offered."""
+def _unknown(row: UnknownRow) -> dict[str, object]:
+    """A row of unknown outcome: why it is not resent now (None: it may be), and from when
+    a resend is offered."""
     evidence = row.evidence
-    reason = next((r.detail for r in resent if r.row == row.row), evidence.refusal)
-    return {"row": row.row, "attempt": evidence.attempt.attempt_id, "reason": reason,
+    return {"row": row.row, "attempt": evidence.attempt.attempt_id, "reason": evidence.refusal,
             "resend_from": evidence.quiet_until.isoformat()}  # fmt: skip
+
+
+def _not_resent(row: UnknownRow, resent: list[RowResult]) -> dict[str, object]:
+    """A row left unknown by this run, and why (the resend's own refusal, if it was tried)."""
+    return {**_unknown(row), "reason": next((r.detail for r in resent if r.row == row.row), row.evidence.refusal)}
 
 
 class ProgressLine:

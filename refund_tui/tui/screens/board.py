@@ -9,7 +9,9 @@ At most ``ROW_LIMIT`` rows are shown: the newest ones of the current view. A tex
 searches the whole ledger and shows the newest matches. A failed refund that was retried is
 marked "retried" and left out of the failed view, as the banner leaves it out of its count.
 Under the table, the highlighted refund's payment, reference and reason are written out in
-full: at 80 columns the table can only show the start of them.
+full: at 80 columns the table can only show the start of them. Failed and unknown refunds
+are selected in the table itself for bulk triage (``screens.triage.BoardSelection``): a
+``*`` in the first column marks a selected row.
 """
 
 from __future__ import annotations

@@ -7,12 +7,18 @@ to every provider request, then times ``refund-tui batch FILE --dry-run`` and
 ROWS x LATENCY / concurrency; a run makes two requests per row (the lookup of the dry run it
 always does, then the refund), so its own floor is twice that. Peak RSS of the batch process.
 
+Also measured, to tell refund-tui's own cost from the machine's: the CPU seconds of each
+batch process, and a floor: the same lookups made bare (the provider clients only, no
+ledger, no checks) at the same concurrency against the same simulator. On a machine whose
+cores are busy with other work, the simulator's own CPU makes that floor exceed the ideal.
+
     python benchmarks/batch.py [--rows 1000] [--latency-ms 100] [--concurrency 16]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import json
 import os
@@ -75,8 +81,8 @@ def write_file(control: httpx.Client, path: Path, rows: int) -> None:
             writer.writerow([payment["provider"], reference, payment["amount"] // 2, f"Benchmark {index}"])
 
 
-def timed(env: dict[str, str], *args: str) -> tuple[float, dict, float]:
-    """Run ``refund-tui ARGS``: (wall seconds, its JSON, its peak RSS in MB)."""
+def timed(env: dict[str, str], *args: str) -> tuple[float, dict, float, float]:
+    """Run ``refund-tui ARGS``: (wall seconds, its JSON, its peak RSS in MB, its CPU seconds)."""
     started = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "refund_tui", *args], env=env,
@@ -88,7 +94,33 @@ def timed(env: dict[str, str], *args: str) -> tuple[float, dict, float]:
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode not in (0, 1):
         raise SystemExit(f"refund-tui {' '.join(args)} exited {process.returncode}: {stderr[-500:]}")
-    return elapsed, json.loads(stdout), usage.ru_maxrss / 1024
+    return elapsed, json.loads(stdout), usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+
+
+def bare_lookups(env: dict[str, str], path: Path, concurrency: int) -> float:
+    """Seconds to look up every row's payment with the provider clients alone."""
+    from refund_tui.core.models import ProviderName
+    from refund_tui.session import Session
+
+    os.environ.update(env)
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = [(ProviderName(line["provider"]), line["payment"]) for line in csv.DictReader(handle)]
+
+    async def run() -> float:
+        session = Session.open("sandbox")
+        gate = asyncio.Semaphore(concurrency)
+
+        async def lookup(provider: ProviderName, reference: str) -> None:
+            async with gate:
+                await session.service.provider(provider).get_payment(reference)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(lookup(*row) for row in rows))
+        elapsed = time.perf_counter() - started
+        await session.aclose()
+        return elapsed
+
+    return asyncio.run(run())
 
 
 def print_against_ideal(rows: list[tuple[str, float, float]]) -> None:
@@ -107,17 +139,23 @@ def main(rows: int, latency_ms: int, concurrency: int) -> None:
         seeded = len(control.get("/refunds").json())
         env = dict(os.environ, REFUND_TUI_HOME=str(Path(folder) / "home"), REFUND_TUI_SANDBOX_URL=url)
         common = ("batch", str(path), "--json", "--concurrency", str(concurrency))
-        dry_seconds, dry, _ = timed(env, *common, "--dry-run")
-        run_seconds, run, peak_mb = timed(env, *common, "--yes")
+        load = os.getloadavg()[0]
+        floor = bare_lookups(env, path, concurrency)
+        dry_seconds, dry, _, dry_cpu = timed(env, *common, "--dry-run")
+        run_seconds, run, peak_mb, run_cpu = timed(env, *common, "--yes")
         executed = len(control.get("/refunds").json()) - seeded
     ideal = rows * latency_ms / 1000 / concurrency
-    print(f"batch of {rows} rows, simulator latency {latency_ms} ms, concurrency {concurrency}")
+    print(f"batch of {rows} rows, simulator latency {latency_ms} ms, concurrency {concurrency}, "
+          f"load average {load:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
     print_against_ideal([
+        ("bare lookups (clients only)", floor, ideal),
         ("dry run (one lookup per row)", dry_seconds, ideal),
         ("run (lookup + refund per row)", run_seconds, 2 * ideal),
         ("run, against rows x latency / c", run_seconds, ideal),
     ])
     print(f"  rows valid {dry['valid']}, sent {run['sent']}, executed by the simulator {executed}")
+    print(f"  CPU of the batch process: dry run {dry_cpu:.1f} s, run {run_cpu:.1f} s "
+          f"({run_cpu / rows * 1000:.1f} ms a row)")
     print(f"  peak RSS of a batch process: {peak_mb:.0f} MB")
 
 

@@ -39,16 +39,19 @@ def main(payments: int, latency_ms: int, concurrency: int) -> None:
         ours = control.get("/refunds").json()[-1]["refund_reference"]
         control.post(f"/refunds/{ours}/duplicate", json={})
         control.post("/faults", json={"latency_ms": latency_ms})
-        first_seconds, _, _ = timed(env, "reconcile", "--json")
-        seconds, report, peak_mb = timed(env, "reconcile", "--json")
+        load = os.getloadavg()[0]
+        first_seconds, _, _, first_cpu = timed(env, "reconcile", "--json")
+        seconds, report, peak_mb, cpu = timed(env, "reconcile", "--json")
     ideal = payments * latency_ms / 1000 / concurrency
     kinds = sorted({finding["kind"] for finding in report["findings"]})
-    print(f"reconciling {payments} payments, simulator latency {latency_ms} ms, concurrency {concurrency}")
+    print(f"reconciling {payments} payments, simulator latency {latency_ms} ms, concurrency {concurrency}, "
+          f"load average {load:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
     print_against_ideal([
         (f"first (records {payments:,} settlements)", first_seconds, ideal),
         ("again (the ledger up to date)", seconds, ideal),
     ])
     print(f"  payments checked {report['payments_checked']}, findings {len(report['findings'])} {kinds}")
+    print(f"  CPU of the reconcile process: first {first_cpu:.1f} s, again {cpu:.1f} s")
     print(f"  peak RSS of the reconcile process: {peak_mb:.0f} MB")
 
 

@@ -229,8 +229,11 @@ def refund(profile_name, provider, payment_reference, amount, reason, phone, cou
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1, 32),
               help="Refunds sent at once.")
+@click.option("--resend-unknown", is_flag=True,
+              help="First resend the file's Vesicash rows of unknown outcome that pass the checks "
+                   "of `refund-tui resend` (quiet period over, record read, clocks agree).")
 @json_option
-def batch(profile_name, file, dry_run, yes, concurrency, as_json) -> None:
+def batch(profile_name, file, dry_run, yes, concurrency, resend_unknown, as_json) -> None:
     """Refund every row of a CSV file (provider,payment,amount,reason[,phone,country,webhook_url]),
     each row once however often the file is run; results in FILE.results.csv."""
     from refund_tui.commands.batch import BatchCommand
@@ -240,7 +243,7 @@ def batch(profile_name, file, dry_run, yes, concurrency, as_json) -> None:
     if not dry_run:
         never_prompt(as_json, yes, "add --yes to send (or --dry-run to check)")
     try:
-        code = _run(profile_name, BatchCommand(file, dry_run, yes, as_json, concurrency).run)
+        code = _run(profile_name, BatchCommand(file, dry_run, yes, as_json, concurrency, resend_unknown).run)
     except KeyboardInterrupt:
         code = interrupted(
             "interrupted: rows already sent are recorded; run the same file again to resume "

@@ -11,12 +11,12 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from tests.clock import faked, needs_faketime
 from tests.test_cli import cli, ledger_attempts
 
 ROWS = 200
@@ -151,15 +151,20 @@ def test_the_same_rows_saved_with_semicolons_and_a_bom_are_the_same_batch(sandbo
     assert sum(executed(sandbox, references).values()) == ROWS - 7
 
 
-async def test_sigkill_at_random_points_then_rerun_still_executes_exactly_the_good_rows(
-    sandbox, cli_env, batch_file, session
-):
+@needs_faketime
+def test_sigkill_at_random_points_then_rerun_still_executes_exactly_the_good_rows(sandbox, cli_env, batch_file):
     """Three runs killed after a random number of intents, then full runs. A Vesicash row
     whose request may never have left is never resent on its own: each of the 193 good rows
     is executed once, or provably not executed and waiting for an operator's resend (with the
-    rows of its payment). Once the operator resends those (here with no quiet period, the
-    same code path), a last run sends the rest: exactly 193, none twice."""
+    rows of its payment). ``--resend-unknown`` refuses them inside the quiet period (one
+    minute here: the sandbox's 10 s timeout allows it) and resends them after it, with the
+    rest of the file: exactly 193, none twice. The minute is passed with libfaketime (+65 s,
+    inside the 2 minutes the clock check tolerates against the provider's Date) rather than
+    slept."""
     path, references = batch_file
+    config = Path(cli_env["REFUND_TUI_HOME"]) / "config" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("[recovery]\nresend_quiet_minutes = 1\n")
     sandbox.faults(latency_ms=40)
     chance = random.Random(13)
     for _ in range(3):
@@ -188,22 +193,43 @@ async def test_sigkill_at_random_points_then_rerun_still_executes_exactly_the_go
     blocked = [s for s in last["skipped"] if s["row"] not in BAD_ROWS]
     assert all(line["provider"] == "vesicash" and not line["provider_reference"] for line in waiting)
     assert all("no known outcome" in s["reason"] for s in blocked), blocked
-    counts = executed(sandbox, references)
     moved = {line["provider_reference"] for line in results if line["provider_reference"]}
     assert moved == {r["refund_reference"] for r in sandbox.refunds() if r["payment_reference"] in set(references)}
     assert len(moved) + len(waiting) + len(blocked) == ROWS - 7  # each good row: once, or waiting
-    assert all(count <= 2 for count in counts.values())
+    assert waiting, "no kill left a Vesicash row unknown: the resend path was not exercised"
 
-    session.service.resend_quiet = timedelta(0)  # the operator's decision, the quiet period over
-    for line in waiting:
-        assert (await session.service.resend(line["attempt"])).provider_reference
-    resumed = json.loads(cli(cli_env, "batch", str(path), "--yes", "--json").stdout)
+    dry = json.loads(cli(cli_env, "batch", str(path), "--dry-run", "--json", "--resend-unknown").stdout)
+    assert sorted(r["row"] for r in dry["unknown"]) == [int(line["row"]) for line in waiting]
+    assert all("may still be executing" in r["reason"] for r in dry["unknown"])
+    early = cli(cli_env, "batch", str(path), "--yes", "--json", "--resend-unknown")
+    early_report = json.loads(early.stdout)
+    assert (early.returncode, early_report["sent"], early_report["resent"]) == (3, 0, []), early.stderr
+    assert {r["row"] for r in early_report["not_resent"]} == {int(line["row"]) for line in waiting}
+    assert all("may still be executing" in r["reason"] and r["resend_from"] for r in early_report["not_resent"])
+    assert sum(executed(sandbox, references).values()) == len(moved)
+
+    after_quiet = run_faked(cli_env, "+65", "batch", str(path), "--yes", "--json", "--resend-unknown")
     rerun = json.loads(cli(cli_env, "batch", str(path), "--yes", "--json").stdout)
 
-    assert resumed["sent"] == len(blocked)
+    report = json.loads(after_quiet.stdout)
+    assert sorted(r["row"] for r in report["resent"]) == [int(line["row"]) for line in waiting], after_quiet.stderr
+    assert (report["sent"], report["not_resent"]) == (len(blocked), [])
     assert (rerun["sent"], rerun["already_sent"]) == (0, ROWS - 7)
     counts = executed(sandbox, references)
-    assert sum(counts.values()) == ROWS - 7 and max(counts.values()) <= 2
+    assert sum(counts.values()) == ROWS - 7
+    assert counts == good_rows_per_payment(path)  # none twice
+
+
+def good_rows_per_payment(path: Path) -> Counter:
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        lines = enumerate(csv.DictReader(handle), start=1)
+        return Counter(line["payment"] for row, line in lines if row not in BAD_ROWS)
+
+
+def run_faked(env: dict[str, str], offset: str, *args: str) -> subprocess.CompletedProcess:
+    """``refund-tui ARGS`` with its clock ``offset`` seconds ahead (libfaketime)."""
+    command = faked(offset, sys.executable, "-m", "refund_tui", *args)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_a_file_that_is_not_a_batch_is_refused_in_one_line(cli_env, tmp_path):
@@ -227,3 +253,34 @@ def test_a_json_run_never_asks_it_needs_yes(sandbox, cli_env, batch_file):
     assert asked.returncode == 2
     assert json.loads(asked.stdout)["code"] == "confirmation_required"
     assert sum(executed(sandbox, references).values()) == 0
+
+
+@needs_faketime
+def test_resend_unknown_lists_the_evidence_and_resends_only_on_the_operators_yes(sandbox, cli_env, tmp_path):
+    """A 500 leaves the only row unknown (nothing executed). After the quiet period the run
+    lists the row with its evidence and asks; "n" sends nothing, "y" resends it once."""
+    config = Path(cli_env["REFUND_TUI_HOME"]) / "config" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("[recovery]\nresend_quiet_minutes = 1\n")
+    reference = sandbox.create_payment("vesicash", 300, "GHS", "+233241234567")
+    path = tmp_path / "refunds.csv"
+    path.write_text(f"provider,payment,amount,reason\nvesicash,{reference},100,Late\n")
+    sandbox.faults(fail_refunds_next=1)
+    assert cli(cli_env, "batch", str(path), "--yes", "--json").returncode == 3
+
+    def asked(answer: str) -> subprocess.CompletedProcess:
+        command = faked("+65", sys.executable, "-m", "refund_tui", "batch", str(path), "--resend-unknown")
+        return subprocess.run(command, env=cli_env, input=answer, capture_output=True, text=True, timeout=120)
+
+    declined = asked("n\n")
+    assert declined.returncode == 1 and "not confirmed: nothing was sent" in declined.stderr
+    assert "1 row of unknown outcome at Vesicash (never resent on its own); 1 pass" in declined.stdout
+    assert "none tagged [rtui-" in declined.stdout and "row 1 (" in declined.stdout
+    assert "Resend 1 Vesicash refunds of unknown outcome (100.00 GHS)?" in declined.stderr
+    assert executed(sandbox, [reference]) == Counter()
+
+    accepted = asked("y\n")
+
+    assert accepted.returncode == 0, accepted.stderr
+    assert "row 1: resent on the operator's decision" in accepted.stdout
+    assert executed(sandbox, [reference]) == Counter({reference: 1})

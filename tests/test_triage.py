@@ -82,3 +82,33 @@ async def test_thirty_failures_retried_through_a_500_storm_each_at_most_once(san
     assert executed_beyond_amount(sandbox, session) == []
     for attempt_id in failed:
         assert len(session.ledger.attempts(retry_of=attempt_id)) <= 1
+
+
+async def test_a_storm_on_every_request_mid_way_never_retries_a_failure_twice(sandbox, session):
+    """The storm also hits the lookups that re-check each payment's balance (``fail_next``):
+    a retry whose lookup gave up records nothing and says so; a second pass retries exactly
+    those, and no failure is ever retried twice nor any payment refunded beyond its amount."""
+    failed = await failed_refunds(sandbox, session, 12)
+    seen = []
+
+    def storm_mid_way(result) -> None:
+        seen.append(result)
+        if len(seen) == 4:
+            sandbox.faults(fail_next=20)  # more than the lookups' backoff absorbs (4 at once x 5 tries)
+
+    first = await retry_failed(session.service, failed, concurrency=4, on_result=storm_mid_way)
+    sandbox.faults(fail_next=0)
+    not_retried = [r.attempt_id for r in first if r.attempt is None]
+    hit = [r for r in first if r.attempt is None or r.attempt.status is RefundStatus.UNKNOWN]
+    assert hit, [r.outcome for r in first]  # the storm hit some retries
+    for result in first:
+        recorded = session.ledger.attempts(retry_of=result.attempt_id)
+        assert len(recorded) == (0 if result.attempt is None else 1), result.outcome
+        assert result.attempt is not None or result.outcome.startswith(("not retried:", "error:")), result.outcome
+
+    again = await retry_failed(session.service, failed, concurrency=4)
+
+    assert sorted(r.attempt_id for r in again if r.attempt is not None) == sorted(not_retried)
+    for attempt_id in failed:
+        assert len(session.ledger.attempts(retry_of=attempt_id)) == 1
+    assert executed_beyond_amount(sandbox, session) == []

@@ -99,8 +99,8 @@ async def test_new_refunds_arrive_on_top_and_the_cursor_stays_on_its_row(sandbox
         assert shown(app)[0] == newest.attempt_id
         assert table(app).highlighted_key == chosen
         assert status_cell(app, newest.attempt_id) == "!! FAILED"
-        failed_row = table(app).get_row(newest.attempt_id)
-        assert all(cell.style == "bold red" for cell in failed_row)
+        mark, *failed_row = table(app).get_row(newest.attempt_id)  # the selection mark, then the cells
+        assert mark.plain == " " and all(cell.style == "bold red" for cell in failed_row)
 
 
 async def test_filter_matches_text_and_esc_clears_it(sandbox, session, app):

@@ -65,8 +65,7 @@ async def test_a_retried_failure_is_marked_and_leaves_the_failed_view_as_the_ban
     async with app.run_test(size=(80, 24)) as pilot:
         board = await open_board(app, pilot, 3)
         table = board.query_one(BoardTable)
-        row = table.get_row(first.attempt_id)
-        assert row[1].plain == "!! retried"
+        assert table.get_cell(first.attempt_id, "status").plain == "!! retried"
         banner = screen_text(app).splitlines()[0]
         assert "FAILED 1" in banner
 

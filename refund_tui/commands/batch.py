@@ -17,11 +17,17 @@ from refund_tui.core.batch import (
     BatchPlan,
     BatchRun,
     Progress,
+    RowResult,
+    UnknownRow,
     plan_batch,
     read_batch,
+    resend_rows,
     run_batch,
+    unknown_rows,
     write_results,
 )
+from refund_tui.core.service import TrailLost
+from refund_tui.core.triage import totals
 from refund_tui.core.models import RefundStatus
 
 #: Seconds between progress lines when stderr is not a terminal.
@@ -35,6 +41,7 @@ class BatchCommand:
     yes: bool
     as_json: bool
     concurrency: int
+    resend_unknown: bool = False
 
     async def run(self, session) -> int:
         try:
@@ -44,8 +51,18 @@ class BatchCommand:
         if not self.as_json:
             click.echo(f"checking {len(batch.lines)} rows of {self.path.name} ...", err=True)
         plan = await plan_batch(session.service, batch, self.concurrency)
+        unknown, resent = [], []
+        if self.resend_unknown:
+            unknown = await unknown_rows(session.service, plan, self.concurrency)
+            self._show_unknown(unknown)
+            if not self.dry_run and any(row.resendable for row in unknown):
+                try:
+                    resent = await self._resend(session, [row for row in unknown if row.resendable])
+                except TrailLost as lost:
+                    return unknown_outcome(lost, self.as_json)
+                plan = await plan_batch(session.service, batch, self.concurrency)  # their payments' rows
         if self.dry_run:
-            self._show_plan(plan, session, dry_run=True)
+            self._show_plan(plan, session, dry_run=True, unknown=unknown)
             return 1 if plan.invalid else 0
         if not self.as_json:
             self._show_plan(plan, session, dry_run=False)
@@ -61,17 +78,50 @@ class BatchCommand:
         write_results(batch.results_path, plan, run)
         if run.trail_lost is not None:
             return unknown_outcome(run.trail_lost, self.as_json)
-        return self._report(plan, run)
+        return self._report(plan, run, unknown, resent)
 
-    def _show_plan(self, plan: BatchPlan, session, *, dry_run: bool) -> None:
+    def _show_unknown(self, unknown: list[UnknownRow]) -> None:
+        """Each Vesicash row of unknown outcome: resendable now, or why not and from when."""
+        if self.as_json or not unknown:
+            return
+        ready = sum(row.resendable for row in unknown)
+        click.echo(f"{_rows(len(unknown))} of unknown outcome at Vesicash (never resent on its own); "
+                   f"{ready} pass the checks of `refund-tui resend`:")  # fmt: skip
+        for row in unknown:
+            evidence = row.evidence
+            verdict = "resend allowed" if row.resendable else f"not resent: {evidence.refusal}"
+            click.echo(f"  row {row.row} ({evidence.attempt.attempt_id[:8]}, "
+                       f"{evidence.attempt.amount.format()}): {verdict}")  # fmt: skip
+            for line in evidence.lines():
+                click.echo(f"      {line}")
+
+    async def _resend(self, session, rows: list[UnknownRow]) -> list[RowResult]:
+        """The operator's decision (typed on a live profile), then each row resent once."""
+        if not self.yes:
+            attempts = [row.evidence.attempt for row in rows]
+            _ask(
+                f"{len(rows)} Vesicash refunds of unknown outcome",
+                ", ".join(money.format() for money in totals(attempts).values()),
+                "resend",
+                live=session.profile.is_live,
+                warning="A resend pays twice if a first request still executes. ",
+            )
+        results = await resend_rows(session.service, rows)
+        if not self.as_json:
+            for result in results:
+                click.echo(f"  row {result.row}: {result.detail}")
+        return results
+
+    def _show_plan(self, plan: BatchPlan, session, *, dry_run: bool, unknown: list[UnknownRow] = ()) -> None:
         totals = {currency: money.plain() for currency, money in plan.totals().items()}
         if self.as_json:
             invalid = [{"row": problem.row, "reason": problem.reason} for problem in plan.invalid]
             code, message = ("rows_refused", f"{len(invalid)} rows refused") if invalid else ("checked", "every row is valid")
             repeats = [{"row": repeat.row, "warning": repeat.reason} for repeat in plan.repeats]
+            extra = {"unknown": [_unknown(row) for row in unknown]} if self.resend_unknown else {}
             print_outcome(code, f"dry run: {message}; nothing was sent", 1 if invalid else 0,
                           rows=len(plan.file.lines), valid=len(plan.ready), invalid=invalid, totals=totals,
-                          repeats=repeats)  # fmt: skip
+                          repeats=repeats, **extra)  # fmt: skip
             return
         profile = f"{session.profile.name} ({session.profile.environment.upper()})"
         click.echo(f"batch {plan.file.path.name}: {_rows(len(plan.file.lines))}, profile {profile}")
@@ -89,10 +139,9 @@ class BatchCommand:
         if dry_run:
             click.echo("dry run: nothing was sent")
 
-    def _report(self, plan: BatchPlan, run: BatchRun) -> int:
+    def _report(self, plan: BatchPlan, run: BatchRun, unknown: list[UnknownRow], resent: list[RowResult]) -> int:
         sent, skipped = run.sent(), run.skipped()
         results = str(plan.file.results_path)
-        unknown = [r for r in run.results if r.attempt and r.attempt.status is RefundStatus.UNKNOWN]
         failed = [r for r in sent if r.attempt.status is RefundStatus.FAILED]
         statuses: dict[str, int] = {}
         for result in sent:
@@ -103,16 +152,27 @@ class BatchCommand:
             f"{len(skipped)} skipped; results in {results}"
         )
         code, exit_code = ("sent", 0)
+        extra = {}
+        if self.resend_unknown:
+            message = f"resent {sum(r.sent_now for r in resent)} of unknown outcome; " + message
+            extra = {
+                "resent": [{"row": r.row, "attempt": r.attempt.attempt_id, "detail": r.detail} for r in resent if r.sent_now],
+                "not_resent": [_not_resent(row, resent) for row in unknown if row.row not in {r.row for r in resent if r.sent_now}],
+            }  # fmt: skip
+        unknown = [r for r in run.results if r.attempt and r.attempt.status is RefundStatus.UNKNOWN]
         if unknown:
             code, exit_code = "outcome_unknown", 3
-            message += (f"; {len(unknown)} of unknown outcome: run `refund-tui recover`, they are "
-                        "never sent again with a new key")  # fmt: skip
+            message += (f"; {len(unknown)} of unknown outcome: never sent again with a new key. "
+                        "`refund-tui recover` settles them from the provider; a Vesicash row left "
+                        "unknown is resent only by `--resend-unknown` (or `refund-tui resend`) "
+                        "once its quiet period is over")  # fmt: skip
         elif skipped or failed:
             code, exit_code = "rows_not_sent" if skipped else "refused_by_provider", 1
         if self.as_json:
             print_outcome(code, message, exit_code, rows=len(plan.file.lines), sent=len(sent),
                           already_sent=len(run.already_sent()),
-                          skipped=[{"row": r.row, "reason": r.detail} for r in skipped], results=results)  # fmt: skip
+                          skipped=[{"row": r.row, "reason": r.detail} for r in skipped], results=results,
+                          **extra)  # fmt: skip
             return exit_code
         click.echo(message)
         for result in skipped:
@@ -126,18 +186,36 @@ def _rows(count: int) -> str:
 
 def _confirm(plan: BatchPlan, *, live: bool) -> None:
     """Ask before sending; a live profile makes the operator type the number of rows."""
-    count = len(plan.ready)
     totals = ", ".join(money.format() for money in plan.totals().values())
+    _ask(f"{len(plan.ready)} refunds", totals, "send", live=live)
+
+
+def _ask(what: str, totals: str, verb: str, *, live: bool, warning: str = "") -> None:
+    """"VERB WHAT (TOTALS)?" answered yes; on a live profile the number typed back."""
+    count = what.split()[0]
     if not live:
-        if not click.confirm(f"Send {count} refunds ({totals})?", default=False, err=True):
+        if not click.confirm(f"{warning}{verb.capitalize()} {what} ({totals})?", default=False, err=True):
             raise Refused("not confirmed: nothing was sent")
         return
     typed = click.prompt(
-        f"LIVE: {count} refunds totalling {totals}. Type the number of refunds ({count}) to send them",
+        f"LIVE: {what} totalling {totals}. {warning}Type the number of refunds ({count}) to {verb} them",
         default="", err=True,
     )  # fmt: skip
-    if typed.strip() != str(count):
+    if typed.strip() != count:
         raise Refused("the number typed does not match: nothing was sent")
+
+
+def _unknown(row: UnknownRow) -> dict[str, object]:
+    """A row of unknown outcome: why it is not resent now (None: it may be), and from when
+    a resend is offered."""
+    evidence = row.evidence
+    return {"row": row.row, "attempt": evidence.attempt.attempt_id, "reason": evidence.refusal,
+            "resend_from": evidence.quiet_until.isoformat()}  # fmt: skip
+
+
+def _not_resent(row: UnknownRow, resent: list[RowResult]) -> dict[str, object]:
+    """A row left unknown by this run, and why (the resend's own refusal, if it was tried)."""
+    return {**_unknown(row), "reason": next((r.detail for r in resent if r.row == row.row), row.evidence.refusal)}
 
 
 class ProgressLine:

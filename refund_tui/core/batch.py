@@ -33,6 +33,7 @@ from refund_tui.core.service import (
     PreparedRefund,
     RefundNotAllowed,
     RefundService,
+    ResendEvidence,
     TrailLost,
 )
 from refund_tui.core.text import is_printable, printable
@@ -284,6 +285,76 @@ def _fits(amount: str, refundable: Money) -> bool:
     except MoneyError:
         return False
     return True
+
+
+# -- rows of unknown outcome at a keyless provider ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownRow:
+    """A row recorded by an earlier run whose keyless (Vesicash) request may or may not have
+    left, with what ``refund-tui resend`` shows about it now (``evidence.refusal``: why not)."""
+
+    row: int
+    evidence: ResendEvidence
+
+    @property
+    def resendable(self) -> bool:
+        return self.evidence.refusal is None
+
+
+async def unknown_rows(service: RefundService, plan: BatchPlan, concurrency: int = 8) -> list[UnknownRow]:
+    """The file's recorded rows at a keyless provider with no known outcome, in row order.
+
+    Each is first resolved from its payment record as ``recover`` does (a read: a keyless
+    request is never resent here), then checked as ``refund-tui resend`` checks it. Nothing
+    is sent."""
+    rows = {}
+    for row, attempt_id in plan.recorded.items():
+        attempt = await service.db.get(attempt_id)
+        if (attempt.provider_reference is None and not attempt.status.is_terminal
+                and not service.provider(attempt.provider).idempotent):  # fmt: skip
+            rows[attempt_id] = row
+    if rows:
+        await service.recover(set(rows))
+    gate = asyncio.Semaphore(concurrency)
+
+    async def check(attempt_id: str) -> ResendEvidence:
+        async with gate:
+            return await service.resend_evidence(attempt_id)
+
+    found = await asyncio.gather(*map(check, rows))
+    unknown = [
+        UnknownRow(rows[evidence.attempt.attempt_id], evidence)
+        for evidence in found
+        if evidence.attempt.status is RefundStatus.UNKNOWN and evidence.attempt.provider_reference is None
+    ]
+    return sorted(unknown, key=lambda unknown_row: unknown_row.row)
+
+
+async def resend_rows(
+    service: RefundService,
+    rows: list[UnknownRow],
+    on_result: Callable[[RowResult], None] = lambda result: None,
+) -> list[RowResult]:
+    """Resend each row's stored request on the operator's decision, one after another; the
+    evidence is read again for each just before (``RefundService.resend``), and a row it no
+    longer allows is reported, not sent."""
+    results = []
+    for unknown in rows:
+        attempt_id = unknown.evidence.attempt.attempt_id
+        try:
+            attempt = await service.resend(attempt_id)
+            result = RowResult(unknown.row, attempt, True, "resent on the operator's decision")
+        except TrailLost:
+            raise
+        except OutcomeUnknown as error:
+            result = RowResult(unknown.row, await service.db.get(attempt_id), True, str(error))
+        except (RefundNotAllowed, ProviderError, LedgerError) as error:
+            result = RowResult(unknown.row, await service.db.get(attempt_id), False, str(error))
+        on_result(result)
+        results.append(result)
+    return results
 
 
 # -- sending ----------------------------------------------------------------------------

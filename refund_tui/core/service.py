@@ -515,8 +515,8 @@ class RefundService:
         with self._sending(attempt):
             await self.outcomes.send(attempt)
             for delay in self.retry_delays:
-                if (await self.db.get(attempt.attempt_id)).status is not RefundStatus.UNKNOWN:
-                    break
+                if (current := await self.db.get(attempt.attempt_id)).status is not RefundStatus.UNKNOWN:
+                    return current
                 await asyncio.sleep(delay)
                 await self.outcomes.resolve(attempt, source="provider")
         return await self.db.get(attempt.attempt_id)

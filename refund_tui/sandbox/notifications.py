@@ -30,7 +30,8 @@ def queue_changes(world: World, unit_seconds: float) -> None:
     has its notifications held until it can change no more, then released newest first.
     """
     now = world.now()
-    for payment, refund in world.refunds():
+    moving = [(p, r) for p in world.payments.values() for r in p.refunds if r.notified is not stages(r.phone)[-1].status]
+    for payment, refund in sorted(moving, key=lambda pair: pair[1].created_at):
         path = stages(refund.phone)
         seen = [stage.status for stage in path].index(refund.notified)
         fresh = [s for s in path[seen + 1 :] if s.starts(refund.created_at, unit_seconds) <= now]

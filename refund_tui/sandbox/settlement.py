@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -59,7 +60,24 @@ def scenario_for(phone: str) -> Scenario:
 
 def stages(phone: str) -> tuple[Stage, ...]:
     """Every status a refund to ``phone`` goes through, in order; the last one is for good."""
-    scenario = scenario_for(phone)
+    return _stages(phone[-4:])
+
+
+def always_holds_balance(phone: str) -> bool:
+    """True when a refund to ``phone`` holds the payment's balance at every stage of its way
+    (it never fails nor is reversed): no need to work out where on its way it is."""
+    return _always_holds(phone[-4:])
+
+
+@functools.cache
+def _always_holds(ending: str) -> bool:
+    return all(stage.status.holds_balance for stage in _stages(ending))
+
+
+@functools.cache
+def _stages(ending: str) -> tuple[Stage, ...]:
+    """The stages of a refund to a phone ending in ``ending`` (they depend on nothing else)."""
+    scenario = scenario_for(ending)
     path = [Stage(RefundStatus.PENDING, 0), Stage(RefundStatus.PROCESSING, PENDING_UNITS)]
     if scenario.final is not RefundStatus.PROCESSING:
         path.append(Stage(scenario.final, FINAL_AFTER_UNITS))

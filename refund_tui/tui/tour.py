@@ -359,12 +359,8 @@ async def show_failed_details(pilot: Pilot) -> None:
 
 
 async def show_triage(pilot: Pilot) -> None:
-    """Bulk triage from the board: its failed and unknown refunds, all selected."""
-    from refund_tui.tui.screens.triage import TriageScreen
-
+    """Bulk triage on the board: every failed and unknown refund shown, selected with ``*``."""
     await show_board(pilot)
-    await pilot.press("m")
-    await _screen(pilot, TriageScreen)
     await pilot.press("asterisk")
     await settle(pilot)
 

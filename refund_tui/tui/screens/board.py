@@ -9,7 +9,9 @@ At most ``ROW_LIMIT`` rows are shown: the newest ones of the current view. A tex
 searches the whole ledger and shows the newest matches. A failed refund that was retried is
 marked "retried" and left out of the failed view, as the banner leaves it out of its count.
 Under the table, the highlighted refund's payment, reference and reason are written out in
-full: at 80 columns the table can only show the start of them.
+full: at 80 columns the table can only show the start of them. Failed and unknown refunds
+are selected in the table itself for bulk triage (``screens.triage.BoardSelection``): a
+``*`` in the first column marks a selected row.
 
 Triage as a team: who made each refund (the database role on a team ledger, the OS account
 on a solo one) is in the "By" column after the reason (at 80 columns, on the line under the
@@ -20,7 +22,7 @@ table); a refund someone is on starts its reason with "@name"; ``w`` shows only 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -44,6 +46,7 @@ from refund_tui.tui.keys import bindings
 from refund_tui.tui.messages import LedgerChanged, describe_error
 from refund_tui.tui.screens.claims import TriageKeys
 from refund_tui.tui.screens.details import DetailsScreen, still_running
+from refund_tui.tui.screens.triage import BoardSelection
 from refund_tui.tui.widgets.banner import Banner
 from refund_tui.tui.widgets.footer import KeyFooter
 from refund_tui.tui.widgets.status import IN_FLIGHT, RETRIED_LABEL, attempt_status, counts_text, row_style
@@ -122,6 +125,8 @@ COLUMNS = (
     ("reference", "Refund ref"),
 )
 COLUMN_KEYS = tuple(key for key, _ in COLUMNS)
+#: The first column: ``*`` on a row selected for a bulk action.
+MARK_COLUMN = "mark"
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,8 +311,11 @@ class BoardTable(DataTable):
         #: attempt id -> (state shown, cells shown)
         self.shown: dict[str, tuple[tuple, tuple[Text, ...]]] = {}
         self.order: list[str] = []
+        #: Ids of the rows selected for a bulk action (``screens.triage.BoardSelection``).
+        self.selected: set[str] = set()
 
     def on_mount(self) -> None:
+        self.add_column(" ", key=MARK_COLUMN)
         for key, title in COLUMNS:
             self.add_column(title, key=key)
 
@@ -335,6 +343,7 @@ class BoardTable(DataTable):
         ``App.batch_update()``.
         """
         wanted = [attempt.attempt_id for attempt in attempts]
+        self.selected &= set(wanted)  # a row no longer shown is never acted on
         keep = self.highlighted_key
         stale = self.shown.keys() - set(wanted)
         if len(stale) > len(self.shown) // 2:
@@ -355,7 +364,7 @@ class BoardTable(DataTable):
                 continue
             cells = row_cells(attempt, key in retried, claims.get(key))
             if before is None:
-                self.add_row(*cells, key=key)
+                self.add_row(self.mark(key), *cells, key=key)
                 self.order.append(key)
                 changed += len(cells)
             else:
@@ -369,6 +378,17 @@ class BoardTable(DataTable):
             self.move_cursor(row=self.get_row_index(keep), scroll=False)
         return changed
 
+    def mark(self, key: str) -> Text:
+        """The selection column's cell: ``*`` on a selected row (readable without colour)."""
+        return Text("*" if key in self.selected else " ", style="bold")
+
+    def select(self, keys: Iterable[str], selected: bool) -> None:
+        """Select or unselect rows shown, their mark updated."""
+        for key in keys:
+            if key in self.shown:
+                (self.selected.add if selected else self.selected.discard)(key)
+                self.update_cell(key, MARK_COLUMN, self.mark(key))
+
     def _update_row(self, key: str, cells: tuple[Text, ...], before: tuple[Text, ...]) -> int:
         """Update the cells that differ; widen a column only when a cell outgrows it."""
         changed = 0
@@ -380,8 +400,8 @@ class BoardTable(DataTable):
         return changed
 
 
-class BoardScreen(TriageKeys, Screen):
-    """Every refund in the ledger, live."""
+class BoardScreen(TriageKeys, BoardSelection, Screen):
+    """Every refund in the ledger, live; failed and unknown ones selected for bulk triage."""
 
     BINDINGS = bindings("board")
     DEFAULT_CSS = """
@@ -396,6 +416,10 @@ class BoardScreen(TriageKeys, Screen):
     BoardScreen #board-filter.-open { display: block; }
     BoardScreen BoardTable { height: 1fr; }
     BoardScreen #board-detail { height: 2; padding: 0 1; background: $boost; }
+    BoardScreen #board-selection {
+        display: none; height: 1; padding: 0 1; text-style: bold; text-wrap: nowrap; text-overflow: ellipsis;
+    }
+    BoardScreen #board-selection.-on { display: block; }
     """
 
     class Loaded(Message):
@@ -429,6 +453,7 @@ class BoardScreen(TriageKeys, Screen):
             id="board-filter",
         )
         yield BoardTable()
+        yield Static(id="board-selection", markup=False)
         yield Static(id="board-detail", markup=False)
         yield KeyFooter()
 
@@ -467,6 +492,7 @@ class BoardScreen(TriageKeys, Screen):
         table = self.query_one(BoardTable)
         with self.app.batch_update():
             changed = table.show(data.attempts, data.retried, data.claims)
+            self.show_selection()
             if self._select in table.shown:
                 table.move_cursor(row=table.get_row_index(self._select))
                 self._select = None
@@ -568,17 +594,6 @@ class BoardScreen(TriageKeys, Screen):
         field = self.query_one("#board-filter", Input)
         field.add_class("-open")
         self.set_focus(field)  # at once: the keys typed right after / go into the field
-
-    def action_triage(self) -> None:
-        """Open bulk triage on the failed (not yet retried) and unknown refunds the board shows."""
-        from refund_tui.tui.screens.triage import TriageScreen, actionable
-
-        data = self.last_data
-        shown = [a for a in data.attempts if a.attempt_id not in data.retried] if data else []
-        if not actionable(shown):
-            self.notify("No failed or unknown refunds shown here (f shows the failed ones).")
-            return
-        self.app.push_screen(TriageScreen(shown))
 
     def action_open_details(self) -> None:
         if self.last_data is None:  # painted, rows still being read: not lost, acted on then

@@ -7,7 +7,7 @@ adapter adds:
   a status change or resend claim, the notice for its receipt), so check-then-insert never
   races; serialization failures and deadlocks (40001, 40P01) are retried, never shown;
 - the database's clock for every timestamp, resend leases included (``clock_timestamp()``);
-- identity and append-only enforced by the database (``postgres_schema``);
+- identity, append-only and the hash chain enforced by the database (``postgres_schema``);
 - a change watch on LISTEN/NOTIFY.
 
 The schema is created and migrated by ``setup`` (the database owner, once); opening a ledger
@@ -36,6 +36,7 @@ from refund_tui import __version__
 from refund_tui.config import masked_url
 from refund_tui.core.ledger import LedgerError, NoticeOutcome
 from refund_tui.core.secret import Secret
+from refund_tui.ledgers import chain
 from refund_tui.ledgers.importing import ImportReport, merge, read_solo
 from refund_tui.ledgers.postgres_schema import GRANTS, MIGRATIONS, ROLES, SCHEMA_VERSION
 from refund_tui.ledgers.sql import Connection, Cursor, SqlLedger, iso
@@ -289,6 +290,16 @@ class PostgresLedger(SqlLedger):
             return merge(conn, solo)
 
         return self._write(write)
+
+    def _snapshot(self, work: Callable[[Connection], T]) -> T:
+        with self._translate(), self._pool.connection() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            return work(_Conn(conn))
+
+    def _chain_select(self, table: str) -> str:
+        """The hashed columns as the trigger renders them; the hashing is done here."""
+        columns = ", ".join(chain.pg_text(column, "t") for column in chain.hashed(table, postgres=True))
+        return f"SELECT {', '.join(chain.LINK_COLUMNS)}, {chain.CHAINED[table].shown}, {columns} FROM {table} t"
 
     def _since(self, since: datetime) -> datetime:
         iso(since)  # refuses a naive datetime

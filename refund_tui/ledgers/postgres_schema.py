@@ -12,12 +12,16 @@ What the database itself guarantees, whatever a client does:
 - identity: ``recorded_by`` on every attempt, event and notice is ``session_user``, the
   authenticated login, set by a trigger whatever the client sends;
 - the receiver role records notices and their ``webhook``/``flag`` events only;
-- ``current_state`` is written only by the trigger that derives it from events.
+- ``current_state`` is written only by the trigger that derives it from events;
+- the hash chain (``chain``): every append-only row is linked by a trigger, serialised on
+  the row lock of ``chain_head``, whoever inserts it.
 """
 
 from __future__ import annotations
 
 from refund_tui.core.models import RefundStatus
+from refund_tui.ledgers import chain
+from refund_tui.ledgers.audit import client_columns
 
 VIEWER = "refund_tui_viewer"
 OPERATOR = "refund_tui_operator"
@@ -273,7 +277,73 @@ _V2 = (
     _identity("finding_acks"),
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+def _chain_fields(table: str, row: str) -> str:
+    """``ARRAY[...]`` of a row's hashed columns as text (``row``: NEW, or a loop's record)."""
+    return f"ARRAY[{', '.join(chain.pg_text(column, row) for column in chain.hashed(table, postgres=True))}]"
+
+
+def chained(table: str) -> tuple[str, ...]:
+    """Link ``table``'s rows into the hash chain: its link columns, the rows already there
+    (in key order, append-only triggers set aside meanwhile), then a trigger for each new row.
+    The trigger is named zz_chain_link so that it fires after every other BEFORE INSERT
+    trigger (PostgreSQL fires them in name order): it hashes the row as it will be stored."""
+    key = chain.CHAINED[table].key
+    return (
+        f"""ALTER TABLE {table} ADD COLUMN chain_seq bigint, ADD COLUMN prev_hash text,
+            ADD COLUMN row_hash text""",
+        f"ALTER TABLE {table} DISABLE TRIGGER USER",
+        f"""DO $$ DECLARE r record; BEGIN
+            FOR r IN SELECT * FROM {table} ORDER BY {key} LOOP
+                UPDATE {table} SET (chain_seq, prev_hash, row_hash) =
+                    (SELECT seq, prev, hash FROM chain_link('{table}', {_chain_fields(table, "r")}))
+                    WHERE {key} = r.{key};
+            END LOOP;
+        END $$""",
+        f"ALTER TABLE {table} ENABLE TRIGGER USER",
+        f"""ALTER TABLE {table} ALTER COLUMN chain_seq SET NOT NULL,
+            ALTER COLUMN prev_hash SET NOT NULL, ALTER COLUMN row_hash SET NOT NULL""",
+        f"CREATE UNIQUE INDEX {table}_chain ON {table} (chain_seq)",
+        f"""CREATE FUNCTION chain_{table}() RETURNS trigger
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+        BEGIN
+            SELECT seq, prev, hash INTO NEW.chain_seq, NEW.prev_hash, NEW.row_hash
+                FROM chain_link('{table}', {_chain_fields(table, "NEW")});
+            RETURN NEW;
+        END $$""",
+        f"""CREATE TRIGGER zz_chain_link BEFORE INSERT ON {table}
+            FOR EACH ROW EXECUTE FUNCTION chain_{table}()""",
+    )
+
+
+#: The tamper-evident trail (``chain``), who recorded each event from where (``audit``) and a
+#: decision's outcome. ``chain_link`` holds the row lock of ``chain_head`` until the inserting
+#: transaction ends: every host's inserts join one chain, in commit order. Only the owner may
+#: run it (through the triggers): no role can move the head or forge a link by calling it.
+_V4 = (
+    "ALTER TABLE events ADD COLUMN outcome text",
+    *client_columns("events"),
+    """CREATE TABLE chain_head (
+        only_row integer PRIMARY KEY CHECK (only_row = 1),
+        seq bigint NOT NULL,
+        hash text NOT NULL
+    )""",
+    f"INSERT INTO chain_head VALUES (1, 0, '{chain.GENESIS}')",
+    """CREATE FUNCTION chain_link(tbl text, fields text[], OUT seq bigint, OUT prev text,
+                                  OUT hash text)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+    BEGIN
+        SELECT h.seq + 1, h.hash INTO seq, prev FROM chain_head h WHERE h.only_row = 1 FOR UPDATE;
+        hash := encode(sha256(convert_to(prev || E'\n' || tbl || (
+            SELECT string_agg(CASE WHEN f IS NULL THEN '|-' ELSE '|' || length(f) || ':' || f END,
+                              '' ORDER BY n)
+            FROM unnest(fields) WITH ORDINALITY AS u (f, n)), 'UTF8')), 'hex');
+        UPDATE chain_head h SET seq = chain_link.seq, hash = chain_link.hash WHERE h.only_row = 1;
+    END $$""",
+    *(statement for table in ("attempts", "events", "notices", "double_refunds", "batch_rows",
+                              "finding_acks") for statement in chained(table)),  # fmt: skip
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: Applied after every migration run (idempotent): who may do what in the schema.

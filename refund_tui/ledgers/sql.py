@@ -7,7 +7,9 @@ database asks), the clock, the per-payment lock and its error translation. SQL h
 
 Both schemas share these names: ``attempts`` (one row per attempt, ``seq`` its order),
 ``events`` (status changes, ``id`` their order), ``current_state`` (each attempt's latest
-state, derived from events by a trigger) and ``notices`` (the webhook inbox).
+state, derived from events by a trigger) and ``notices`` (the webhook inbox). Every
+append-only row is inserted by ``_append``, which links it into the hash chain where the
+adapter does that itself (SQLite; PostgreSQL's trigger does it there: ``chain``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any, Protocol, TypeVar
 
 from refund_tui import __version__
@@ -30,6 +33,7 @@ from refund_tui.core.ledger import (
     BatchRow,
     BatchRowRecorded,
     CapExceeded,
+    ChainVerdict,
     Event,
     LedgerError,
     LedgerLost,
@@ -42,6 +46,8 @@ from refund_tui.core.models import ProviderName, RefundStatus
 from refund_tui.core.money import Money
 from refund_tui.core.operator import Operator
 from refund_tui.core.provider import Notice, RefundRequest
+from refund_tui.ledgers import chain
+from refund_tui.ledgers.audit import client_fields
 
 _AUDIT_CHUNK = 1000
 #: Value -> member, much faster than calling the enum when building 100,000 rows.
@@ -62,13 +68,23 @@ _EVENT_COLUMNS = (
     "at, status, source, provider_reference, failure_reason, raw_code, raw_message, "
     "http_status, note"
 )
-#: Selected for ``audit_rows``, in this order (``amount`` is computed).
+#: Selected for ``audit_rows``, in this order (``amount`` is computed; ``recorded_by`` is
+#: the adapter's ``_audit_recorded_by``).
 _AUDIT_COLUMNS = tuple(field for field in AUDIT_FIELDS if field != "amount")
-_AUDIT_SELECT = f"""SELECT e.id AS event_id, e.at AS event_at, e.status, e.source,
-    e.provider_reference, e.failure_reason, e.raw_code, e.raw_message, e.http_status, e.note,
-    a.attempt_id, a.created_at AS attempt_created_at,
-    {", ".join(f"a.{name}" for name in _AUDIT_COLUMNS[12:-1])}, {{recorded_by}}
-    FROM events e JOIN attempts a ON a.attempt_id = e.attempt_id"""
+_AUDIT_SOURCES = {"event_id": "e.id", "event_at": "e.at", "attempt_id": "a.attempt_id",
+                  "attempt_created_at": "a.created_at", "outcome": "coalesce(e.outcome, 'recorded')"}  # fmt: skip
+_AUDIT_EVENT_FIELDS = {"status", "source", "provider_reference", "failure_reason", "raw_code",
+                       "raw_message", "http_status", "note", "client_account", "client_host",
+                       "client_ssh", *chain.LINK_COLUMNS}  # fmt: skip
+_AUDIT_SELECT = "SELECT {columns} FROM events e JOIN attempts a ON a.attempt_id = e.attempt_id"
+
+
+def _audit_source(field: str, recorded_by: str) -> str:
+    if field == "recorded_by":
+        return recorded_by
+    if field in _AUDIT_SOURCES:
+        return _AUDIT_SOURCES[field]
+    return f"{'e' if field in _AUDIT_EVENT_FIELDS else 'a'}.{field}"
 _NOTICE_COLUMNS = (
     "provider, identity, event, refund_reference, payment_reference, status, failure_reason, "
     "tag, received_at, outcome, attempt_id"
@@ -211,6 +227,46 @@ class SqlLedger:
         """A ``since`` filter as the timestamp columns compare it."""
         return iso(since)
 
+    def _link(self, conn: Connection, table: str, values: dict[str, Any]) -> dict[str, Any]:
+        """The row to insert into a chained ``table``, with its link in the hash chain where
+        the adapter writes it (SQLite); unchanged where the database does (PostgreSQL)."""
+        return values
+
+    def _snapshot(self, work: Callable[[Connection], T]) -> T:
+        """Run read-only ``work`` on one consistent snapshot of the ledger."""
+        raise NotImplementedError
+
+    def _chain_select(self, table: str) -> str:
+        """SELECT of ``table``'s links: chain_seq, prev_hash, row_hash, key, hashed columns."""
+        raise NotImplementedError
+
+    # -- the trail --------------------------------------------------------------------------
+
+    @cached_property
+    def client(self) -> Operator:
+        """The OS account, host and SSH client of this process, written on every event."""
+        return Operator.current()
+
+    def _append(self, conn: Connection, table: str, values: dict[str, Any]) -> None:
+        """Insert one append-only row, linked into the hash chain."""
+        row = self._link(conn, table, values) if table in chain.CHAINED else values
+        conn.execute(
+            f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+            tuple(row.values()),
+        )
+
+    def verify_chain(self) -> ChainVerdict:
+        def read(conn: Connection) -> ChainVerdict:
+            links = [
+                chain.Link(seq, prev, digest, table, key, tuple(values))
+                for table in chain.CHAINED
+                for seq, prev, digest, key, *values in conn.execute(self._chain_select(table)).fetchall()
+            ]
+            head_seq, head_hash = conn.execute("SELECT seq, hash FROM chain_head").fetchone()
+            return chain.verify(links, head_seq, head_hash)
+
+        return self._snapshot(read)
+
     # -- writing --------------------------------------------------------------------------
 
     def record_attempt(
@@ -243,28 +299,25 @@ class SqlLedger:
                 remaining = max(limit - flying, Money.zero(limit.currency))
                 raise CapExceeded(remaining, new.payment_reference)
             now = self._now(conn)
-            conn.execute(
-                """INSERT INTO attempts (attempt_id, created_at, profile, environment, provider,
-                payment_reference, amount_minor, currency, phone, country_id, reason,
-                webhook_url, idempotency_key, external_reference, request_method, request_path,
-                request_body, operator_name, operator_uid, hostname, ssh_client, pid,
-                app_version, retry_of)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (
-                    attempt_id, now, new.profile, new.environment, new.provider.value,
-                    new.payment_reference, new.amount.minor, new.amount.currency, new.phone,
-                    new.country_id, new.reason, new.webhook_url, request.idempotency_key,
-                    request.external_reference, request.method, request.path, request.body,
-                    new.operator.name, new.operator.uid, new.operator.hostname,
-                    new.operator.ssh_client, os.getpid(), __version__, new.retry_of,
-                ),
-            )  # fmt: skip
+            self._append(conn, "attempts", {
+                "attempt_id": attempt_id, "created_at": now, "profile": new.profile,
+                "environment": new.environment, "provider": new.provider.value,
+                "payment_reference": new.payment_reference, "amount_minor": new.amount.minor,
+                "currency": new.amount.currency, "phone": new.phone, "country_id": new.country_id,
+                "reason": new.reason, "webhook_url": new.webhook_url,
+                "idempotency_key": request.idempotency_key,
+                "external_reference": request.external_reference,
+                "request_method": request.method, "request_path": request.path,
+                "request_body": request.body, "operator_name": new.operator.name,
+                "operator_uid": new.operator.uid, "hostname": new.operator.hostname,
+                "ssh_client": new.operator.ssh_client, "pid": os.getpid(),
+                "app_version": __version__, "retry_of": new.retry_of,
+            })  # fmt: skip
             self._insert_event(conn, attempt_id, RefundStatus.PENDING, "intent", at=now)
             if new.batch_row is not None:
-                conn.execute(
-                    "INSERT INTO batch_rows (batch_id, row, attempt_id) VALUES (?, ?, ?)",
-                    (new.batch_row.batch_id, new.batch_row.row, attempt_id),
-                )
+                self._append(conn, "batch_rows", {
+                    "batch_id": new.batch_row.batch_id, "row": new.batch_row.row, "attempt_id": attempt_id,
+                })  # fmt: skip
 
         try:
             self._write(write)
@@ -355,8 +408,9 @@ class SqlLedger:
         return taken is not None
 
     def claim_send(
-        self, attempt_id: str, lease: timedelta, note: str = "resending the stored request"
-    ) -> bool:
+        self, attempt_id: str, lease: timedelta, note: str = "resending the stored request",
+        outcome: str | None = None,
+    ) -> bool:  # fmt: skip
         def write(conn: Connection) -> bool:
             status, reference, failure = self._current(conn, attempt_id)
             if reference is not None or status.is_terminal:
@@ -374,17 +428,29 @@ class SqlLedger:
             now = self._now(conn)
             if rules.send_may_be_running(bool(answered), moment(now) - moment(last_at), lease):
                 return False
-            raw_code, raw_message = conn.execute(
-                f"SELECT c.raw_code, c.raw_message {_ATTEMPTS_FROM} WHERE a.attempt_id = ?",
-                (attempt_id,),
-            ).fetchone()
-            self._insert_event(
-                conn, attempt_id, status, "send", at=now, failure_reason=failure,
-                raw_code=raw_code, raw_message=raw_message, note=note,
-            )  # fmt: skip
+            self._append_same_status(conn, attempt_id, "send", note, outcome, at=now)
             return True
 
         return self._write(write)
+
+    def record_decision(self, attempt_id: str, outcome: str, note: str) -> None:
+        self._write(lambda conn: self._append_same_status(conn, attempt_id, "decision", note, outcome))
+
+    def _append_same_status(
+        self, conn: Connection, attempt_id: str, source: str, note: str, outcome: str | None,
+        at: str | datetime | None = None,
+    ) -> None:  # fmt: skip
+        """An event that leaves the attempt's state as it is (a claim, a decision)."""
+        status, reference, failure = self._current(conn, attempt_id)
+        raw_code, raw_message = conn.execute(
+            f"SELECT c.raw_code, c.raw_message {_ATTEMPTS_FROM} WHERE a.attempt_id = ?",
+            (attempt_id,),
+        ).fetchone()
+        self._insert_event(
+            conn, attempt_id, status, source, at=at, provider_reference=reference,
+            failure_reason=failure, raw_code=raw_code, raw_message=raw_message, note=note,
+            outcome=outcome,
+        )  # fmt: skip
 
     def record_double_refund(self, attempt_id: str, reference: str, second: str, note: str) -> bool:
         def write(conn: Connection) -> bool:
@@ -395,11 +461,10 @@ class SqlLedger:
             ).fetchone()
             if known:
                 return False
-            conn.execute(
-                """INSERT INTO double_refunds
-                (attempt_id, found_at, provider_reference, second_reference) VALUES (?, ?, ?, ?)""",
-                (attempt_id, self._now(conn), reference, second),
-            )
+            self._append(conn, "double_refunds", {
+                "attempt_id": attempt_id, "found_at": self._now(conn),
+                "provider_reference": reference, "second_reference": second,
+            })  # fmt: skip
             self._append_flag(conn, attempt_id, note)
             return True
 
@@ -452,14 +517,15 @@ class SqlLedger:
         raw_message: str | None = None,
         http_status: int | None = None,
         note: str | None = None,
+        outcome: str | None = None,
     ) -> None:
-        conn.execute(
-            f"INSERT INTO events (attempt_id, {_EVENT_COLUMNS}) VALUES ({', '.join('?' * 10)})",
-            (
-                attempt_id, at or self._now(conn), status.value, source, provider_reference,
-                failure_reason, raw_code, raw_message, http_status, note,
-            ),
-        )  # fmt: skip
+        self._append(conn, "events", {
+            "attempt_id": attempt_id, "at": at or self._now(conn), "status": status.value,
+            "source": source, "provider_reference": provider_reference,
+            "failure_reason": failure_reason, "raw_code": raw_code, "raw_message": raw_message,
+            "http_status": http_status, "note": note, "outcome": outcome,
+            **client_fields(self.client),
+        })  # fmt: skip
 
     # -- notices --------------------------------------------------------------------------
 
@@ -473,15 +539,15 @@ class SqlLedger:
             if seen:
                 return NoticeOutcome.DUPLICATE
             attempt_id, outcome = self._apply_notice(conn, notice)
-            conn.execute(
-                f"INSERT INTO notices ({_NOTICE_COLUMNS}, body) VALUES ({', '.join('?' * 12)})",
-                (
-                    notice.provider.value, notice.identity, notice.event, notice.refund_reference,
-                    notice.payment_reference, notice.status.value if notice.status else None,
-                    notice.failure_reason, notice.tag, self._now(conn), outcome.value,
-                    attempt_id, body,
-                ),
-            )  # fmt: skip
+            self._append(conn, "notices", {
+                "provider": notice.provider.value, "identity": notice.identity,
+                "event": notice.event, "refund_reference": notice.refund_reference,
+                "payment_reference": notice.payment_reference,
+                "status": notice.status.value if notice.status else None,
+                "failure_reason": notice.failure_reason, "tag": notice.tag,
+                "received_at": self._now(conn), "outcome": outcome.value,
+                "attempt_id": attempt_id, "body": body,
+            })  # fmt: skip
             return outcome
 
         return self._write(write)
@@ -515,12 +581,11 @@ class SqlLedger:
 
         def write(conn: Connection) -> str | datetime:
             at = self._now(conn)
-            conn.execute(
-                """INSERT INTO finding_acks (finding_id, kind, provider, payment_reference, note,
-                acked_at, operator_name, hostname) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-                (finding_id, kind, ProviderName(provider).value, payment_reference, note, at,
-                 operator.name, operator.hostname),
-            )  # fmt: skip
+            self._append(conn, "finding_acks", {
+                "finding_id": finding_id, "kind": kind, "provider": ProviderName(provider).value,
+                "payment_reference": payment_reference, "note": note, "acked_at": at,
+                "operator_name": operator.name, "hostname": operator.hostname,
+            })  # fmt: skip
             return at
 
         at = self._write(write)
@@ -726,8 +791,9 @@ class SqlLedger:
         after = 0
         extra, params = ("AND e.at >= ?", [self._since(since)]) if since is not None else ("", [])
         while True:
+            columns = ", ".join(_audit_source(field, self._audit_recorded_by) for field in _AUDIT_COLUMNS)
             rows = self.query(
-                f"{_AUDIT_SELECT.format(recorded_by=self._audit_recorded_by)} WHERE e.id > ? "
+                f"{_AUDIT_SELECT.format(columns=columns)} WHERE e.id > ? "
                 f"{extra} ORDER BY e.id LIMIT {_AUDIT_CHUNK}",
                 [after, *params],
             )

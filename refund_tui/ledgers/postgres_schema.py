@@ -283,26 +283,42 @@ def _chain_fields(table: str, row: str) -> str:
 
 
 def chained(table: str) -> tuple[str, ...]:
-    """Link ``table``'s rows into the hash chain: its link columns, the rows already there
-    (in key order, append-only triggers set aside meanwhile), then a trigger for each new row.
-    The trigger is named zz_chain_link so that it fires after every other BEFORE INSERT
-    trigger (PostgreSQL fires them in name order): it hashes the row as it will be stored."""
+    """Join ``table`` to the hash chain (after ``chain_links_view`` names it too)."""
+    return (*_link_existing(table), *_link_new(table))
+
+
+def _link_existing(table: str) -> tuple[str, ...]:
+    """``table``'s link columns, and its rows already there linked after the chain's head in
+    key order (its triggers set aside meanwhile)."""
     key = chain.CHAINED[table].key
     return (
         f"""ALTER TABLE {table} ADD COLUMN chain_seq bigint, ADD COLUMN prev_hash text,
             ADD COLUMN row_hash text""",
         f"ALTER TABLE {table} DISABLE TRIGGER USER",
-        f"""DO $$ DECLARE r record; BEGIN
+        f"""DO $$ DECLARE r record; next_seq bigint; prev text; digest text; BEGIN
+            SELECT seq, hash INTO next_seq, prev FROM chain_head;
             FOR r IN SELECT * FROM {table} ORDER BY {key} LOOP
-                UPDATE {table} SET (chain_seq, prev_hash, row_hash) =
-                    (SELECT seq, prev, hash FROM chain_link('{table}', {_chain_fields(table, "r")}))
+                next_seq := next_seq + 1;
+                digest := chain_hash(prev, '{table}', {_chain_fields(table, "r")});
+                UPDATE {table} SET chain_seq = next_seq, prev_hash = prev, row_hash = digest
                     WHERE {key} = r.{key};
+                prev := digest;
             END LOOP;
+            UPDATE chain_head SET seq = next_seq, hash = prev;
         END $$""",
         f"ALTER TABLE {table} ENABLE TRIGGER USER",
         f"""ALTER TABLE {table} ALTER COLUMN chain_seq SET NOT NULL,
             ALTER COLUMN prev_hash SET NOT NULL, ALTER COLUMN row_hash SET NOT NULL""",
         f"CREATE UNIQUE INDEX {table}_chain ON {table} (chain_seq)",
+    )
+
+
+def _link_new(table: str) -> tuple[str, ...]:
+    """The triggers linking each new row of ``table``. zz_chain_link is named so that it
+    fires after every other BEFORE INSERT trigger (PostgreSQL fires them in name order): it
+    hashes the row as it will be stored. zz_chain_head, deferred, moves ``chain_head`` to the
+    newest link at commit."""
+    return (
         f"""CREATE FUNCTION chain_{table}() RETURNS trigger
         LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
         BEGIN
@@ -312,13 +328,27 @@ def chained(table: str) -> tuple[str, ...]:
         END $$""",
         f"""CREATE TRIGGER zz_chain_link BEFORE INSERT ON {table}
             FOR EACH ROW EXECUTE FUNCTION chain_{table}()""",
+        f"""CREATE CONSTRAINT TRIGGER zz_chain_head AFTER INSERT ON {table}
+            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION chain_commit()""",
     )
 
 
+def chain_links_view(tables: tuple[str, ...]) -> str:
+    """Every link of the chained ``tables`` (the newest is found through their indexes)."""
+    return "CREATE OR REPLACE VIEW chain_links AS " + " UNION ALL ".join(
+        f"SELECT chain_seq, row_hash FROM {table}" for table in tables
+    )
+
+
+_V4_CHAINED = ("attempts", "events", "notices", "double_refunds", "batch_rows", "finding_acks")
+
 #: The tamper-evident trail (``chain``), who recorded each event from where (``audit``) and a
-#: decision's outcome. ``chain_link`` holds the row lock of ``chain_head`` until the inserting
-#: transaction ends: every host's inserts join one chain, in commit order. Only the owner may
-#: run it (through the triggers): no role can move the head or forge a link by calling it.
+#: decision's outcome. ``chain_link`` takes the row lock of ``chain_head`` (held until the
+#: transaction ends, so every host's inserts join one chain in commit order) and links a row
+#: after the head, or after the newest link this transaction already added; ``chain_commit``
+#: moves the head at commit: one update per transaction, however many rows it links (a row
+#: updated many times in one transaction gets slower at each update). Only the owner may run
+#: them (through the triggers): no role moves the head or forges a link by calling them.
 _V4 = (
     "ALTER TABLE events ADD COLUMN outcome text",
     *client_columns("events"),
@@ -328,19 +358,39 @@ _V4 = (
         hash text NOT NULL
     )""",
     f"INSERT INTO chain_head VALUES (1, 0, '{chain.GENESIS}')",
+    """CREATE FUNCTION chain_hash(prev text, tbl text, fields text[]) RETURNS text
+    LANGUAGE sql IMMUTABLE AS $$
+        SELECT encode(sha256(convert_to(prev || E'\n' || tbl || (
+            SELECT string_agg(CASE WHEN f IS NULL THEN '|-' ELSE '|' || length(f) || ':' || f END,
+                              '' ORDER BY n)
+            FROM unnest(fields) WITH ORDINALITY AS u (f, n)), 'UTF8')), 'hex')
+    $$""",
+    *(statement for table in _V4_CHAINED for statement in _link_existing(table)),
+    chain_links_view(_V4_CHAINED),
     """CREATE FUNCTION chain_link(tbl text, fields text[], OUT seq bigint, OUT prev text,
                                   OUT hash text)
     LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+    DECLARE tip_seq bigint; tip_hash text;
     BEGIN
-        SELECT h.seq + 1, h.hash INTO seq, prev FROM chain_head h WHERE h.only_row = 1 FOR UPDATE;
-        hash := encode(sha256(convert_to(prev || E'\n' || tbl || (
-            SELECT string_agg(CASE WHEN f IS NULL THEN '|-' ELSE '|' || length(f) || ':' || f END,
-                              '' ORDER BY n)
-            FROM unnest(fields) WITH ORDINALITY AS u (f, n)), 'UTF8')), 'hex');
-        UPDATE chain_head h SET seq = chain_link.seq, hash = chain_link.hash WHERE h.only_row = 1;
+        SELECT h.seq, h.hash INTO seq, prev FROM chain_head h WHERE h.only_row = 1 FOR UPDATE;
+        SELECT l.chain_seq, l.row_hash INTO tip_seq, tip_hash
+            FROM chain_links l ORDER BY l.chain_seq DESC LIMIT 1;
+        IF tip_seq > seq THEN  -- links this transaction added: the head moves at commit
+            seq := tip_seq;
+            prev := tip_hash;
+        END IF;
+        seq := seq + 1;
+        hash := chain_hash(prev, tbl, fields);
     END $$""",
-    *(statement for table in ("attempts", "events", "notices", "double_refunds", "batch_rows",
-                              "finding_acks") for statement in chained(table)),  # fmt: skip
+    """CREATE FUNCTION chain_commit() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+    BEGIN
+        UPDATE chain_head h SET seq = l.chain_seq, hash = l.row_hash
+            FROM (SELECT chain_seq, row_hash FROM chain_links ORDER BY chain_seq DESC LIMIT 1) l
+            WHERE h.only_row = 1 AND l.chain_seq > h.seq;
+        RETURN NULL;
+    END $$""",
+    *(statement for table in _V4_CHAINED for statement in _link_new(table)),
 )
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V4)

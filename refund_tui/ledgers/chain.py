@@ -12,7 +12,9 @@ row carries
 canonical(row) is the table's name followed, for each hashed column in ``CHAINED`` order,
 by ``|-`` for NULL or ``|<length in characters>:<value as text>``: unambiguous whatever the
 values hold. Timestamps are text in UTC with microseconds on PostgreSQL (``pg_text``) and
-the stored text on SQLite; numbers are decimal.
+the stored text on SQLite; numbers are decimal. The database renders it (``canonical_sql``,
+the same expression for writing and verifying); the hashing is always done in Python by
+``verify``, never by a function of the database.
 
 Who writes it: on PostgreSQL the database itself, in a BEFORE INSERT trigger that fires
 after every other (``zz_chain_link``: triggers fire in name order) and takes the row lock of
@@ -29,7 +31,7 @@ ledger are chained in table order (attempts, events, notices, ...), each table b
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from refund_tui.core.ledger import ChainBreak, ChainVerdict
@@ -87,7 +89,6 @@ CHAINED: dict[str, Chained] = {
 }
 #: Timestamp columns of chained tables (PostgreSQL renders them with ``pg_text``).
 TIME_COLUMNS = frozenset({"created_at", "at", "received_at", "found_at", "acked_at"})
-_ORDER = {table: position for position, table in enumerate(CHAINED)}
 
 
 def hashed(table: str, *, postgres: bool) -> tuple[str, ...]:
@@ -103,26 +104,33 @@ def pg_text(column: str, row: str) -> str:
     return f"{row}.{column}::text"
 
 
-def link_hash(prev_hash: str, table: str, values: Iterable[object]) -> str:
-    """The hash of a row whose hashed columns hold ``values`` (str, int or None)."""
-    canonical = "".join(
-        "|-" if value is None else f"|{len(text)}:{text}"
-        for value in values
-        for text in (value if value is None or type(value) is str else str(value),)
-    )
+def canonical_sql(expressions: Iterable[str]) -> str:
+    """SQL (SQLite and PostgreSQL) rendering the canonical form of the hashed values."""
+    return " || ".join(f"coalesce('|' || length({value}) || ':' || {value}, '|-')" for value in expressions)
+
+
+def link_hash(prev_hash: str, table: str, canonical: str) -> str:
+    """The hash of a row of ``table`` whose canonical form is ``canonical``."""
     return hashlib.sha256(f"{prev_hash}\n{table}{canonical}".encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
 class Link:
-    """One chained row as read back: its place, hashes, table, key and hashed values."""
+    """One chained row as read back: its place, hashes, table, key and canonical form."""
 
     seq: int | None
     prev_hash: str | None
     row_hash: str | None
     table: str
-    key: object
-    values: tuple
+    key: str
+    canonical: str
+
+
+def links_sql(select: Callable[[str], str]) -> str:
+    """One query reading every link in chain order (unlinked rows first), from each table's
+    ``select`` (chain_seq, prev_hash, row_hash, table, key as text, canonical form)."""
+    union = " UNION ALL ".join(select(table) for table in CHAINED)
+    return f"SELECT * FROM ({union}) links ORDER BY 1 NULLS FIRST, 4, 5"
 
 
 def _where(link: Link) -> str:
@@ -130,17 +138,16 @@ def _where(link: Link) -> str:
 
 
 def verify(links: Iterable[Link], head_seq: int, head_hash: str) -> ChainVerdict:
-    """Walk the links in chain order and report the first that does not hold."""
-    ordered = sorted(links, key=lambda link: (link.seq is not None, link.seq or 0, _ORDER[link.table], link.key))
+    """Walk the links, in chain order (``links_sql``), and report the first that does not hold."""
     prev, expected, before = GENESIS, 1, None
 
     def broken(link: Link, reason: str) -> ChainVerdict:
-        event_id = link.key if link.table == "events" else None
+        event_id = int(link.key) if link.table == "events" else None
         where = f"{_where(link)} (link {link.seq})" if link.seq is not None else _where(link)
-        return ChainVerdict(expected - 1, prev, ChainBreak(link.seq, link.table, str(link.key), event_id,
+        return ChainVerdict(expected - 1, prev, ChainBreak(link.seq, link.table, link.key, event_id,
                                                            f"the chain breaks at {where}: {reason}"))  # fmt: skip
 
-    for link in ordered:
+    for link in links:
         if link.seq is None or link.prev_hash is None or link.row_hash is None:
             return broken(link, "it is not in the chain (inserted bypassing it)")
         if link.seq < expected:
@@ -151,7 +158,7 @@ def verify(links: Iterable[Link], head_seq: int, head_hash: str) -> ChainVerdict
         if link.prev_hash != prev:
             after = f"{_where(before)}" if before else "the start"
             return broken(link, f"it does not follow {after} (one of them was changed or replaced)")
-        if link_hash(prev, link.table, link.values) != link.row_hash:
+        if link_hash(prev, link.table, link.canonical) != link.row_hash:
             return broken(link, "its contents differ from what was recorded (changed after it was written)")
         prev, expected, before = link.row_hash, expected + 1, link
     count = expected - 1

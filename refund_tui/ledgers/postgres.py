@@ -297,9 +297,10 @@ class PostgresLedger(SqlLedger):
             return work(_Conn(conn))
 
     def _chain_select(self, table: str) -> str:
-        """The hashed columns as the trigger renders them; the hashing is done here."""
-        columns = ", ".join(chain.pg_text(column, "t") for column in chain.hashed(table, postgres=True))
-        return f"SELECT {', '.join(chain.LINK_COLUMNS)}, {chain.CHAINED[table].shown}, {columns} FROM {table} t"
+        """The hashed columns rendered as the trigger renders them; the hashing is done here."""
+        canonical = chain.canonical_sql(chain.pg_text(column, "t") for column in chain.hashed(table, postgres=True))
+        return (f"SELECT {', '.join(chain.LINK_COLUMNS)}, '{table}', {chain.CHAINED[table].shown}::text, "
+                f"{canonical} FROM {table} t")  # fmt: skip
 
     def _since(self, since: datetime) -> datetime:
         iso(since)  # refuses a naive datetime

@@ -277,9 +277,9 @@ _V2 = (
     _identity("finding_acks"),
 )
 
-def _chain_fields(table: str, row: str) -> str:
-    """``ARRAY[...]`` of a row's hashed columns as text (``row``: NEW, or a loop's record)."""
-    return f"ARRAY[{', '.join(chain.pg_text(column, row) for column in chain.hashed(table, postgres=True))}]"
+def _canonical(table: str, row: str) -> str:
+    """A row's canonical form (``row``: NEW, or a loop's record), as ``verify`` reads it."""
+    return chain.canonical_sql(chain.pg_text(column, row) for column in chain.hashed(table, postgres=True))
 
 
 def chained(table: str) -> tuple[str, ...]:
@@ -299,7 +299,7 @@ def _link_existing(table: str) -> tuple[str, ...]:
             SELECT seq, hash INTO next_seq, prev FROM chain_head;
             FOR r IN SELECT * FROM {table} ORDER BY {key} LOOP
                 next_seq := next_seq + 1;
-                digest := chain_hash(prev, '{table}', {_chain_fields(table, "r")});
+                digest := chain_hash(prev, '{table}', {_canonical(table, "r")});
                 UPDATE {table} SET chain_seq = next_seq, prev_hash = prev, row_hash = digest
                     WHERE {key} = r.{key};
                 prev := digest;
@@ -323,7 +323,7 @@ def _link_new(table: str) -> tuple[str, ...]:
         LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
         BEGIN
             SELECT seq, prev, hash INTO NEW.chain_seq, NEW.prev_hash, NEW.row_hash
-                FROM chain_link('{table}', {_chain_fields(table, "NEW")});
+                FROM chain_link('{table}', {_canonical(table, "NEW")});
             RETURN NEW;
         END $$""",
         f"""CREATE TRIGGER zz_chain_link BEFORE INSERT ON {table}
@@ -358,36 +358,44 @@ _V4 = (
         hash text NOT NULL
     )""",
     f"INSERT INTO chain_head VALUES (1, 0, '{chain.GENESIS}')",
-    """CREATE FUNCTION chain_hash(prev text, tbl text, fields text[]) RETURNS text
+    """CREATE FUNCTION chain_hash(prev text, tbl text, canonical text) RETURNS text
     LANGUAGE sql IMMUTABLE AS $$
-        SELECT encode(sha256(convert_to(prev || E'\n' || tbl || (
-            SELECT string_agg(CASE WHEN f IS NULL THEN '|-' ELSE '|' || length(f) || ':' || f END,
-                              '' ORDER BY n)
-            FROM unnest(fields) WITH ORDINALITY AS u (f, n)), 'UTF8')), 'hex')
+        SELECT encode(sha256(convert_to(prev || E'\\n' || tbl || canonical, 'UTF8')), 'hex')
     $$""",
     *(statement for table in _V4_CHAINED for statement in _link_existing(table)),
     chain_links_view(_V4_CHAINED),
-    """CREATE FUNCTION chain_link(tbl text, fields text[], OUT seq bigint, OUT prev text,
+    """CREATE FUNCTION chain_link(tbl text, canonical text, OUT seq bigint, OUT prev text,
                                   OUT hash text)
     LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
     DECLARE tip_seq bigint; tip_hash text;
     BEGIN
         SELECT h.seq, h.hash INTO seq, prev FROM chain_head h WHERE h.only_row = 1 FOR UPDATE;
-        SELECT l.chain_seq, l.row_hash INTO tip_seq, tip_hash
-            FROM chain_links l ORDER BY l.chain_seq DESC LIMIT 1;
-        IF tip_seq > seq THEN  -- links this transaction added: the head moves at commit
-            seq := tip_seq;
-            prev := tip_hash;
+        -- After a first link, this transaction's newest link is the tip (the head moves at
+        -- commit). The setting only spares the first link that lookup: a client that sets it
+        -- itself gets a correct lookup, or a duplicated link that verify reports.
+        IF current_setting('refund_tui.chain_tx', true) = txid_current()::text THEN
+            SELECT l.chain_seq, l.row_hash INTO tip_seq, tip_hash
+                FROM chain_links l ORDER BY l.chain_seq DESC LIMIT 1;
+            IF tip_seq > seq THEN
+                seq := tip_seq;
+                prev := tip_hash;
+            END IF;
+        ELSE
+            PERFORM set_config('refund_tui.chain_tx', txid_current()::text, true);
         END IF;
         seq := seq + 1;
-        hash := chain_hash(prev, tbl, fields);
+        hash := encode(sha256(convert_to(prev || E'\\n' || tbl || canonical, 'UTF8')), 'hex');
     END $$""",
     """CREATE FUNCTION chain_commit() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
     BEGIN
+        IF current_setting('refund_tui.chain_moved', true) = txid_current()::text THEN
+            RETURN NULL;  -- fired for each row, at commit: the first firing did it
+        END IF;
         UPDATE chain_head h SET seq = l.chain_seq, hash = l.row_hash
             FROM (SELECT chain_seq, row_hash FROM chain_links ORDER BY chain_seq DESC LIMIT 1) l
             WHERE h.only_row = 1 AND l.chain_seq > h.seq;
+        PERFORM set_config('refund_tui.chain_moved', txid_current()::text, true);
         RETURN NULL;
     END $$""",
     *(statement for table in _V4_CHAINED for statement in _link_new(table)),

@@ -237,7 +237,8 @@ class SqlLedger:
         raise NotImplementedError
 
     def _chain_select(self, table: str) -> str:
-        """SELECT of ``table``'s links: chain_seq, prev_hash, row_hash, key, hashed columns."""
+        """SELECT of ``table``'s links: chain_seq, prev_hash, row_hash, the table's name, the
+        row's key as text and its canonical form (``chain.links_sql``)."""
         raise NotImplementedError
 
     # -- the trail --------------------------------------------------------------------------
@@ -257,13 +258,9 @@ class SqlLedger:
 
     def verify_chain(self) -> ChainVerdict:
         def read(conn: Connection) -> ChainVerdict:
-            links = [
-                chain.Link(seq, prev, digest, table, key, tuple(values))
-                for table in chain.CHAINED
-                for seq, prev, digest, key, *values in conn.execute(self._chain_select(table)).fetchall()
-            ]
+            rows = conn.execute(chain.links_sql(self._chain_select)).fetchall()
             head_seq, head_hash = conn.execute("SELECT seq, hash FROM chain_head").fetchone()
-            return chain.verify(links, head_seq, head_hash)
+            return chain.verify((chain.Link(*row) for row in rows), head_seq, head_hash)
 
         return self._snapshot(read)
 

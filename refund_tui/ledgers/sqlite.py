@@ -265,7 +265,9 @@ class SqliteLedger(SqlLedger):
             (last,) = conn.execute(f"SELECT coalesce(max({spec.key}), 0) FROM {table}").fetchone()
             values = {spec.key: last + 1, **values}
         seq, prev = conn.execute("SELECT seq + 1, hash FROM chain_head").fetchone()
-        digest = chain.link_hash(prev, table, (values.get(column) for column in spec.columns))
+        canonical = chain.canonical_sql(f"?{number}" for number in range(1, len(spec.columns) + 1))
+        [(text,)] = conn.execute(f"SELECT {canonical}", [values.get(column) for column in spec.columns])
+        digest = chain.link_hash(prev, table, text)
         conn.execute("UPDATE chain_head SET seq = ?, hash = ?", (seq, digest))
         return {**values, "chain_seq": seq, "prev_hash": prev, "row_hash": digest}
 
@@ -279,4 +281,5 @@ class SqliteLedger(SqlLedger):
 
     def _chain_select(self, table: str) -> str:
         spec = chain.CHAINED[table]
-        return f"SELECT {', '.join(chain.LINK_COLUMNS)}, {spec.shown}, {', '.join(spec.columns)} FROM {table}"
+        return (f"SELECT {', '.join(chain.LINK_COLUMNS)}, '{table}', CAST({spec.shown} AS TEXT), "
+                f"{chain.canonical_sql(spec.columns)} FROM {table}")  # fmt: skip

@@ -224,7 +224,7 @@ def test_no_role_moves_the_chain_head_or_writes_its_own_link(team_ledger_factory
     attempt_id = record(ledger, 500)
     with raw(operator_url, team_ledger_factory.schema) as conn:
         for statement in ("UPDATE chain_head SET seq = 0",
-                          "SELECT chain_link('events', ARRAY['x'])"):  # fmt: skip
+                          "SELECT chain_link('events', 'x')"):  # fmt: skip
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement)
         conn.execute(  # a modified client sending its own link: the trigger writes the real one

@@ -23,6 +23,7 @@ from psycopg import sql
 from refund_tui.core.credentials import FIELDS, env_variable
 from refund_tui.core.models import ProviderName, RefundStatus
 from refund_tui.ledgers.postgres import PostgresLedger
+from refund_tui.ledgers.postgres_schema import SCHEMA_VERSION
 from tests.postgres import session_database
 
 PAYMENTS = {
@@ -91,7 +92,7 @@ def team(sandbox, postgres_database, tmp_path) -> Iterator[Team]:
         team = Team(sandbox, database_url, tmp_path)
         setup = cli(team.home("owner"), "ledger", "setup", "--profile", "team")
         assert setup.returncode == 0, setup.stderr
-        assert "schema version 2" in setup.stdout
+        assert f"schema version {SCHEMA_VERSION}" in setup.stdout
         yield team
 
 
@@ -105,7 +106,7 @@ def test_setup_twice_grant_revoke_and_the_database_names_who_recorded(team, owne
     owner = team.home("owner")
     again = cli(owner, "ledger", "setup", "--profile", "team")
     assert (again.returncode, again.stdout.strip()) == (0, f"the team ledger at {team.database_url} "
-                                                        "is up to date (schema version 2)")  # fmt: skip
+                                                        f"is up to date (schema version {SCHEMA_VERSION})")  # fmt: skip
     ama = team.login("ama")
     granted = cli(owner, "ledger", "grant", "--profile", "team", ama, "refund_tui_operator")
     assert (granted.returncode, granted.stdout.strip()) == (0, f"granted refund_tui_operator to {ama}")
@@ -115,6 +116,14 @@ def test_setup_twice_grant_revoke_and_the_database_names_who_recorded(team, owne
     [attempt] = owner_ledger.attempts(payment_reference=reference)
     assert attempt.recorded_by == ama
     assert {event.recorded_by for event in owner_ledger.events(attempt.attempt_id)} == {ama}
+    verified = cli(team.home("ama", ama), "ledger", "verify", "--profile", "team")
+    assert verified.returncode == 0 and verified.stdout.startswith("the ledger's chain is intact: ")
+    edited = [row["event_id"] for row in owner_ledger.audit_rows()][1]
+    with psycopg.connect(team.database_url, autocommit=True, options="-c search_path=refund_tui") as superuser:
+        superuser.execute("SET session_replication_role = replica")  # no trigger stops an UPDATE
+        superuser.execute("UPDATE events SET status = 'failed' WHERE id = %s", (edited,))
+    broken = cli(team.home("ama", ama), "ledger", "verify", "--profile", "team")
+    assert broken.returncode == 1 and broken.stderr.startswith(f"refused: the chain breaks at event {edited} (link ")
 
     revoked = cli(owner, "ledger", "revoke", "--profile", "team", ama, "refund_tui_operator")
     assert revoked.returncode == 0, revoked.stderr
@@ -268,6 +277,7 @@ def test_a_solo_ledger_moves_in_once_with_its_ids_and_conflicts_are_refused(team
     assert owner_ledger.get(first).double_refunds == ("rf_second",) and owner_ledger.get(first).flagged
     assert owner_ledger.batch_attempts("b" * 32) == {1: first}  # a rerun of the batch sends nothing
     assert owner_ledger.acknowledgements()["f1"].note == "refunded by phone"
+    assert owner_ledger.verify_chain().broken is None  # every imported row joined the chain
 
     again = cli(owner, "ledger", "import", "--profile", "team", str(solo_path))
     assert again.stdout.strip() == (

@@ -19,8 +19,9 @@ the same expression for writing and verifying); the hashing is always done in Py
 Who writes it: on PostgreSQL the database itself, in a BEFORE INSERT trigger that fires
 after every other (``zz_chain_link``: triggers fire in name order) and takes the row lock of
 ``chain_head`` until the transaction ends, so inserts from every host form one chain in
-commit order. On SQLite the adapter, in the insert's own transaction (``SqlLedger._append``;
-SQLite's write lock serialises it). ``verify`` recomputes every hash in Python.
+commit order; a deferred trigger moves the head once, at commit (``postgres_schema._V4``).
+On SQLite the adapter, in the insert's own transaction (``SqlLedger._append``; SQLite's
+write lock serialises it). ``verify`` recomputes every hash in Python.
 
 What it proves: an edited, deleted or inserted row is found by ``refund-tui ledger verify``
 unless whoever changed it also rewrote every later link and the head; a head hash written

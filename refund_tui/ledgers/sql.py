@@ -85,6 +85,8 @@ def _audit_source(field: str, recorded_by: str) -> str:
     if field in _AUDIT_SOURCES:
         return _AUDIT_SOURCES[field]
     return f"{'e' if field in _AUDIT_EVENT_FIELDS else 'a'}.{field}"
+
+
 _NOTICE_COLUMNS = (
     "provider, identity, event, refund_reference, payment_reference, status, failure_reason, "
     "tag, received_at, outcome, attempt_id"

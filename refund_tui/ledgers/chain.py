@@ -12,9 +12,10 @@ row carries
 canonical(row) is the table's name followed, for each hashed column in ``CHAINED`` order,
 by ``|-`` for NULL or ``|<length in characters>:<value as text>``: unambiguous whatever the
 values hold. Timestamps are text in UTC with microseconds on PostgreSQL (``pg_text``) and
-the stored text on SQLite; numbers are decimal. The database renders it (``canonical_sql``,
-the same expression for writing and verifying); the hashing is always done in Python by
-``verify``, never by a function of the database.
+the stored text on SQLite; numbers are decimal. PostgreSQL renders it (``canonical_sql``, the
+same expression in the trigger and in ``verify``'s query); on SQLite Python does
+(``canonical``), writing and verifying. ``verify`` always hashes in Python, never with a
+function of the database.
 
 Who writes it: on PostgreSQL the database itself, in a BEFORE INSERT trigger that fires
 after every other (``zz_chain_link``: triggers fire in name order) and takes the row lock of
@@ -32,7 +33,8 @@ ledger are chained in table order (attempts, events, notices, ...), each table b
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+import heapq
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from refund_tui.core.ledger import ChainBreak, ChainVerdict
@@ -105,8 +107,18 @@ def pg_text(column: str, row: str) -> str:
     return f"{row}.{column}::text"
 
 
+def canonical(values: Iterable[object]) -> str:
+    """The canonical form of the hashed values (str, int or None), in Python."""
+    return "".join([
+        "|-" if value is None
+        else f"|{len(value)}:{value}" if value.__class__ is str
+        else f"|{len(str(value))}:{value}"
+        for value in values
+    ])  # fmt: skip
+
+
 def canonical_sql(expressions: Iterable[str]) -> str:
-    """SQL (SQLite and PostgreSQL) rendering the canonical form of the hashed values."""
+    """SQL rendering the canonical form of the values of ``expressions`` (PostgreSQL)."""
     return " || ".join(f"coalesce('|' || length({value}) || ':' || {value}, '|-')" for value in expressions)
 
 
@@ -127,41 +139,48 @@ class Link:
     canonical: str
 
 
-def links_sql(select: Callable[[str], str]) -> str:
-    """One query reading every link in chain order (unlinked rows first), from each table's
-    ``select`` (chain_seq, prev_hash, row_hash, table, key as text, canonical form)."""
-    union = " UNION ALL ".join(select(table) for table in CHAINED)
-    return f"SELECT * FROM ({union}) links ORDER BY 1 NULLS FIRST, 4, 5"
+def in_chain_order(tables: Iterable[Iterable[tuple]]) -> Iterator[tuple]:
+    """The rows (``Link``'s fields) of every table, each read in its own chain order
+    (``ORDER BY chain_seq NULLS FIRST``: its index), merged into one: rows without a link
+    first; rows of several tables claiming one place in ``CHAINED`` order."""
+    return heapq.merge(*tables, key=lambda row: -1 if row[0] is None else row[0])
 
 
 def _where(link: Link) -> str:
     return f"{CHAINED[link.table].name} {link.key}"
 
 
-def verify(links: Iterable[Link], head_seq: int, head_hash: str) -> ChainVerdict:
-    """Walk the links, in chain order (``links_sql``), and report the first that does not hold."""
-    prev, expected, before = GENESIS, 1, None
+def _fault(link: Link, expected: int, prev: str, before: Link | None) -> str:
+    """What is wrong with the link found where link ``expected`` should follow ``prev``."""
+    if link.seq is None or link.prev_hash is None or link.row_hash is None:
+        return "it is not in the chain (inserted bypassing it)"
+    if link.seq < expected:
+        return f"a second record claims link {link.seq} (one was inserted by hand)"
+    if link.seq > expected:
+        after = f" after {_where(before)}" if before else ""
+        return f"link {expected} is missing{after} (a record was deleted)"
+    if link.prev_hash != prev:
+        after = _where(before) if before else "the start"
+        return f"it does not follow {after} (one of them was changed or replaced)"
+    return "its contents differ from what was recorded (changed after it was written)"
 
-    def broken(link: Link, reason: str) -> ChainVerdict:
+
+def verify(rows: Iterable[tuple], head_seq: int, head_hash: str) -> ChainVerdict:
+    """Walk the links (``Link``'s fields, in chain order: ``in_chain_order``) and report the
+    first that does not hold."""
+    prev, expected, before = GENESIS, 1, None
+    sha256 = hashlib.sha256
+    for row in rows:
+        seq, prev_hash, row_hash, table, _, canonical = row
+        if seq == expected and prev_hash == prev and row_hash == sha256(f"{prev}\n{table}{canonical}".encode()).hexdigest():
+            prev, expected, before = row_hash, expected + 1, row
+            continue
+        link = Link(*row)
+        where = _where(link) + (f" (link {link.seq})" if link.seq is not None else "")
+        reason = _fault(link, expected, prev, before and Link(*before))
         event_id = int(link.key) if link.table == "events" else None
-        where = f"{_where(link)} (link {link.seq})" if link.seq is not None else _where(link)
         return ChainVerdict(expected - 1, prev, ChainBreak(link.seq, link.table, link.key, event_id,
                                                            f"the chain breaks at {where}: {reason}"))  # fmt: skip
-
-    for link in links:
-        if link.seq is None or link.prev_hash is None or link.row_hash is None:
-            return broken(link, "it is not in the chain (inserted bypassing it)")
-        if link.seq < expected:
-            return broken(link, f"a second record claims link {link.seq} (one was inserted by hand)")
-        if link.seq > expected:
-            after = f" after {_where(before)}" if before else ""
-            return broken(link, f"link {expected} is missing{after} (a record was deleted)")
-        if link.prev_hash != prev:
-            after = f"{_where(before)}" if before else "the start"
-            return broken(link, f"it does not follow {after} (one of them was changed or replaced)")
-        if link_hash(prev, link.table, link.canonical) != link.row_hash:
-            return broken(link, "its contents differ from what was recorded (changed after it was written)")
-        prev, expected, before = link.row_hash, expected + 1, link
     count = expected - 1
     if (head_seq, head_hash) != (count, prev):
         reason = (

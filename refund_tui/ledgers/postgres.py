@@ -296,11 +296,13 @@ class PostgresLedger(SqlLedger):
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             return work(_Conn(conn))
 
-    def _chain_select(self, table: str) -> str:
-        """The hashed columns rendered as the trigger renders them; the hashing is done here."""
+    def _links(self, conn: Connection, table: str) -> list[tuple]:
+        """The canonical form rendered by the expression the trigger uses; hashed in Python."""
         canonical = chain.canonical_sql(chain.pg_text(column, "t") for column in chain.hashed(table, postgres=True))
-        return (f"SELECT {', '.join(chain.LINK_COLUMNS)}, '{table}', {chain.CHAINED[table].shown}::text, "
-                f"{canonical} FROM {table} t")  # fmt: skip
+        return conn.execute(
+            f"""SELECT {', '.join(chain.LINK_COLUMNS)}, '{table}', {chain.CHAINED[table].shown}::text,
+            {canonical} FROM {table} t ORDER BY chain_seq NULLS FIRST"""
+        ).fetchall()
 
     def _since(self, since: datetime) -> datetime:
         iso(since)  # refuses a naive datetime

@@ -238,9 +238,9 @@ class SqlLedger:
         """Run read-only ``work`` on one consistent snapshot of the ledger."""
         raise NotImplementedError
 
-    def _chain_select(self, table: str) -> str:
-        """SELECT of ``table``'s links: chain_seq, prev_hash, row_hash, the table's name, the
-        row's key as text and its canonical form (``chain.links_sql``)."""
+    def _links(self, conn: Connection, table: str) -> list[tuple]:
+        """``table``'s links in chain order (``ORDER BY chain_seq NULLS FIRST``), each as
+        ``chain.Link``'s fields: chain_seq, prev_hash, row_hash, table, key as text, canonical form."""
         raise NotImplementedError
 
     # -- the trail --------------------------------------------------------------------------
@@ -260,9 +260,9 @@ class SqlLedger:
 
     def verify_chain(self) -> ChainVerdict:
         def read(conn: Connection) -> ChainVerdict:
-            rows = conn.execute(chain.links_sql(self._chain_select)).fetchall()
+            tables = [self._links(conn, table) for table in chain.CHAINED]
             head_seq, head_hash = conn.execute("SELECT seq, hash FROM chain_head").fetchone()
-            return chain.verify((chain.Link(*row) for row in rows), head_seq, head_hash)
+            return chain.verify(chain.in_chain_order(tables), head_seq, head_hash)
 
         return self._snapshot(read)
 

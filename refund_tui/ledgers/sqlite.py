@@ -265,9 +265,7 @@ class SqliteLedger(SqlLedger):
             (last,) = conn.execute(f"SELECT coalesce(max({spec.key}), 0) FROM {table}").fetchone()
             values = {spec.key: last + 1, **values}
         seq, prev = conn.execute("SELECT seq + 1, hash FROM chain_head").fetchone()
-        canonical = chain.canonical_sql(f"?{number}" for number in range(1, len(spec.columns) + 1))
-        [(text,)] = conn.execute(f"SELECT {canonical}", [values.get(column) for column in spec.columns])
-        digest = chain.link_hash(prev, table, text)
+        digest = chain.link_hash(prev, table, chain.canonical(values.get(column) for column in spec.columns))
         conn.execute("UPDATE chain_head SET seq = ?, hash = ?", (seq, digest))
         return {**values, "chain_seq": seq, "prev_hash": prev, "row_hash": digest}
 
@@ -279,7 +277,11 @@ class SqliteLedger(SqlLedger):
             finally:
                 self._conn.execute("COMMIT")
 
-    def _chain_select(self, table: str) -> str:
+    def _links(self, conn: sqlite3.Connection, table: str) -> list[tuple]:
         spec = chain.CHAINED[table]
-        return (f"SELECT {', '.join(chain.LINK_COLUMNS)}, '{table}', CAST({spec.shown} AS TEXT), "
-                f"{chain.canonical_sql(spec.columns)} FROM {table}")  # fmt: skip
+        rows = conn.execute(
+            f"""SELECT {', '.join(chain.LINK_COLUMNS)}, CAST({spec.shown} AS TEXT), {', '.join(spec.columns)}
+            FROM {table} ORDER BY chain_seq NULLS FIRST"""
+        ).fetchall()
+        canonical = chain.canonical
+        return [(seq, prev, digest, table, key, canonical(values)) for seq, prev, digest, key, *values in rows]

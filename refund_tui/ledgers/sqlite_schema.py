@@ -214,9 +214,9 @@ def _chain_existing_rows(conn: sqlite3.Connection) -> None:
         ).fetchall()
         for name, _ in triggers:
             conn.execute(f"DROP TRIGGER {name}")
-        rows = conn.execute(f"SELECT {spec.key}, {chain.canonical_sql(spec.columns)} FROM {table} ORDER BY {spec.key}")
-        for key, canonical in rows.fetchall():
-            digest, seq = chain.link_hash(prev, table, canonical), seq + 1
+        rows = conn.execute(f"SELECT {spec.key}, {', '.join(spec.columns)} FROM {table} ORDER BY {spec.key}")
+        for key, *values in rows.fetchall():
+            digest, seq = chain.link_hash(prev, table, chain.canonical(values)), seq + 1
             conn.execute(
                 f"UPDATE {table} SET chain_seq = ?, prev_hash = ?, row_hash = ? WHERE {spec.key} = ?",
                 (seq, prev, digest, key),

@@ -12,8 +12,9 @@ cost) and suits the CLI and the receiver, which are threaded already.
 
 Invariants every adapter keeps: an attempt is recorded, with its exact request, in the same
 transaction that checks the payment's cap (serialised per payment across processes and
-hosts) and before any byte is sent; attempts, events and notices are append-only; a status
-never moves backwards (``ledger_rules``); a notice is applied at most once.
+hosts) and before any byte is sent; attempts, events and notices are append-only, and every
+append-only record is a link of the ledger's hash chain (``verify_chain``); a status never
+moves backwards (``ledger_rules``); a notice is applied at most once.
 """
 
 from __future__ import annotations

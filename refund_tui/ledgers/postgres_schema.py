@@ -283,7 +283,7 @@ def _canonical(table: str, row: str) -> str:
 
 
 def chained(table: str) -> tuple[str, ...]:
-    """Join ``table`` to the hash chain (after ``chain_links_view`` names it too)."""
+    """Join ``table`` to the hash chain (in a migration after _V4)."""
     return (*_link_existing(table), *_link_new(table))
 
 
@@ -333,22 +333,16 @@ def _link_new(table: str) -> tuple[str, ...]:
     )
 
 
-def chain_links_view(tables: tuple[str, ...]) -> str:
-    """Every link of the chained ``tables`` (the newest is found through their indexes)."""
-    return "CREATE OR REPLACE VIEW chain_links AS " + " UNION ALL ".join(
-        f"SELECT chain_seq, row_hash FROM {table}" for table in tables
-    )
-
-
 _V4_CHAINED = ("attempts", "events", "notices", "double_refunds", "batch_rows", "finding_acks")
 
 #: The tamper-evident trail (``chain``), who recorded each event from where (``audit``) and a
 #: decision's outcome. ``chain_link`` takes the row lock of ``chain_head`` (held until the
 #: transaction ends, so every host's inserts join one chain in commit order) and links a row
-#: after the head, or after the newest link this transaction already added; ``chain_commit``
-#: moves the head at commit: one update per transaction, however many rows it links (a row
-#: updated many times in one transaction gets slower at each update). Only the owner may run
-#: them (through the triggers): no role moves the head or forges a link by calling them.
+#: after the head, or after the newest link this transaction already added (kept in a
+#: transaction-local setting); ``chain_commit`` moves the head at commit: one update per
+#: transaction, however many rows it links (a row updated many times in one transaction gets
+#: slower at each update). Only the owner may run them (through the triggers): no role moves
+#: the head or forges a link by calling them.
 _V4 = (
     "ALTER TABLE events ADD COLUMN outcome text",
     *client_columns("events"),
@@ -363,39 +357,30 @@ _V4 = (
         SELECT encode(sha256(convert_to(prev || E'\\n' || tbl || canonical, 'UTF8')), 'hex')
     $$""",
     *(statement for table in _V4_CHAINED for statement in _link_existing(table)),
-    chain_links_view(_V4_CHAINED),
     """CREATE FUNCTION chain_link(tbl text, canonical text, OUT seq bigint, OUT prev text,
                                   OUT hash text)
     LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
-    DECLARE tip_seq bigint; tip_hash text;
+    DECLARE tip text[] := string_to_array(current_setting('refund_tui.chain_tip', true), ' ');
     BEGIN
         SELECT h.seq, h.hash INTO seq, prev FROM chain_head h WHERE h.only_row = 1 FOR UPDATE;
-        -- After a first link, this transaction's newest link is the tip (the head moves at
-        -- commit). The setting only spares the first link that lookup: a client that sets it
-        -- itself gets a correct lookup, or a duplicated link that verify reports.
-        IF current_setting('refund_tui.chain_tx', true) = txid_current()::text THEN
-            SELECT l.chain_seq, l.row_hash INTO tip_seq, tip_hash
-                FROM chain_links l ORDER BY l.chain_seq DESC LIMIT 1;
-            IF tip_seq > seq THEN
-                seq := tip_seq;
-                prev := tip_hash;
-            END IF;
-        ELSE
-            PERFORM set_config('refund_tui.chain_tx', txid_current()::text, true);
+        -- After a first link, this transaction's newest link (the head moves at commit). A
+        -- client that sets this itself only breaks its own links, as verify reports.
+        IF tip[1] = txid_current()::text AND tip[2]::bigint > seq THEN
+            seq := tip[2]::bigint;
+            prev := tip[3];
         END IF;
         seq := seq + 1;
-        hash := encode(sha256(convert_to(prev || E'\\n' || tbl || canonical, 'UTF8')), 'hex');
+        hash := chain_hash(prev, tbl, canonical);
+        PERFORM set_config('refund_tui.chain_tip', concat_ws(' ', txid_current(), seq, hash), true);
     END $$""",
     """CREATE FUNCTION chain_commit() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+    DECLARE tip text[] := string_to_array(current_setting('refund_tui.chain_tip', true), ' ');
     BEGIN
-        IF current_setting('refund_tui.chain_moved', true) = txid_current()::text THEN
-            RETURN NULL;  -- fired for each row, at commit: the first firing did it
+        IF tip[1] = txid_current()::text THEN  -- fired for each row, at commit: once is enough
+            UPDATE chain_head SET seq = tip[2]::bigint, hash = tip[3]
+                WHERE only_row = 1 AND seq < tip[2]::bigint;
         END IF;
-        UPDATE chain_head h SET seq = l.chain_seq, hash = l.row_hash
-            FROM (SELECT chain_seq, row_hash FROM chain_links ORDER BY chain_seq DESC LIMIT 1) l
-            WHERE h.only_row = 1 AND l.chain_seq > h.seq;
-        PERFORM set_config('refund_tui.chain_moved', txid_current()::text, true);
         RETURN NULL;
     END $$""",
     *(statement for table in _V4_CHAINED for statement in _link_new(table)),

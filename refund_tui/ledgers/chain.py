@@ -169,10 +169,9 @@ def verify(rows: Iterable[tuple], head_seq: int, head_hash: str) -> ChainVerdict
     """Walk the links (``Link``'s fields, in chain order: ``in_chain_order``) and report the
     first that does not hold."""
     prev, expected, before = GENESIS, 1, None
-    sha256 = hashlib.sha256
     for row in rows:
-        seq, prev_hash, row_hash, table, _, canonical = row
-        if seq == expected and prev_hash == prev and row_hash == sha256(f"{prev}\n{table}{canonical}".encode()).hexdigest():
+        seq, prev_hash, row_hash, table, _, text = row
+        if seq == expected and prev_hash == prev and row_hash == link_hash(prev, table, text):
             prev, expected, before = row_hash, expected + 1, row
             continue
         link = Link(*row)

@@ -33,8 +33,8 @@ ledger are chained in table order (attempts, events, notices, ...), each table b
 from __future__ import annotations
 
 import hashlib
-import heapq
-from collections.abc import Iterable, Iterator
+import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from refund_tui.core.ledger import ChainBreak, ChainVerdict
@@ -139,11 +139,11 @@ class Link:
     canonical: str
 
 
-def in_chain_order(tables: Iterable[Iterable[tuple]]) -> Iterator[tuple]:
-    """The rows (``Link``'s fields) of every table, each read in its own chain order
-    (``ORDER BY chain_seq NULLS FIRST``: its index), merged into one: rows without a link
-    first; rows of several tables claiming one place in ``CHAINED`` order."""
-    return heapq.merge(*tables, key=lambda row: -1 if row[0] is None else row[0])
+def in_chain_order(tables: Iterable[list[tuple]]) -> list[tuple]:
+    """The rows (``Link``'s fields) of every table in ``CHAINED`` order, sorted into chain
+    order (faster than reading each in index order): rows without a link first; rows of
+    several tables claiming one place in ``CHAINED`` order (the sort is stable)."""
+    return sorted(itertools.chain.from_iterable(tables), key=lambda row: -1 if row[0] is None else row[0])
 
 
 def _where(link: Link) -> str:

@@ -301,7 +301,7 @@ class PostgresLedger(SqlLedger):
         canonical = chain.canonical_sql(chain.pg_text(column, "t") for column in chain.hashed(table, postgres=True))
         return conn.execute(
             f"""SELECT {', '.join(chain.LINK_COLUMNS)}, '{table}', {chain.CHAINED[table].shown}::text,
-            {canonical} FROM {table} t ORDER BY chain_seq NULLS FIRST"""
+            {canonical} FROM {table} t"""
         ).fetchall()
 
     def _since(self, since: datetime) -> datetime:

@@ -239,8 +239,8 @@ class SqlLedger:
         raise NotImplementedError
 
     def _links(self, conn: Connection, table: str) -> list[tuple]:
-        """``table``'s links in chain order (``ORDER BY chain_seq NULLS FIRST``), each as
-        ``chain.Link``'s fields: chain_seq, prev_hash, row_hash, table, key as text, canonical form."""
+        """``table``'s links, each as ``chain.Link``'s fields: chain_seq, prev_hash, row_hash,
+        table, key as text, canonical form."""
         raise NotImplementedError
 
     # -- the trail --------------------------------------------------------------------------

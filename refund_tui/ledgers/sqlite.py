@@ -281,7 +281,7 @@ class SqliteLedger(SqlLedger):
         spec = chain.CHAINED[table]
         rows = conn.execute(
             f"""SELECT {', '.join(chain.LINK_COLUMNS)}, CAST({spec.shown} AS TEXT), {', '.join(spec.columns)}
-            FROM {table} ORDER BY chain_seq NULLS FIRST"""
+            FROM {table}"""
         ).fetchall()
         canonical = chain.canonical
         return [(seq, prev, digest, table, key, canonical(values)) for seq, prev, digest, key, *values in rows]

@@ -417,6 +417,16 @@ def ledger_init(profile_name, force) -> None:
     init_ledger(profile_name, force)
 
 
+@ledger.command("verify")
+@profile_option
+@json_option
+def ledger_verify(profile_name, as_json) -> None:
+    """Recompute the ledger's hash chain: exit 0 when intact, 1 at the first break (named)."""
+    from refund_tui.commands.ledger import verify_ledger
+
+    sys.exit(verify_ledger(profile_name, as_json))
+
+
 @main.command()
 @profile_option
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)

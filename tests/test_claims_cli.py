@@ -69,7 +69,7 @@ def test_claim_take_over_release_and_note_from_the_command_line(sandbox, cli_env
 
     exported = cli(cli_env, "export", "--format", "json")
     rows = [row for row in json.loads(exported.stdout) if row["source"] != "intent"]
-    assert [(row["source"], row["note"], row["by_name"]) for row in rows] == [
+    assert [(row["source"], row["note"], row["client_account"]) for row in rows] == [
         ("claim", None, "kofi"), ("claim", "took over from kofi", me), ("release", None, me),
         ("note", HOSTILE, me),
     ]  # fmt: skip

@@ -15,9 +15,9 @@ import pytest
 from refund_tui.core.ledger import BatchRow, LedgerError, Operator
 from refund_tui.core.models import ProviderName
 from refund_tui.core.money import Money
-from refund_tui.core.notices import NoticeInbox
 from refund_tui.ledgers import sqlite as ledger_module
 from refund_tui.ledgers.sqlite import SqliteLedger
+from refund_tui.ledgers.importing import ATTEMPT_COLUMNS
 from refund_tui.ledgers.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 from tests.ledger.factories import OPERATOR, new_attempt, record, xof
 
@@ -65,21 +65,60 @@ def test_pending_migrations_run_once_in_order(path, monkeypatch):
             assert upgraded._conn.execute("SELECT id FROM notes").fetchall() == [(7,)]
 
 
-def test_a_version_2_ledger_keeps_its_refunds_and_gains_the_notice_inbox(path, monkeypatch):
-    monkeypatch.setattr(ledger_module, "MIGRATIONS", MIGRATIONS[:2])
-    monkeypatch.setattr(ledger_module, "SCHEMA_VERSION", 2)
-    # a version-2 program read no double_refunds table: the column stands in for it
-    monkeypatch.setattr(SqliteLedger, "_double_refunds_column", "NULL")
-    with SqliteLedger(path) as old:
-        recorded = old.record_attempt(
-            new_attempt(Money(1500, "XOF")), limit=Money(5000, "XOF"), known_references=()
+def _ledger_before_the_chain(path: Path) -> str:
+    """A ledger at the schema before the hash chain, filled by raw SQL as that version's
+    refund-tui did: an attempt, two events, a notice, a double refund, a batch row and an
+    acknowledgement. Its attempt id."""
+    before = SCHEMA_VERSION - 1
+    path.parent.mkdir(parents=True)
+    attempt_id = "0f0e0d0c-0000-4000-8000-000000000001"
+    at = "2026-01-02T03:04:05.000006+00:00"
+    with sqlite3.connect(path) as raw:
+        for migration in MIGRATIONS[:before]:
+            for statement in migration:
+                raw.execute(statement)
+        raw.execute(f"PRAGMA user_version = {before}")
+        columns = ", ".join(ATTEMPT_COLUMNS)
+        raw.execute(
+            f"INSERT INTO attempts ({columns}) VALUES ({', '.join('?' * len(ATTEMPT_COLUMNS))})",
+            (attempt_id, at, "sandbox", "sandbox", "novasend", "tr_1", 1500, "XOF", "+2250755550101",
+             None, "Duplicate charge", None, "key-1", "rtui-1", "POST", "/v1/refund", "{}", "ama", 1001,
+             "ops-1", None, 42, "0.0.9", None),
+        )  # fmt: skip
+        for status, reference in (("pending", None), ("completed", "rf_1")):
+            raw.execute(
+                "INSERT INTO events (attempt_id, at, status, source, provider_reference) VALUES (?, ?, ?, 'poll', ?)",
+                (attempt_id, at, status, reference),
+            )
+        raw.execute(
+            """INSERT INTO notices (received_at, provider, identity, event, outcome, body)
+            VALUES (?, 'novasend', 'evt_1', 'refund.updated', 'kept', '{}')""",
+            (at,),
         )
-        assert old._conn.execute("PRAGMA user_version").fetchone()[0] == 2
-    monkeypatch.undo()
+        raw.execute("INSERT INTO double_refunds (attempt_id, found_at, provider_reference, second_reference) "
+                    "VALUES (?, ?, 'rf_1', 'rf_2')", (attempt_id, at))  # fmt: skip
+        raw.execute("INSERT INTO batch_rows VALUES ('b1', 1, ?)", (attempt_id,))
+        raw.execute("INSERT INTO finding_acks (finding_id, kind, provider, payment_reference, note, acked_at, "
+                    "operator_name, hostname) VALUES ('f1', 'k', 'novasend', 'tr_1', 'ok', ?, 'ama', 'ops-1')", (at,))  # fmt: skip
+    return attempt_id
+
+
+def test_a_ledger_from_before_the_chain_keeps_its_rows_and_chains_them_in_order(path):
+    attempt_id = _ledger_before_the_chain(path)
     with SqliteLedger(path) as upgraded:
         assert upgraded._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-        assert upgraded.get(recorded.attempt_id).amount == Money(1500, "XOF")
-        assert NoticeInbox(upgraded).recent() == []
+        assert upgraded.get(attempt_id).amount == Money(1500, "XOF")
+        verdict = upgraded.verify_chain()
+        assert (verdict.count, verdict.broken) == (7, None)
+        order = upgraded._conn.execute(
+            "SELECT 'attempts', chain_seq FROM attempts UNION ALL SELECT 'events', chain_seq FROM events "
+            "UNION ALL SELECT 'finding_acks', chain_seq FROM finding_acks ORDER BY 2"
+        ).fetchall()
+        assert order == [("attempts", 1), ("events", 2), ("events", 3), ("finding_acks", 7)]
+        record(upgraded, 100, payment="tr_new")  # new rows join the chain where it ended
+        assert upgraded.verify_chain() == type(verdict)(9, upgraded.verify_chain().head, None)
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):  # the triggers are back
+            upgraded._conn.execute("UPDATE events SET note = 'x'")
 
 
 def test_newer_schema_is_a_readable_error(path):

@@ -108,6 +108,15 @@ async def test_an_operator_resend_is_offered_only_after_the_quiet_period(sandbox
     assert resent.provider_reference == refund["refund_reference"]
     [decision] = [e for e in session.ledger.events(attempt.attempt_id) if e.source == "send"]
     assert "resent on the decision of" in decision.note
+    # Both decisions are in the audit trail with their outcome, who and from where (PCI DSS 10.2).
+    trail = [row for row in session.ledger.audit_rows() if row["attempt_id"] == attempt.attempt_id]
+    decisions = [(row["source"], row["outcome"], row["status"]) for row in trail if row["source"] in ("decision", "send")]
+    assert decisions == [("decision", "refused", "unknown"), ("send", "resent", "unknown")]
+    refused = next(row for row in trail if row["source"] == "decision")
+    assert "refused: the last request left at" in refused["note"]
+    who = session.service.operator
+    assert (refused["client_account"], refused["client_host"]) == (who.name, who.hostname)
+    assert session.ledger.verify_chain().broken is None
 
 
 async def test_two_operators_resending_at_once_send_once(sandbox, session):

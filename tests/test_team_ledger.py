@@ -116,6 +116,14 @@ def test_setup_twice_grant_revoke_and_the_database_names_who_recorded(team, owne
     [attempt] = owner_ledger.attempts(payment_reference=reference)
     assert attempt.recorded_by == ama
     assert {event.recorded_by for event in owner_ledger.events(attempt.attempt_id)} == {ama}
+    verified = cli(team.home("ama", ama), "ledger", "verify", "--profile", "team")
+    assert verified.returncode == 0 and verified.stdout.startswith("the ledger's chain is intact: ")
+    edited = [row["event_id"] for row in owner_ledger.audit_rows()][1]
+    with psycopg.connect(team.database_url, autocommit=True, options="-c search_path=refund_tui") as superuser:
+        superuser.execute("SET session_replication_role = replica")  # no trigger stops an UPDATE
+        superuser.execute("UPDATE events SET status = 'failed' WHERE id = %s", (edited,))
+    broken = cli(team.home("ama", ama), "ledger", "verify", "--profile", "team")
+    assert broken.returncode == 1 and broken.stderr.startswith(f"refused: the chain breaks at event {edited} (link ")
 
     revoked = cli(owner, "ledger", "revoke", "--profile", "team", ama, "refund_tui_operator")
     assert revoked.returncode == 0, revoked.stderr
@@ -275,6 +283,7 @@ def test_a_solo_ledger_moves_in_once_with_its_ids_and_conflicts_are_refused(team
     assert [(e.at, e.action, e.note, e.operator) for e in owner_ledger.triage_log(second)] == [
         (e.at, e.action, e.note, e.operator) for e in solo_triage
     ]
+    assert owner_ledger.verify_chain().broken is None  # every imported row joined the chain
 
     again = cli(owner, "ledger", "import", "--profile", "team", str(solo_path))
     assert again.stdout.strip() == (

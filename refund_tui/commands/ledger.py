@@ -7,11 +7,13 @@ those roles: refund_tui_viewer (read), refund_tui_operator (record refunds),
 refund_tui_receiver (record webhook notices), refund_tui_approver (an operator who may also
 approve other roles' refunds awaiting approval). ``setup`` also writes the profile's approval
 rules and daily limits into the ledger; ``rules`` shows them. Logins themselves are made with the database's
-own tools (``CREATE ROLE ama LOGIN``), as are their passwords or certificates.
+own tools (``CREATE ROLE ama LOGIN``), as are their passwords or certificates. ``verify``
+recomputes the hash chain of either kind of ledger (``ledgers/chain.py``).
 """
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 
 import click
@@ -135,3 +137,28 @@ def import_ledger(profile_name: str, path: Path) -> None:
     except LedgerError as error:
         raise Refused(str(error)) from None
     click.echo(report.summary())
+
+
+def verify_ledger(profile_name: str | None, as_json: bool) -> int:
+    """Recompute the profile's hash chain; exit 0 when intact, 1 at the first break."""
+    try:
+        with closing(open_ledger(load_config().profile(profile_name), create=False)) as ledger:
+            verdict = ledger.verify_chain()
+    except (ConfigError, LedgerError) as error:
+        raise Refused(str(error)) from None
+    broken = verdict.broken
+    if broken is None:
+        message = f"the ledger's chain is intact: {verdict.count} records, newest link {verdict.head}"
+    else:
+        message = broken.message
+    if as_json:
+        details = None if broken is None else {
+            "link": broken.seq, "table": broken.table, "key": broken.key, "event_id": broken.event_id,
+        }  # fmt: skip
+        print_outcome("intact" if broken is None else "chain_broken", message, int(broken is not None),
+                      records=verdict.count, head=verdict.head, broken=details)  # fmt: skip
+        return int(broken is not None)
+    if broken is not None:
+        raise Refused(message, code="chain_broken")
+    click.echo(message)
+    return 0

@@ -116,8 +116,10 @@ async def run_recovery(session, as_json: bool) -> int:
 
 
 def write_export(fmt: str, since: datetime | None, output: TextIO, profile: str | None) -> None:
-    """The audit trail of one profile: one row per status change, joined with its attempt.
-    JSON keeps every character exactly (escaped, ASCII only); CSV values are ``printable``."""
+    """The audit trail of one profile: one row per event (status change, claim, flag,
+    decision) joined with its attempt, with who recorded it, from where, and its link in the
+    hash chain (``AUDIT_FIELDS``). JSON keeps every character exactly (escaped, ASCII only);
+    CSV values are ``printable`` and never start a spreadsheet formula."""
     from refund_tui.config import ConfigError, load_config
 
     try:
@@ -133,7 +135,15 @@ def write_export(fmt: str, since: datetime | None, output: TextIO, profile: str 
     writer.writerows({name: _cell(value) for name, value in row.items()} for row in rows)
 
 
+#: What a spreadsheet reads as the start of a formula (OWASP; tab and CR are made spaces).
+_FORMULA_STARTS = ("=", "+", "-", "@")
+
+
 def _cell(value: object) -> object:
-    """A CSV value as a terminal or spreadsheet may show it: text is made printable (JSON
-    export keeps every character, escaped)."""
-    return printable(value) if isinstance(value, str) else value
+    """A CSV value as a terminal or spreadsheet may show it: text is made printable, and text
+    a spreadsheet would run as a formula is quoted with a leading ' (JSON export keeps every
+    character, escaped)."""
+    if not isinstance(value, str):
+        return value
+    shown = printable(value)
+    return "'" + shown if shown.lstrip().startswith(_FORMULA_STARTS) else shown

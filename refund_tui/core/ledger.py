@@ -12,8 +12,9 @@ cost) and suits the CLI and the receiver, which are threaded already.
 
 Invariants every adapter keeps: an attempt is recorded, with its exact request, in the same
 transaction that checks the payment's cap (serialised per payment across processes and
-hosts) and before any byte is sent; attempts, events and notices are append-only; a status
-never moves backwards (``ledger_rules``); a notice is applied at most once.
+hosts) and before any byte is sent; attempts, events and notices are append-only, and every
+append-only record is a link of the ledger's hash chain (``verify_chain``); a status never
+moves backwards (``ledger_rules``); a notice is applied at most once.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ __all__ = [
     "BatchRow",
     "BatchRowRecorded",
     "CapExceeded",
+    "ChainBreak",
+    "ChainVerdict",
     "ChangeWatch",
     "ClaimHeld",
     "DailyLimitExceeded",
@@ -225,6 +228,28 @@ class Event:
     recorded_by: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ChainBreak:
+    """Where the ledger's hash chain stops holding: the link, the row (table and key; the
+    event id when it is an event) and a sentence saying what was found."""
+
+    seq: int | None
+    table: str
+    key: str
+    event_id: int | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChainVerdict:
+    """What ``Ledger.verify_chain`` found: how many links hold, the newest one's hash, and
+    the first break (None when the chain is intact)."""
+
+    count: int
+    head: str
+    broken: ChainBreak | None
+
+
 class NoticeOutcome(StrEnum):
     """What a notice did; the receiver answers it, ``refund-tui webhooks list`` shows it."""
 
@@ -313,10 +338,14 @@ def made_by(attempt: Attempt) -> str:
     return attempt.recorded_by or attempt.operator.name
 
 
-#: Keys of each ``Ledger.audit_rows`` dict, in export order (``amount`` is in major units;
-#: ``recorded_by`` is the database login that recorded the event, on a team ledger only).
+#: Keys of each ``Ledger.audit_rows`` dict, in export order (``amount`` is in major units).
+#: Who recorded the event (PCI DSS 10.2.2): ``recorded_by`` is the authenticated role (the
+#: database login on a team ledger, the OS account on SQLite); ``client_*`` the OS account,
+#: host and SSH client of the process that recorded it (``operator_*`` are the attempt's
+#: maker); ``outcome`` is "recorded" for a status change, else the decision's outcome.
+#: ``chain_seq``, ``prev_hash`` and ``row_hash`` are the event's link in the hash chain.
 #: Claims, releases and notes are rows too: ``source`` is their action, ``status`` empty,
-#: ``note`` their text, and ``by_*`` the OS account, host and SSH client of their author.
+#: ``note`` their text (or whose claim they took over), ``client_*`` their author's.
 AUDIT_FIELDS = (
     "event_id", "event_at", "status", "source", "provider_reference", "failure_reason",
     "raw_code", "raw_message", "http_status", "note", "attempt_id", "attempt_created_at",
@@ -324,7 +353,7 @@ AUDIT_FIELDS = (
     "currency", "phone", "country_id", "reason", "webhook_url", "idempotency_key",
     "external_reference", "request_method", "request_path", "request_body", "operator_name",
     "operator_uid", "hostname", "ssh_client", "pid", "app_version", "retry_of", "recorded_by",
-    "by_name", "by_hostname", "by_ssh_client",
+    "outcome", "client_account", "client_host", "client_ssh", "chain_seq", "prev_hash", "row_hash",
 )  # fmt: skip
 
 
@@ -389,12 +418,18 @@ class Ledger(Protocol):
         ...
 
     def claim_send(
-        self, attempt_id: str, lease: timedelta, note: str = "resending the stored request"
-    ) -> bool:
+        self, attempt_id: str, lease: timedelta, note: str = "resending the stored request",
+        outcome: str | None = None,
+    ) -> bool:  # fmt: skip
         """Claim the right to (re)send an attempt's stored request; False if it is settled or
         another send may still be executing (no 4xx answer and ``lease`` not over, by the
-        ledger's clock). The claim is a "send" event (with ``note``), so two processes never
-        both resend."""
+        ledger's clock). The claim is a "send" event (with ``note`` and, for an operator's
+        decision, its ``outcome``), so two processes never both resend."""
+        ...
+
+    def record_decision(self, attempt_id: str, outcome: str, note: str) -> None:
+        """Record an operator's decision about an attempt that changes nothing (a refused
+        resend): a "decision" event with its outcome, the attempt's status unchanged."""
         ...
 
     def record_double_refund(self, attempt_id: str, reference: str, second: str, note: str) -> bool:
@@ -547,6 +582,11 @@ class Ledger(Protocol):
         """Row number -> attempt id, for every row of the batch already recorded."""
         ...
 
+    def verify_chain(self) -> ChainVerdict:
+        """Recompute the hash chain over every append-only record (``ledgers.chain``), from
+        one consistent snapshot, and report the first break."""
+        ...
+
 
 class ThreadedLedger:
     """The port for code on an event loop: each call runs in a worker thread and is awaited,
@@ -582,9 +622,13 @@ class ThreadedLedger:
         )
 
     async def claim_send(
-        self, attempt_id: str, lease: timedelta, note: str = "resending the stored request"
-    ) -> bool:
-        return await asyncio.to_thread(self.ledger.claim_send, attempt_id, lease, note)
+        self, attempt_id: str, lease: timedelta, note: str = "resending the stored request",
+        outcome: str | None = None,
+    ) -> bool:  # fmt: skip
+        return await asyncio.to_thread(self.ledger.claim_send, attempt_id, lease, note, outcome)
+
+    async def record_decision(self, attempt_id: str, outcome: str, note: str) -> None:
+        await asyncio.to_thread(self.ledger.record_decision, attempt_id, outcome, note)
 
     async def record_double_refund(self, attempt_id: str, reference: str, second: str, note: str) -> bool:
         return await asyncio.to_thread(self.ledger.record_double_refund, attempt_id, reference, second, note)

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import NoReturn
 
 from refund_tui.core.approvals import Decision
 from refund_tui.core.ledger import (
@@ -700,22 +701,29 @@ class RefundService:
         if not self.refunds_enabled:
             raise RefundNotAllowed(f"profile '{self.profile}' is read-only")
         evidence = await self.resend_evidence(attempt_id)
-        if evidence.refusal is not None:
-            raise RefundNotAllowed(f"not resent: {evidence.refusal}")
         attempt = evidence.attempt
         who = f"{self.operator.name}@{self.operator.hostname}"
+        if evidence.refusal is not None:
+            await self._refused_resend(attempt, who, evidence.refusal)
         note = (
             f"resent on the decision of {who}: the payment record read at "
             f"{evidence.read_at:%H:%M:%S} UTC showed no refund tagged "
             f"[{attempt.request.external_reference}]"
         )
         if attempt.attempt_id in self._in_flight or not await self.db.claim_send(
-            attempt.attempt_id, self.resend_quiet, note
+            attempt.attempt_id, self.resend_quiet, note, "resent"
         ):
-            raise RefundNotAllowed("not resent: another process is resending it or settled it")
+            await self._refused_resend(attempt, who, "another process is resending it or settled it")
         with self._sending(attempt):
             await self.outcomes.send(attempt, "operator", resend=True)
         return await self.db.get(attempt.attempt_id)
+
+    async def _refused_resend(self, attempt: Attempt, who: str, reason: str) -> NoReturn:
+        """Record an operator's refused resend in the trail (PCI DSS 10.2: failures too), then
+        refuse it; a ledger that cannot record it still refuses."""
+        with contextlib.suppress(LedgerError):
+            await self.db.record_decision(attempt.attempt_id, "refused", f"resend asked by {who}, refused: {reason}")
+        raise RefundNotAllowed(f"not resent: {reason}")
 
     async def refresh(self, attempt_id: str) -> Attempt:
         """Bring one attempt up to date: poll it, or resolve it when its outcome is unknown."""

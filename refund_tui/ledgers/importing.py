@@ -6,8 +6,11 @@ timestamps (their row numbers are the team ledger's). Importing is one
 transaction and idempotent: an attempt already there with the same contents is skipped (new
 events it gained since are appended); one with other contents is a conflict, and any
 conflict refuses the whole import with a report. ``recorded_by`` on imported rows names the
-login that imported them; the OS account that made each refund stays in its operator columns
-(so does each claim's and note's; an imported claim still in force is the importer's).
+login that imported them; the OS account that made each refund stays in its operator columns,
+the one that recorded each event in its client columns (so does each claim's and note's; an
+imported claim still in force is the importer's). Imported rows join the team ledger's hash
+chain as they are inserted (its trigger); the solo chain's hashes stay behind (``ledger
+verify`` the file before importing it).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ ATTEMPT_COLUMNS = (
 )  # fmt: skip
 EVENT_COLUMNS = (
     "at", "status", "source", "provider_reference", "failure_reason", "raw_code",
-    "raw_message", "http_status", "note",
+    "raw_message", "http_status", "note", "outcome", "client_account", "client_host", "client_ssh",
 )  # fmt: skip
 NOTICE_COLUMNS = (
     "received_at", "provider", "identity", "event", "refund_reference", "payment_reference",

@@ -7,7 +7,7 @@ adapter adds:
   a status change or resend claim, the notice for its receipt), so check-then-insert never
   races; serialization failures and deadlocks (40001, 40P01) are retried, never shown;
 - the database's clock for every timestamp, resend leases included (``clock_timestamp()``);
-- identity and append-only enforced by the database (``postgres_schema``);
+- identity, append-only and the hash chain enforced by the database (``postgres_schema``);
 - a change watch on LISTEN/NOTIFY.
 
 The schema is created and migrated by ``setup`` (the database owner, once); opening a ledger
@@ -50,6 +50,7 @@ from refund_tui.core.ledger import (
 from refund_tui.core.models import RefundStatus
 from refund_tui.core.money import Money, minor_units
 from refund_tui.core.secret import Secret
+from refund_tui.ledgers import chain
 from refund_tui.ledgers.importing import ImportReport, merge, read_solo
 from refund_tui.ledgers.postgres_schema import (
     APPROVER,
@@ -256,6 +257,8 @@ class PostgresLedger(SqlLedger):
     _attempt_extra = ", a.recorded_by"
     _event_extra = ", recorded_by"
     _audit_recorded_by = "e.recorded_by"
+    _triage_recorded_by = "e.recorded_by"
+    _chained = chain.tables(postgres=True)
     _made_by_column = "a.recorded_by"
 
     def __init__(
@@ -390,6 +393,19 @@ class PostgresLedger(SqlLedger):
             return merge(conn, solo)
 
         return self._write(write)
+
+    def _snapshot(self, work: Callable[[Connection], T]) -> T:
+        with self._translate(), self._pool.connection() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            return work(_Conn(conn))
+
+    def _links(self, conn: Connection, table: str) -> list[tuple]:
+        """The canonical form rendered by the expression the trigger uses; hashed in Python."""
+        canonical = chain.canonical_sql(chain.pg_text(column, "t") for column in chain.hashed(table, postgres=True))
+        return conn.execute(
+            f"""SELECT {', '.join(chain.LINK_COLUMNS)}, '{table}', {chain.CHAINED[table].shown}::text,
+            {canonical} FROM {table} t"""
+        ).fetchall()
 
     def _since(self, since: datetime) -> datetime:
         iso(since)  # refuses a naive datetime

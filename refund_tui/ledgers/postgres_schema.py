@@ -15,9 +15,15 @@ What the database itself guarantees, whatever a client does:
 - ``current_state`` is written only by the trigger that derives it from events;
 - four eyes and daily limits (``_V4``, ``core/approvals``): what the approval rules forbid is
   refused here, whatever the client sends.
+- the hash chain (``chain``): every append-only row is linked by a trigger, serialised on
+  the row lock of ``chain_head``, whoever inserts it.
 """
 
 from __future__ import annotations
+
+from refund_tui.core.models import RefundStatus
+from refund_tui.ledgers import chain
+from refund_tui.ledgers.audit import client_columns
 
 VIEWER = "refund_tui_viewer"
 OPERATOR = "refund_tui_operator"
@@ -543,7 +549,120 @@ _V4 = (
     _identity("approval_rules"),
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
+
+def _canonical(table: str, row: str) -> str:
+    """A row's canonical form (``row``: NEW, or a loop's record), as ``verify`` reads it."""
+    return chain.canonical_sql(chain.pg_text(column, row) for column in chain.hashed(table, postgres=True))
+
+
+def chained(table: str) -> tuple[str, ...]:
+    """Join ``table`` to the hash chain (in a migration after _V5)."""
+    return (*_link_existing(table), *_link_new(table))
+
+
+def _link_existing(table: str) -> tuple[str, ...]:
+    """``table``'s link columns, and its rows already there linked after the chain's head in
+    key order (its triggers set aside meanwhile)."""
+    key = chain.CHAINED[table].key
+    return (
+        f"""ALTER TABLE {table} ADD COLUMN chain_seq bigint, ADD COLUMN prev_hash text,
+            ADD COLUMN row_hash text""",
+        f"ALTER TABLE {table} DISABLE TRIGGER USER",
+        f"""DO $$ DECLARE r record; next_seq bigint; prev text; digest text; BEGIN
+            SELECT seq, hash INTO next_seq, prev FROM chain_head;
+            FOR r IN SELECT * FROM {table} ORDER BY {key} LOOP
+                next_seq := next_seq + 1;
+                digest := chain_hash(prev, '{table}', {_canonical(table, "r")});
+                UPDATE {table} SET chain_seq = next_seq, prev_hash = prev, row_hash = digest
+                    WHERE {key} = r.{key};
+                prev := digest;
+            END LOOP;
+            UPDATE chain_head SET seq = next_seq, hash = prev;
+        END $$""",
+        f"ALTER TABLE {table} ENABLE TRIGGER USER",
+        f"""ALTER TABLE {table} ALTER COLUMN chain_seq SET NOT NULL,
+            ALTER COLUMN prev_hash SET NOT NULL, ALTER COLUMN row_hash SET NOT NULL""",
+        f"CREATE UNIQUE INDEX {table}_chain ON {table} (chain_seq)",
+    )
+
+
+def _link_new(table: str) -> tuple[str, ...]:
+    """The triggers linking each new row of ``table``. zz_chain_link is named so that it
+    fires after every other BEFORE INSERT trigger (PostgreSQL fires them in name order): it
+    hashes the row as it will be stored. zz_chain_head, deferred, moves ``chain_head`` to the
+    newest link at commit."""
+    return (
+        f"""CREATE FUNCTION chain_{table}() RETURNS trigger
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+        BEGIN
+            SELECT seq, prev, hash INTO NEW.chain_seq, NEW.prev_hash, NEW.row_hash
+                FROM chain_link('{table}', {_canonical(table, "NEW")});
+            RETURN NEW;
+        END $$""",
+        f"""CREATE TRIGGER zz_chain_link BEFORE INSERT ON {table}
+            FOR EACH ROW EXECUTE FUNCTION chain_{table}()""",
+        f"""CREATE CONSTRAINT TRIGGER zz_chain_head AFTER INSERT ON {table}
+            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION chain_commit()""",
+    )
+
+
+_V5_CHAINED = (
+    "attempts", "events", "notices", "double_refunds", "batch_rows", "finding_acks", "triage",
+    "approvals", "approval_rules",
+)
+
+#: The tamper-evident trail (``chain``), who recorded each event from where (``audit``) and a
+#: decision's outcome. ``chain_link`` takes the row lock of ``chain_head`` (held until the
+#: transaction ends, so every host's inserts join one chain in commit order) and links a row
+#: after the head, or after the newest link this transaction already added (kept in a
+#: transaction-local setting); ``chain_commit`` moves the head at commit: one update per
+#: transaction, however many rows it links (a row updated many times in one transaction gets
+#: slower at each update). Only the owner may run them (through the triggers): no role moves
+#: the head or forges a link by calling them.
+_V5 = (
+    "ALTER TABLE events ADD COLUMN outcome text",
+    *client_columns("events"),
+    """CREATE TABLE chain_head (
+        only_row integer PRIMARY KEY CHECK (only_row = 1),
+        seq bigint NOT NULL,
+        hash text NOT NULL
+    )""",
+    f"INSERT INTO chain_head VALUES (1, 0, '{chain.GENESIS}')",
+    """CREATE FUNCTION chain_hash(prev text, tbl text, canonical text) RETURNS text
+    LANGUAGE sql IMMUTABLE AS $$
+        SELECT encode(sha256(convert_to(prev || E'\\n' || tbl || canonical, 'UTF8')), 'hex')
+    $$""",
+    *(statement for table in _V5_CHAINED for statement in _link_existing(table)),
+    """CREATE FUNCTION chain_link(tbl text, canonical text, OUT seq bigint, OUT prev text,
+                                  OUT hash text)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+    DECLARE tip text[] := string_to_array(current_setting('refund_tui.chain_tip', true), ' ');
+    BEGIN
+        SELECT h.seq, h.hash INTO seq, prev FROM chain_head h WHERE h.only_row = 1 FOR UPDATE;
+        -- After a first link, this transaction's newest link (the head moves at commit). A
+        -- client that sets this itself only breaks its own links, as verify reports.
+        IF tip[1] = txid_current()::text AND tip[2]::bigint > seq THEN
+            seq := tip[2]::bigint;
+            prev := tip[3];
+        END IF;
+        seq := seq + 1;
+        hash := chain_hash(prev, tbl, canonical);
+        PERFORM set_config('refund_tui.chain_tip', concat_ws(' ', txid_current(), seq, hash), true);
+    END $$""",
+    """CREATE FUNCTION chain_commit() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+    DECLARE tip text[] := string_to_array(current_setting('refund_tui.chain_tip', true), ' ');
+    BEGIN
+        IF tip[1] = txid_current()::text THEN  -- fired for each row, at commit: once is enough
+            UPDATE chain_head SET seq = tip[2]::bigint, hash = tip[3]
+                WHERE only_row = 1 AND seq < tip[2]::bigint;
+        END IF;
+        RETURN NULL;
+    END $$""",
+    *(statement for table in _V5_CHAINED for statement in _link_new(table)),
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: Applied after every migration run (idempotent): who may do what in the schema.

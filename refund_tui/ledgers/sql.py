@@ -7,7 +7,9 @@ database asks), the clock, the per-payment lock and its error translation. SQL h
 
 Both schemas share these names: ``attempts`` (one row per attempt, ``seq`` its order),
 ``events`` (status changes, ``id`` their order), ``current_state`` (each attempt's latest
-state, derived from events by a trigger) and ``notices`` (the webhook inbox).
+state, derived from events by a trigger) and ``notices`` (the webhook inbox). Every
+append-only row is inserted by ``_append``, which links it into the hash chain where the
+adapter does that itself (SQLite; PostgreSQL's trigger does it there: ``chain``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any, Protocol, TypeVar
 
 from refund_tui import __version__
@@ -33,6 +36,7 @@ from refund_tui.core.ledger import (
     BatchRow,
     BatchRowRecorded,
     CapExceeded,
+    ChainVerdict,
     ClaimHeld,
     Event,
     LedgerError,
@@ -49,6 +53,8 @@ from refund_tui.core.models import ProviderName, RefundStatus
 from refund_tui.core.money import Money
 from refund_tui.core.operator import Operator
 from refund_tui.core.provider import Notice, RefundRequest
+from refund_tui.ledgers import chain
+from refund_tui.ledgers.audit import client_fields
 
 _AUDIT_CHUNK = 1000
 #: Value -> member, much faster than calling the enum when building 100,000 rows.
@@ -69,28 +75,47 @@ _EVENT_COLUMNS = (
     "at, status, source, provider_reference, failure_reason, raw_code, raw_message, "
     "http_status, note"
 )
-#: Selected for an event's audit row, in this order (``amount`` is computed, ``by_*`` are
-#: a triage entry's).
-_AUDIT_COLUMNS = tuple(
-    field for field in AUDIT_FIELDS[: AUDIT_FIELDS.index("recorded_by") + 1] if field != "amount"
-)
-_AUDIT_SELECT = f"""SELECT e.id AS event_id, e.at AS event_at, e.status, e.source,
-    e.provider_reference, e.failure_reason, e.raw_code, e.raw_message, e.http_status, e.note,
-    a.attempt_id, a.created_at AS attempt_created_at,
-    {", ".join(f"a.{name}" for name in _AUDIT_COLUMNS[12:-1])}, {{recorded_by}}
-    FROM events e JOIN attempts a ON a.attempt_id = e.attempt_id"""
+#: Selected for ``audit_rows``, in this order (``amount`` is computed; ``recorded_by`` is
+#: the adapter's ``_audit_recorded_by``).
+_AUDIT_COLUMNS = tuple(field for field in AUDIT_FIELDS if field != "amount")
+_AUDIT_SOURCES = {"event_id": "e.id", "event_at": "e.at", "attempt_id": "a.attempt_id",
+                  "attempt_created_at": "a.created_at", "outcome": "coalesce(e.outcome, 'recorded')"}  # fmt: skip
+_AUDIT_EVENT_FIELDS = {"status", "source", "provider_reference", "failure_reason", "raw_code",
+                       "raw_message", "http_status", "note", "client_account", "client_host",
+                       "client_ssh", *chain.LINK_COLUMNS}  # fmt: skip
+_AUDIT_SELECT = "SELECT {columns} FROM events e JOIN attempts a ON a.attempt_id = e.attempt_id"
+
+
+def _audit_source(field: str, recorded_by: str) -> str:
+    if field == "recorded_by":
+        return recorded_by
+    if field in _AUDIT_SOURCES:
+        return _AUDIT_SOURCES[field]
+    return f"{'e' if field in _AUDIT_EVENT_FIELDS else 'a'}.{field}"
+
+
 _TRIAGE_COLUMNS = (
     "attempt_id, at, action, note, took_over, operator_name, operator_uid, hostname, ssh_client"
 )
-#: Claims, releases and notes as audit rows; the entry is ``e`` as an event is, so the
-#: adapter's ``recorded_by`` column reads both.
-_AUDIT_TRIAGE_SELECT = f"""SELECT e.at, e.action, e.note, e.took_over, a.attempt_id,
-    a.created_at, {", ".join(f"a.{name}" for name in _AUDIT_COLUMNS[12:-1])}, {{recorded_by}},
-    e.operator_name, e.hostname, e.ssh_client
-    FROM triage e JOIN attempts a ON a.attempt_id = e.attempt_id"""
-_AUDIT_TRIAGE_COLUMNS = ("event_at", "source", "note", "took_over", "attempt_id",
-                         "attempt_created_at", *_AUDIT_COLUMNS[12:], "by_name", "by_hostname",
-                         "by_ssh_client")  # fmt: skip
+#: A claim, release or note as an audit row: what is not an event's is NULL, its author's
+#: OS account, host and SSH client are the client columns (``took_over`` becomes its note).
+_AUDIT_TRIAGE_SOURCES = {"event_at": "e.at", "source": "e.action", "note": "e.note",
+                         "attempt_id": "a.attempt_id", "attempt_created_at": "a.created_at",
+                         "client_account": "e.operator_name", "client_host": "e.hostname",
+                         "client_ssh": "e.ssh_client", "outcome": "'recorded'"}  # fmt: skip
+_AUDIT_TRIAGE_SELECT = (
+    "SELECT {columns}, e.took_over FROM triage e JOIN attempts a ON a.attempt_id = e.attempt_id"
+)
+
+
+def _audit_triage_source(field: str, recorded_by: str) -> str:
+    if field == "recorded_by":
+        return recorded_by
+    if field in _AUDIT_TRIAGE_SOURCES:
+        return _AUDIT_TRIAGE_SOURCES[field]
+    return "NULL" if field in _AUDIT_EVENT_FIELDS or field == "event_id" else f"a.{field}"
+
+
 _NOTICE_COLUMNS = (
     "provider, identity, event, refund_reference, payment_reference, status, failure_reason, "
     "tag, received_at, outcome, attempt_id"
@@ -219,6 +244,9 @@ class SqlLedger:
     _event_extra = ""
     #: Who recorded an event, for the audit export (NULL where the database cannot say).
     _audit_recorded_by = "NULL"
+    _triage_recorded_by = "NULL"
+    #: The tables of this kind of ledger in the hash chain.
+    _chained = chain.tables(postgres=False)
     #: The column ``core.ledger.made_by`` reads: the database role, else the OS account.
     _made_by_column = "a.operator_name"
     #: The database role this ledger records as; None where the database knows no one.
@@ -261,6 +289,48 @@ class SqlLedger:
         """A ``since`` filter as the timestamp columns compare it."""
         return iso(since)
 
+    def _link(self, conn: Connection, table: str, values: dict[str, Any]) -> dict[str, Any]:
+        """The row to insert into a chained ``table``, with its link in the hash chain where
+        the adapter writes it (SQLite); unchanged where the database does (PostgreSQL)."""
+        return values
+
+    def _snapshot(self, work: Callable[[Connection], T]) -> T:
+        """Run read-only ``work`` on one consistent snapshot of the ledger."""
+        raise NotImplementedError
+
+    def _links(self, conn: Connection, table: str) -> list[tuple]:
+        """``table``'s links, each as ``chain.Link``'s fields: chain_seq, prev_hash, row_hash,
+        table, key as text, canonical form."""
+        raise NotImplementedError
+
+    # -- the trail --------------------------------------------------------------------------
+
+    @cached_property
+    def client(self) -> Operator:
+        """The OS account, host and SSH client of this process, written on every event."""
+        return Operator.current()
+
+    def _append(
+        self, conn: Connection, table: str, values: dict[str, Any], returning: str = ""
+    ) -> tuple | None:
+        """Insert one append-only row, linked into the hash chain; the ``returning`` columns
+        of the row as stored, when asked for."""
+        row = self._link(conn, table, values) if table in chain.CHAINED else values
+        cursor = conn.execute(
+            f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
+            + (f" RETURNING {returning}" if returning else ""),
+            tuple(row.values()),
+        )
+        return cursor.fetchone() if returning else None
+
+    def verify_chain(self) -> ChainVerdict:
+        def read(conn: Connection) -> ChainVerdict:
+            tables = [self._links(conn, table) for table in self._chained]
+            head_seq, head_hash = conn.execute("SELECT seq, hash FROM chain_head").fetchone()
+            return chain.verify(chain.in_chain_order(tables), head_seq, head_hash)
+
+        return self._snapshot(read)
+
     # -- writing --------------------------------------------------------------------------
 
     def record_attempt(
@@ -294,28 +364,25 @@ class SqlLedger:
                 remaining = max(limit - flying, Money.zero(limit.currency))
                 raise CapExceeded(remaining, new.payment_reference)
             now = self._now(conn)
-            conn.execute(
-                """INSERT INTO attempts (attempt_id, created_at, profile, environment, provider,
-                payment_reference, amount_minor, currency, phone, country_id, reason,
-                webhook_url, idempotency_key, external_reference, request_method, request_path,
-                request_body, operator_name, operator_uid, hostname, ssh_client, pid,
-                app_version, retry_of)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (
-                    attempt_id, now, new.profile, new.environment, new.provider.value,
-                    new.payment_reference, new.amount.minor, new.amount.currency, new.phone,
-                    new.country_id, new.reason, new.webhook_url, request.idempotency_key,
-                    request.external_reference, request.method, request.path, request.body,
-                    new.operator.name, new.operator.uid, new.operator.hostname,
-                    new.operator.ssh_client, os.getpid(), __version__, new.retry_of,
-                ),
-            )  # fmt: skip
+            self._append(conn, "attempts", {
+                "attempt_id": attempt_id, "created_at": now, "profile": new.profile,
+                "environment": new.environment, "provider": new.provider.value,
+                "payment_reference": new.payment_reference, "amount_minor": new.amount.minor,
+                "currency": new.amount.currency, "phone": new.phone, "country_id": new.country_id,
+                "reason": new.reason, "webhook_url": new.webhook_url,
+                "idempotency_key": request.idempotency_key,
+                "external_reference": request.external_reference,
+                "request_method": request.method, "request_path": request.path,
+                "request_body": request.body, "operator_name": new.operator.name,
+                "operator_uid": new.operator.uid, "hostname": new.operator.hostname,
+                "ssh_client": new.operator.ssh_client, "pid": os.getpid(),
+                "app_version": __version__, "retry_of": new.retry_of,
+            })  # fmt: skip
             self._insert_event(conn, attempt_id, status, "intent", at=now)
             if new.batch_row is not None:
-                conn.execute(
-                    "INSERT INTO batch_rows (batch_id, row, attempt_id) VALUES (?, ?, ?)",
-                    (new.batch_row.batch_id, new.batch_row.row, attempt_id),
-                )
+                self._append(conn, "batch_rows", {
+                    "batch_id": new.batch_row.batch_id, "row": new.batch_row.row, "attempt_id": attempt_id,
+                })  # fmt: skip
 
         try:
             self._write(write)
@@ -406,8 +473,9 @@ class SqlLedger:
         return taken is not None
 
     def claim_send(
-        self, attempt_id: str, lease: timedelta, note: str = "resending the stored request"
-    ) -> bool:
+        self, attempt_id: str, lease: timedelta, note: str = "resending the stored request",
+        outcome: str | None = None,
+    ) -> bool:  # fmt: skip
         def write(conn: Connection) -> bool:
             status, reference, failure = self._current(conn, attempt_id)
             if reference is not None or status.is_terminal:
@@ -425,17 +493,29 @@ class SqlLedger:
             now = self._now(conn)
             if rules.send_may_be_running(bool(answered), moment(now) - moment(last_at), lease):
                 return False
-            raw_code, raw_message = conn.execute(
-                f"SELECT c.raw_code, c.raw_message {_ATTEMPTS_FROM} WHERE a.attempt_id = ?",
-                (attempt_id,),
-            ).fetchone()
-            self._insert_event(
-                conn, attempt_id, status, "send", at=now, failure_reason=failure,
-                raw_code=raw_code, raw_message=raw_message, note=note,
-            )  # fmt: skip
+            self._append_same_status(conn, attempt_id, "send", note, outcome, at=now)
             return True
 
         return self._write(write)
+
+    def record_decision(self, attempt_id: str, outcome: str, note: str) -> None:
+        self._write(lambda conn: self._append_same_status(conn, attempt_id, "decision", note, outcome))
+
+    def _append_same_status(
+        self, conn: Connection, attempt_id: str, source: str, note: str, outcome: str | None,
+        at: str | datetime | None = None,
+    ) -> None:  # fmt: skip
+        """An event that leaves the attempt's state as it is (a claim, a decision)."""
+        status, reference, failure = self._current(conn, attempt_id)
+        raw_code, raw_message = conn.execute(
+            f"SELECT c.raw_code, c.raw_message {_ATTEMPTS_FROM} WHERE a.attempt_id = ?",
+            (attempt_id,),
+        ).fetchone()
+        self._insert_event(
+            conn, attempt_id, status, source, at=at, provider_reference=reference,
+            failure_reason=failure, raw_code=raw_code, raw_message=raw_message, note=note,
+            outcome=outcome,
+        )  # fmt: skip
 
     def record_double_refund(self, attempt_id: str, reference: str, second: str, note: str) -> bool:
         def write(conn: Connection) -> bool:
@@ -446,11 +526,10 @@ class SqlLedger:
             ).fetchone()
             if known:
                 return False
-            conn.execute(
-                """INSERT INTO double_refunds
-                (attempt_id, found_at, provider_reference, second_reference) VALUES (?, ?, ?, ?)""",
-                (attempt_id, self._now(conn), reference, second),
-            )
+            self._append(conn, "double_refunds", {
+                "attempt_id": attempt_id, "found_at": self._now(conn),
+                "provider_reference": reference, "second_reference": second,
+            })  # fmt: skip
             self._append_flag(conn, attempt_id, note)
             return True
 
@@ -503,14 +582,15 @@ class SqlLedger:
         raw_message: str | None = None,
         http_status: int | None = None,
         note: str | None = None,
+        outcome: str | None = None,
     ) -> None:
-        conn.execute(
-            f"INSERT INTO events (attempt_id, {_EVENT_COLUMNS}) VALUES ({', '.join('?' * 10)})",
-            (
-                attempt_id, at or self._now(conn), status.value, source, provider_reference,
-                failure_reason, raw_code, raw_message, http_status, note,
-            ),
-        )  # fmt: skip
+        self._append(conn, "events", {
+            "attempt_id": attempt_id, "at": at or self._now(conn), "status": status.value,
+            "source": source, "provider_reference": provider_reference,
+            "failure_reason": failure_reason, "raw_code": raw_code, "raw_message": raw_message,
+            "http_status": http_status, "note": note, "outcome": outcome,
+            **client_fields(self.client),
+        })  # fmt: skip
 
     # -- triage: claims and notes -----------------------------------------------------------
 
@@ -575,13 +655,11 @@ class SqlLedger:
         """Insert one entry; ``took_over`` is the holder of ``held`` when not this author
         (PostgreSQL's trigger finds it again itself, whatever the client sends)."""
         took_over = held.who if held is not None and held.who != self._me(operator) else None
-        row = conn.execute(
-            f"""INSERT INTO triage ({_TRIAGE_COLUMNS}) VALUES ({', '.join('?' * 9)})
-            RETURNING {_TRIAGE_COLUMNS}{self._event_extra}""",
-            (attempt_id, self._now(conn), action.value, note, took_over, operator.name,
-             operator.uid, operator.hostname, operator.ssh_client),
-        ).fetchone()  # fmt: skip
-        return _to_triage(row)
+        values = dict(zip(_TRIAGE_COLUMNS.split(", "), (
+            attempt_id, self._now(conn), action.value, note, took_over, operator.name,
+            operator.uid, operator.hostname, operator.ssh_client,
+        ), strict=True))  # fmt: skip
+        return _to_triage(self._append(conn, "triage", values, f"{_TRIAGE_COLUMNS}{self._event_extra}"))
 
     # -- approvals: a team ledger's (``PostgresLedger``); an SQLite ledger has no rules -----
 
@@ -609,15 +687,15 @@ class SqlLedger:
             if seen:
                 return NoticeOutcome.DUPLICATE
             attempt_id, outcome = self._apply_notice(conn, notice)
-            conn.execute(
-                f"INSERT INTO notices ({_NOTICE_COLUMNS}, body) VALUES ({', '.join('?' * 12)})",
-                (
-                    notice.provider.value, notice.identity, notice.event, notice.refund_reference,
-                    notice.payment_reference, notice.status.value if notice.status else None,
-                    notice.failure_reason, notice.tag, self._now(conn), outcome.value,
-                    attempt_id, body,
-                ),
-            )  # fmt: skip
+            self._append(conn, "notices", {
+                "provider": notice.provider.value, "identity": notice.identity,
+                "event": notice.event, "refund_reference": notice.refund_reference,
+                "payment_reference": notice.payment_reference,
+                "status": notice.status.value if notice.status else None,
+                "failure_reason": notice.failure_reason, "tag": notice.tag,
+                "received_at": self._now(conn), "outcome": outcome.value,
+                "attempt_id": attempt_id, "body": body,
+            })  # fmt: skip
             return outcome
 
         return self._write(write)
@@ -651,12 +729,11 @@ class SqlLedger:
 
         def write(conn: Connection) -> str | datetime:
             at = self._now(conn)
-            conn.execute(
-                """INSERT INTO finding_acks (finding_id, kind, provider, payment_reference, note,
-                acked_at, operator_name, hostname) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-                (finding_id, kind, ProviderName(provider).value, payment_reference, note, at,
-                 operator.name, operator.hostname),
-            )  # fmt: skip
+            self._append(conn, "finding_acks", {
+                "finding_id": finding_id, "kind": kind, "provider": ProviderName(provider).value,
+                "payment_reference": payment_reference, "note": note, "acked_at": at,
+                "operator_name": operator.name, "hostname": operator.hostname,
+            })  # fmt: skip
             return at
 
         at = self._write(write)
@@ -891,12 +968,10 @@ class SqlLedger:
 
     def _audit_triage(self, since: datetime | None) -> Iterator[dict]:
         extra, params = ("WHERE e.at >= ?", [self._since(since)]) if since is not None else ("", [])
-        rows = self.query(
-            f"{_AUDIT_TRIAGE_SELECT.format(recorded_by=self._audit_recorded_by)} {extra} ORDER BY e.id",
-            params,
-        )
+        columns = ", ".join(_audit_triage_source(field, self._triage_recorded_by) for field in _AUDIT_COLUMNS)
+        rows = self.query(f"{_AUDIT_TRIAGE_SELECT.format(columns=columns)} {extra} ORDER BY e.id", params)
         for row in rows:
-            record = dict(zip(_AUDIT_TRIAGE_COLUMNS, row, strict=True))
+            record = dict(zip((*_AUDIT_COLUMNS, "took_over"), row, strict=True))
             record["note"] = _took_over_note(record)
             yield self._audit_record(record)
 
@@ -912,8 +987,9 @@ class SqlLedger:
         after = 0
         extra, params = ("AND e.at >= ?", [self._since(since)]) if since is not None else ("", [])
         while True:
+            columns = ", ".join(_audit_source(field, self._audit_recorded_by) for field in _AUDIT_COLUMNS)
             rows = self.query(
-                f"{_AUDIT_SELECT.format(recorded_by=self._audit_recorded_by)} WHERE e.id > ? "
+                f"{_AUDIT_SELECT.format(columns=columns)} WHERE e.id > ? "
                 f"{extra} ORDER BY e.id LIMIT {_AUDIT_CHUNK}",
                 [after, *params],
             )

@@ -4,7 +4,8 @@ Writes are ``BEGIN IMMEDIATE`` transactions, so the cap check and the intent of 
 process on the host are serialised by SQLite's write lock, and fsync'd (``synchronous=FULL``)
 before any byte goes to a provider. Attempts and events are never updated or deleted
 (triggers refuse it); the current state of each attempt is derived from its events by a
-trigger, so the board reads one indexed join.
+trigger, so the board reads one indexed join. Every append-only row is linked into the hash
+chain (``chain``) by this adapter, in the transaction that inserts it.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from refund_tui import __version__
 from refund_tui.core.ledger import LedgerError, LedgerLost
+from refund_tui.ledgers import chain
 from refund_tui.ledgers.sql import SqlLedger, iso
 from refund_tui.ledgers.sqlite_schema import MIGRATIONS, PRAGMAS, SCHEMA_VERSION
 
@@ -84,6 +86,9 @@ class SqliteLedger(SqlLedger):
         "(SELECT group_concat(d.second_reference) FROM double_refunds d "
         "WHERE d.attempt_id = a.attempt_id)"
     )
+    #: SQLite has no logins: the OS account that recorded the event is the role.
+    _audit_recorded_by = "e.client_account"
+    _triage_recorded_by = "e.operator_name"
 
     def __init__(
         self,
@@ -178,7 +183,7 @@ class SqliteLedger(SqlLedger):
                     raise LedgerError(f"{self.path} is an SQLite file but not a refund-tui ledger")
                 for migration in MIGRATIONS[version:]:
                     for statement in migration:
-                        conn.execute(statement)
+                        statement(conn) if callable(statement) else conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {max(version, SCHEMA_VERSION)}")
         if version > SCHEMA_VERSION:
             raise LedgerError(
@@ -254,3 +259,32 @@ class SqliteLedger(SqlLedger):
 
     def _now(self, conn: sqlite3.Connection) -> str:
         return iso(self.clock())
+
+    def _link(self, conn: sqlite3.Connection, table: str, values: dict[str, Any]) -> dict[str, Any]:
+        """The row with its key (when SQLite would number it) and its link in the chain,
+        under this transaction's write lock."""
+        spec = chain.CHAINED[table]
+        if spec.numbered and spec.key not in values:
+            (last,) = conn.execute(f"SELECT coalesce(max({spec.key}), 0) FROM {table}").fetchone()
+            values = {spec.key: last + 1, **values}
+        seq, prev = conn.execute("SELECT seq + 1, hash FROM chain_head").fetchone()
+        digest = chain.link_hash(prev, table, chain.canonical(values.get(column) for column in spec.columns))
+        conn.execute("UPDATE chain_head SET seq = ?, hash = ?", (seq, digest))
+        return {**values, "chain_seq": seq, "prev_hash": prev, "row_hash": digest}
+
+    def _snapshot(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock, self._translate():
+            self._conn.execute("BEGIN")
+            try:
+                return work(self._conn)
+            finally:
+                self._conn.execute("COMMIT")
+
+    def _links(self, conn: sqlite3.Connection, table: str) -> list[tuple]:
+        spec = chain.CHAINED[table]
+        rows = conn.execute(
+            f"""SELECT {', '.join(chain.LINK_COLUMNS)}, CAST({spec.shown} AS TEXT), {', '.join(spec.columns)}
+            FROM {table}"""
+        ).fetchall()
+        canonical = chain.canonical
+        return [(seq, prev, digest, table, key, canonical(values)) for seq, prev, digest, key, *values in rows]

@@ -1,11 +1,18 @@
 """The ledger's SQL: connection pragmas and the migrations that build its schema.
 
 ``MIGRATIONS[n]`` takes a ledger from schema version ``n`` to ``n + 1`` (kept in
-``PRAGMA user_version``). Migrations are only ever appended, never edited.
+``PRAGMA user_version``). Migrations are only ever appended, never edited. A step is an SQL
+statement, or a function of the connection for what SQL alone cannot do.
 """
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
+
+from refund_tui.core.models import RefundStatus
+from refund_tui.ledgers import chain
+from refund_tui.ledgers.audit import client_columns
 
 #: Applied on every connection (journal_mode first); WAL is persistent, the others are not.
 #: The busy timeout is set by the ledger from its ``busy_timeout`` argument.
@@ -211,6 +218,61 @@ _V6 = (
     *_append_only("triage"),
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+
+#: The tables chained by _V7, in the order their rows already there are linked.
+_V7_CHAINED = (
+    "attempts", "events", "notices", "double_refunds", "batch_rows", "finding_acks", "triage",
+)
+
+
+def _chain_existing_rows(conn: sqlite3.Connection) -> None:
+    """Link the rows already in the ledger, table by table, each by its key: their update
+    triggers (append-only) are set aside for this, inside the migration's transaction."""
+    seq, prev = conn.execute("SELECT seq, hash FROM chain_head").fetchone()
+    for table in _V7_CHAINED:
+        spec = chain.CHAINED[table]
+        triggers = conn.execute(
+            "SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = ? "
+            "AND sql LIKE '%BEFORE UPDATE%'",
+            (table,),
+        ).fetchall()
+        for name, _ in triggers:
+            conn.execute(f"DROP TRIGGER {name}")
+        rows = conn.execute(f"SELECT {spec.key}, {', '.join(spec.columns)} FROM {table} ORDER BY {spec.key}")
+        for key, *values in rows.fetchall():
+            digest, seq = chain.link_hash(prev, table, chain.canonical(values)), seq + 1
+            conn.execute(
+                f"UPDATE {table} SET chain_seq = ?, prev_hash = ?, row_hash = ? WHERE {spec.key} = ?",
+                (seq, prev, digest, key),
+            )
+            prev = digest
+        for _, statement in triggers:
+            conn.execute(statement)
+    conn.execute("UPDATE chain_head SET seq = ?, hash = ?", (seq, prev))
+
+
+#: The tamper-evident trail (``chain``): every append-only row gets its link; the chain's
+#: newest link; who recorded each event and from where (``audit``), and a decision's outcome.
+_V7: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
+    """CREATE TABLE chain_head (
+        only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+        seq INTEGER NOT NULL,
+        hash TEXT NOT NULL
+    ) STRICT""",
+    f"INSERT INTO chain_head VALUES (1, 0, '{chain.GENESIS}')",
+    "ALTER TABLE events ADD COLUMN outcome TEXT",
+    *client_columns("events"),
+    *(
+        f"ALTER TABLE {table} ADD COLUMN {column} {kind}"
+        for table in _V7_CHAINED
+        for column, kind in zip(chain.LINK_COLUMNS, ("INTEGER", "TEXT", "TEXT"), strict=True)
+    ),
+    _chain_existing_rows,
+    *(f"CREATE UNIQUE INDEX {table}_chain ON {table} (chain_seq)" for table in _V7_CHAINED),
+)
+
+MIGRATIONS: tuple[tuple[str | Callable[[sqlite3.Connection], None], ...], ...] = (
+    _V1, _V2, _V3, _V4, _V5, _V6, _V7,
+)
 
 SCHEMA_VERSION = len(MIGRATIONS)

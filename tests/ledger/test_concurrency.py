@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import random
 from collections import Counter
 from datetime import timedelta
@@ -51,7 +52,18 @@ def _receive(ledger, notices) -> list[str]:
     return [ledger.receive_notice(item, "{}").value for item in shuffled]
 
 
-JOBS = {"record": _record_until_refused, "claim": _claim, "receive": _receive}
+def _append_many(ledger, count: int) -> int:
+    """Records ``count`` refunds of payments of its own, each with a status change and a
+    notice: rows for every chained table the writers share."""
+    for number in range(count):
+        attempt_id = record(ledger, 100, payment=f"tr_{os.getpid()}_{number}")
+        reference = f"rf_{attempt_id}"
+        ledger.add_event(attempt_id, RefundStatus.PROCESSING, "provider", provider_reference=reference)
+        ledger.receive_notice(notice(RefundStatus.COMPLETED, reference=reference), "{}")
+    return count
+
+
+JOBS = {"record": _record_until_refused, "claim": _claim, "receive": _receive, "append": _append_many}
 
 
 def race(spec: LedgerSpec, job: str, argument) -> list:
@@ -73,6 +85,7 @@ def test_processes_racing_on_one_payment_never_exceed_its_cap(spec, open_ledger)
     assert sum(race(spec, "record", None)) == 10
     recorded = open_ledger().attempts(payment_reference="tr_shared")
     assert sum(attempt.amount.minor for attempt in recorded) == 1000
+    assert open_ledger().verify_chain().broken is None
 
 
 def test_processes_racing_to_resend_one_attempt_claim_it_once(spec, open_ledger):
@@ -105,3 +118,11 @@ def test_receivers_racing_on_the_same_notices_apply_each_once(spec, open_ledger,
             [RefundStatus.COMPLETED],
             [RefundStatus.PROCESSING, RefundStatus.COMPLETED],
         )
+
+
+def test_writers_appending_at_once_form_one_chain(spec, open_ledger):
+    """4 connections (processes) inserting at once: one chain, no gap, no fork."""
+    assert race(spec, "append", 5) == [5] * WORKERS
+    verdict = open_ledger().verify_chain()
+    # each refund: attempt, intent, processing, completed (the notice's), notice
+    assert (verdict.count, verdict.broken) == (WORKERS * 5 * 5, None)

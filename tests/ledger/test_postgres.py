@@ -354,3 +354,81 @@ def test_two_receivers_given_the_same_signed_notices_at_once_apply_each_once(tea
         assert owner.get(attempt.attempt_id).status is RefundStatus.COMPLETED
         webhook = [e.status for e in owner.events(attempt.attempt_id) if e.source == "webhook"]
         assert webhook in ([RefundStatus.COMPLETED], [RefundStatus.PROCESSING, RefundStatus.COMPLETED])
+def test_a_superuser_editing_an_event_by_hand_is_caught_by_verify(owner, team_ledger_factory, postgres_database):
+    attempt_id = record(owner, 500)
+    owner.add_event(attempt_id, RefundStatus.PROCESSING, "provider", provider_reference="rf_1")
+    owner.add_event(attempt_id, RefundStatus.COMPLETED, "poll")
+    _, edited, _ = [row["event_id"] for row in owner.audit_rows()]
+    with raw(postgres_database, team_ledger_factory.schema) as conn:  # as postgres, the superuser
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+            conn.execute("UPDATE events SET provider_reference = 'rf_mine' WHERE id = %s", (edited,))
+        conn.execute("ALTER TABLE events DISABLE TRIGGER events_append_only")
+        conn.execute("UPDATE events SET provider_reference = 'rf_mine' WHERE id = %s", (edited,))
+        conn.execute("ALTER TABLE events ENABLE TRIGGER events_append_only")
+    broken = owner.verify_chain().broken
+    assert (broken.table, broken.event_id, broken.seq) == ("events", edited, 3)
+    assert "contents differ from what was recorded" in broken.message
+
+
+def test_no_role_moves_the_chain_head_or_writes_its_own_link(team_ledger_factory, postgres_database):
+    operator_url = login_role(postgres_database, f"op_{uuid.uuid4().hex[:6]}", OPERATOR)
+    ledger = team_ledger_factory(operator_url)
+    attempt_id = record(ledger, 500)
+    with raw(operator_url, team_ledger_factory.schema) as conn:
+        for statement in ("UPDATE chain_head SET seq = 0",
+                          "SELECT chain_link('events', 'x')"):  # fmt: skip
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+        conn.execute(  # a modified client sending its own link: the trigger writes the real one
+            """INSERT INTO events (attempt_id, at, status, source, chain_seq, prev_hash, row_hash)
+            VALUES (%s, now(), 'processing', 'poll', 1, 'forged', 'forged')""",
+            (attempt_id,),
+        )
+    verdict = ledger.verify_chain()
+    assert (verdict.count, verdict.broken) == (3, None)
+
+
+def test_setup_chains_the_rows_a_ledger_had_before_the_chain(postgres_database, monkeypatch):
+    from refund_tui.ledgers import postgres as postgres_module
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    before = SCHEMA_VERSION - 1
+    monkeypatch.setattr(postgres_module, "MIGRATIONS", postgres_module.MIGRATIONS[:before])
+    monkeypatch.setattr(postgres_module, "SCHEMA_VERSION", before)
+    assert setup(postgres_database, schema=schema) == (0, before)
+    with raw(postgres_database, schema) as conn:  # rows as that version's refund-tui wrote them
+        conn.execute(
+            """INSERT INTO attempts (attempt_id, created_at, profile, environment, provider,
+            payment_reference, amount_minor, currency, phone, reason, external_reference,
+            request_method, request_path, request_body, operator_name, operator_uid, hostname,
+            pid, app_version) VALUES ('a1', now(), 'p', 'live', 'novasend', 'tr_1', 100, 'XOF',
+            '+2250755550101', 'r', 't1', 'POST', '/', '{}', 'ama', 1001, 'ops-1', 1, '0.0.9')"""
+        )
+        for status in ("pending", "completed"):
+            conn.execute("INSERT INTO events (attempt_id, at, status, source) VALUES ('a1', now(), %s, 'poll')", (status,))
+        conn.execute("INSERT INTO batch_rows (batch_id, row, attempt_id) VALUES ('b1', 1, 'a1')")
+    monkeypatch.undo()
+    assert setup(postgres_database, schema=schema) == (before, SCHEMA_VERSION)
+    with PostgresLedger(postgres_database, schema=schema) as upgraded:
+        verdict = upgraded.verify_chain()
+        assert (verdict.count, verdict.broken) == (4, None)
+        assert [row["chain_seq"] for row in upgraded.audit_rows()] == [2, 3]
+        record(upgraded, 100, payment="tr_2")
+        assert (upgraded.verify_chain().count, upgraded.verify_chain().broken) == (6, None)
+
+
+def test_a_client_faking_its_transactions_newest_link_only_breaks_its_own_row(team_ledger_factory, postgres_database):
+    operator_url = login_role(postgres_database, f"op_{uuid.uuid4().hex[:6]}", OPERATOR)
+    ledger = team_ledger_factory(operator_url)
+    attempt_id = record(ledger, 500)
+    with raw(operator_url, team_ledger_factory.schema) as conn, conn.transaction():
+        txid = conn.execute("SELECT txid_current()").fetchone()[0]
+        conn.execute(f"SET LOCAL refund_tui.chain_tip = '{txid} 7 forged'")
+        conn.execute(
+            "INSERT INTO events (attempt_id, at, status, source) VALUES (%s, now(), 'processing', 'poll')",
+            (attempt_id,),
+        )
+    broken = ledger.verify_chain().broken
+    [_, forged] = [row for row in ledger.audit_rows()]
+    assert (broken.event_id, forged["recorded_by"]) == (forged["event_id"], ledger.role)
+    assert "link 3 is missing" in broken.message

@@ -97,7 +97,7 @@ CHAINED: dict[str, Chained] = {
     ), "claim or note"),  # fmt: skip
     "approvals": Chained("id", True, (
         "id", "attempt_id", "decision", "reason", "at", "operator_name", "hostname", "ssh_client",
-    ), "approval decision", team_only=True),  # fmt: skip
+    ), "approval decision of attempt", "attempt_id", team_only=True),  # fmt: skip
     "approval_rules": Chained("id", True, (
         "id", "set_at", "above", "expires_hours", "daily_limit", "exponents",
     ), "approval rules", team_only=True),  # fmt: skip

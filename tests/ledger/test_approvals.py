@@ -228,3 +228,17 @@ def test_the_owner_imports_history_above_todays_rules(team, tmp_path):
         old = record(solo, 6000, payment=payment())  # over the threshold and the daily limit
     team["owner"].import_solo(tmp_path / "solo.sqlite3")
     assert team["operator"].get(old).status is RefundStatus.PENDING
+
+
+def test_rules_and_decisions_are_links_of_the_chain_and_an_edited_decision_is_caught(team, postgres_database):
+    operator, approver = team["operator"], team["approver"]
+    approved, denied = record(operator, 3000, payment=payment()), record(operator, 2000, payment=payment())
+    approver.decide(approved, Decision.APPROVED, "", SOMEONE)
+    approver.decide(denied, Decision.DENIED, "not ours to refund", SOMEONE)
+    assert team["owner"].verify_chain().broken is None
+    with psycopg.connect(postgres_database, autocommit=True,
+                         options=f"-c search_path={operator.schema}") as superuser:  # fmt: skip
+        superuser.execute("SET session_replication_role = replica")  # no trigger fires
+        superuser.execute("UPDATE approvals SET decision = 'approved', reason = NULL WHERE attempt_id = %s", (denied,))
+    broken = team["owner"].verify_chain().broken
+    assert (broken.table, broken.key) == ("approvals", denied)

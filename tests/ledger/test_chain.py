@@ -128,3 +128,14 @@ def test_a_row_inserted_without_a_link_is_not_in_the_chain(ledger, spec):
     by_hand(spec)(insert.replace("now()", "'x'"))
     broken = ledger.verify_chain().broken
     assert broken.table == "events" and "not in the chain" in broken.message
+
+
+def test_claims_and_notes_are_links_and_an_edited_note_is_reported(ledger, spec):
+    first, _ = busy(ledger)
+    ledger.claim(first, OPERATOR)
+    ledger.add_note(first, "wallet closed, asked for another", OPERATOR)
+    assert (ledger.verify_chain().count, ledger.verify_chain().broken) == (17, None)
+    by_hand(spec)("UPDATE triage SET note = 'all fine' WHERE action = 'note'")
+    broken = ledger.verify_chain().broken
+    assert (broken.table, broken.event_id) == ("triage", None)
+    assert "contents differ from what was recorded" in broken.message

@@ -1,0 +1,84 @@
+"""An adversarial review of four eyes, daily limits and the chain on the team ledger: a
+modified client holding only the operator role, speaking raw SQL to the real PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+import pytest
+
+from refund_tui.core.approvals import ApprovalRules
+from refund_tui.core.models import RefundStatus
+from refund_tui.ledgers.postgres import set_rules
+from tests.ledger.factories import record, xof
+from tests.ledger.test_approvals import payment, raw, team  # noqa: F401 (fixture)
+
+_INSERT_ATTEMPT = """INSERT INTO attempts (attempt_id, created_at, profile, environment, provider,
+    payment_reference, amount_minor, currency, phone, reason, external_reference, request_method,
+    request_path, request_body, operator_name, operator_uid, hostname, pid, app_version)
+    VALUES (%s, {created}, 'p', 'sandbox', 'novasend', %s, %s, 'XOF', '+2250700000000', 'r',
+    'tag', 'POST', '/x', %s, 'ama', 1, 'h', 1, 'x')"""
+
+
+def _attempt(conn, minor: int, created: str = "now()") -> str:
+    attempt_id = uuid.uuid4().hex
+    conn.execute(
+        _INSERT_ATTEMPT.format(created=created),
+        (attempt_id, payment(), minor, f'{{"amount": {minor}}}'),
+    )
+    return attempt_id
+
+
+def _sendable(conn, attempt_id: str) -> None:
+    conn.execute(
+        "INSERT INTO events (attempt_id, at, status, source) VALUES (%s, now(), 'pending', 'send')",
+        (attempt_id,),
+    )
+
+
+@pytest.mark.parametrize("shadow", ["approval_rules", "approvals"])
+def test_a_temporary_table_cannot_shadow_the_rules_or_the_decisions(team, shadow):
+    """The rules' triggers name their tables unqualified: a session's temporary table of the
+    same name is found first, unless each function pins its search_path with pg_temp last."""
+    operator = team["operator"]
+    waiting = record(operator, 3000, payment=payment())
+    with raw(operator) as conn:
+        if shadow == "approvals":  # a decision of one's own
+            conn.execute("CREATE TEMP TABLE approvals AS SELECT %s::text AS attempt_id, 'approved' AS decision",
+                         (waiting,))  # fmt: skip
+            with pytest.raises(psycopg.Error, match="awaits approval"):
+                _sendable(conn, waiting)
+        else:  # no rules at all: a large intent recorded as sendable at once
+            conn.execute(f"CREATE TEMP TABLE approval_rules (LIKE {operator.schema}.approval_rules)")
+            with pytest.raises(psycopg.Error, match="awaiting approval"), conn.transaction():
+                _sendable(conn, _attempt(conn, 3000))
+    assert operator.get(waiting).status is RefundStatus.AWAITING_APPROVAL
+
+
+def test_intents_recorded_without_their_first_event_still_count_against_the_daily_limit(team):
+    """The limit sums attempts joined to their state: attempts recorded first, each alone
+    under the limit, then all made sendable, must not pass it."""
+    operator = team["operator"]
+    with raw(operator) as conn:
+        first = _attempt(conn, 1000)
+        with pytest.raises(psycopg.Error, match="over the daily limit"):
+            for _ in range(5):
+                _attempt(conn, 1000)
+        _sendable(conn, first)
+
+
+def test_a_request_recorded_in_the_future_still_lapses(team, team_ledger_factory):
+    """Approval lapses ``expires_hours`` after the attempt's created_at, which the client
+    sends: an intent dated a year ahead would wait for approval for a year (where no daily
+    limit already pins created_at to the database's time)."""
+    set_rules(team_ledger_factory.url, ApprovalRules(above={"XOF": xof(1000)}, expires_hours=2),
+              schema=team_ledger_factory.schema)  # fmt: skip
+    operator = team["operator"]
+    with raw(operator) as conn, pytest.raises(psycopg.Error, match="database''?s time"):
+        with conn.transaction():
+            attempt_id = _attempt(conn, 3000, created="now() + interval '365 days'")
+            conn.execute(
+                "INSERT INTO events (attempt_id, at, status, source) "
+                "VALUES (%s, now(), 'awaiting_approval', 'send')", (attempt_id,),
+            )  # fmt: skip

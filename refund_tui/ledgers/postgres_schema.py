@@ -336,6 +336,37 @@ def _refuse(message: str, *args: str) -> str:
     return f"RAISE EXCEPTION '{message}', {', '.join(args)} USING ERRCODE = '{REFUSED_BY_RULES}'"
 
 
+def _daily_limit(join: str, still_open: str, replace: str = "CREATE ") -> str:
+    """The trigger refusing a role's attempt over its daily limit, counting the day's attempts
+    that ``still_open`` (``_V4``: those with an open state; ``_V6``: also those recorded
+    without any event yet)."""
+    return f"""{replace}FUNCTION check_daily_limit() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        cap bigint := ((rules_now()).daily_limit ->> NEW.currency)::bigint;
+        day_start timestamptz := date_trunc('day', clock_timestamp() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
+        used bigint;
+    BEGIN
+        IF cap IS NULL OR owns_ledger(TG_TABLE_SCHEMA) THEN
+            RETURN NEW;
+        END IF;
+        IF abs(extract(epoch FROM NEW.created_at - clock_timestamp())) > 300 THEN
+            {_refuse("an attempt under a daily limit is recorded at the database''s time, not %",
+                     "NEW.created_at")};
+        END IF;
+        PERFORM pg_advisory_xact_lock(hashtextextended('limit:' || session_user || ':' || NEW.currency, 0));
+        SELECT coalesce(sum(a.amount_minor), 0) INTO used
+            FROM attempts a {join} current_state c ON c.attempt_seq = a.seq
+            WHERE a.recorded_by = session_user AND a.currency = NEW.currency
+            AND a.created_at >= day_start AND {still_open};
+        IF used + NEW.amount_minor > cap THEN
+            RAISE EXCEPTION 'over the daily limit of role %', session_user
+                USING ERRCODE = '{OVER_DAILY_LIMIT}',
+                DETAIL = format('%s %s %s', NEW.currency, cap, greatest(cap - used, 0));
+        END IF;
+        RETURN NEW;
+    END $$"""
+
+
 #: Four eyes and daily limits, enforced by the database (``core/approvals``): the rules (only
 #: the owner writes them; each change a new row), the decisions on refunds awaiting approval,
 #: and triggers that refuse, whatever the client, an intent above the threshold not recorded
@@ -465,31 +496,7 @@ _V4 = (
         END IF;
         RETURN NEW;
     END $$""",
-    f"""CREATE FUNCTION check_daily_limit() RETURNS trigger LANGUAGE plpgsql AS $$
-    DECLARE
-        cap bigint := ((rules_now()).daily_limit ->> NEW.currency)::bigint;
-        day_start timestamptz := date_trunc('day', clock_timestamp() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
-        used bigint;
-    BEGIN
-        IF cap IS NULL OR owns_ledger(TG_TABLE_SCHEMA) THEN
-            RETURN NEW;
-        END IF;
-        IF abs(extract(epoch FROM NEW.created_at - clock_timestamp())) > 300 THEN
-            {_refuse("an attempt under a daily limit is recorded at the database''s time, not %",
-                     "NEW.created_at")};
-        END IF;
-        PERFORM pg_advisory_xact_lock(hashtextextended('limit:' || session_user || ':' || NEW.currency, 0));
-        SELECT coalesce(sum(a.amount_minor), 0) INTO used
-            FROM attempts a JOIN current_state c ON c.attempt_seq = a.seq
-            WHERE a.recorded_by = session_user AND a.currency = NEW.currency
-            AND a.created_at >= day_start AND c.status NOT IN ({_CLOSED});
-        IF used + NEW.amount_minor > cap THEN
-            RAISE EXCEPTION 'over the daily limit of role %', session_user
-                USING ERRCODE = '{OVER_DAILY_LIMIT}',
-                DETAIL = format('%s %s %s', NEW.currency, cap, greatest(cap - used, 0));
-        END IF;
-        RETURN NEW;
-    END $$""",
+    _daily_limit("JOIN", f"c.status NOT IN ({_CLOSED})"),
     # The rules judge amount_minor, the provider pays the body's amount: where a rule applies,
     # the two must agree, so a modified client cannot record a small refund that sends a large one.
     f"""CREATE FUNCTION check_request_amount() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -662,7 +669,38 @@ _V5 = (
     *(statement for table in _V5_CHAINED for statement in _link_new(table)),
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
+#: Hardening found by an adversarial review (``tests/ledger/test_approvals_attacks.py``):
+#: - every function of the schema resolves names in the schema, then pg_temp last: before,
+#:   a session's temporary table (any role may create one) named ``approval_rules`` or
+#:   ``approvals`` was found first by the rules' triggers, so an operator could record a large
+#:   intent as sendable or send a refund on an approval of its own. A later migration that
+#:   creates functions ends with ``PIN_SEARCH_PATH`` too;
+#: - an attempt recorded without any event yet counts against its role's daily limit;
+#: - a request for approval is dated by the database (it lapses ``expires_hours`` later).
+PIN_SEARCH_PATH = """DO $$ DECLARE f regprocedure; BEGIN
+    FOR f IN SELECT p.oid FROM pg_proc p WHERE p.pronamespace = current_schema()::regnamespace LOOP
+        EXECUTE format('ALTER FUNCTION %s SET search_path = %I, pg_temp', f, current_schema());
+    END LOOP;
+END $$"""
+
+_V6 = (
+    _daily_limit("LEFT JOIN", f"coalesce(c.status NOT IN ({_CLOSED}), true)", "CREATE OR REPLACE "),
+    f"""CREATE FUNCTION check_request_time() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        asked timestamptz := (SELECT created_at FROM attempts WHERE attempt_id = NEW.attempt_id);
+    BEGIN
+        IF NOT owns_ledger(TG_TABLE_SCHEMA)
+           AND abs(extract(epoch FROM asked - clock_timestamp())) > 300 THEN
+            {_refuse("a request for approval is recorded at the database''s time, not %", "asked")};
+        END IF;
+        RETURN NEW;
+    END $$""",
+    """CREATE TRIGGER events_request_time BEFORE INSERT ON events
+        FOR EACH ROW WHEN (NEW.status = 'awaiting_approval') EXECUTE FUNCTION check_request_time()""",
+    PIN_SEARCH_PATH,
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: Applied after every migration run (idempotent): who may do what in the schema.

@@ -52,7 +52,7 @@ def test_a_temporary_table_cannot_shadow_the_rules_or_the_decisions(team, shadow
         else:  # no rules at all: a large intent recorded as sendable at once
             conn.execute(f"CREATE TEMP TABLE approval_rules (LIKE {operator.schema}.approval_rules)")
             with pytest.raises(psycopg.Error, match="awaiting approval"), conn.transaction():
-                _sendable(conn, _attempt(conn, 3000))
+                _sendable(conn, _attempt(conn, 2000))
     assert operator.get(waiting).status is RefundStatus.AWAITING_APPROVAL
 
 
@@ -82,3 +82,14 @@ def test_a_request_recorded_in_the_future_still_lapses(team, team_ledger_factory
                 "INSERT INTO events (attempt_id, at, status, source) "
                 "VALUES (%s, now(), 'awaiting_approval', 'send')", (attempt_id,),
             )  # fmt: skip
+
+
+def test_every_function_of_the_schema_pins_its_search_path(team):
+    """What the attack above needs: a function resolving names through the caller's
+    search_path (or with pg_temp first). A later migration's new function is caught here."""
+    unpinned = team["owner"].query(
+        """SELECT p.proname FROM pg_proc p WHERE p.pronamespace = current_schema()::regnamespace
+        AND NOT coalesce(p.proconfig @> ARRAY['search_path=' || quote_ident(current_schema()) || ', pg_temp'], false)
+        ORDER BY 1"""
+    )
+    assert unpinned == []

@@ -8,9 +8,10 @@ import uuid
 import psycopg
 import pytest
 
-from refund_tui.core.approvals import ApprovalRules
+from refund_tui.core.approvals import ApprovalRules, Decision
 from refund_tui.core.models import RefundStatus
 from refund_tui.ledgers.postgres import set_rules
+from tests.ledger.factories import OPERATOR as SOMEONE
 from tests.ledger.factories import record, xof
 from tests.ledger.test_approvals import payment, raw, team  # noqa: F401 (fixture)
 
@@ -93,3 +94,19 @@ def test_every_function_of_the_schema_pins_its_search_path(team):
         ORDER BY 1"""
     )
     assert unpinned == []
+
+
+def test_a_denied_refund_never_becomes_sendable(team):
+    """Out of awaiting approval only by its decision; and a denial (or a cancellation) is
+    final: the requester cannot record it as pending, processing or completed afterwards."""
+    operator, approver = team["operator"], team["approver"]
+    denied = record(operator, 3000, payment=payment())
+    approver.decide(denied, Decision.DENIED, "not this one", SOMEONE)
+    with raw(operator) as conn:
+        for status in ("pending", "processing", "completed"):
+            with pytest.raises(psycopg.Error, match="is denied: it cannot become"):
+                conn.execute(
+                    "INSERT INTO events (attempt_id, at, status, source) VALUES (%s, now(), %s, 'send')",
+                    (denied, status),
+                )  # fmt: skip
+    assert operator.get(denied).status is RefundStatus.DENIED

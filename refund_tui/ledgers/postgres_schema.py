@@ -676,7 +676,8 @@ _V5 = (
 #:   intent as sendable or send a refund on an approval of its own. A later migration that
 #:   creates functions ends with ``PIN_SEARCH_PATH`` too;
 #: - an attempt recorded without any event yet counts against its role's daily limit;
-#: - a request for approval is dated by the database (it lapses ``expires_hours`` later).
+#: - a request for approval is dated by the database (it lapses ``expires_hours`` later);
+#: - a denied or cancelled refund stays so (its requester could record it as pending).
 PIN_SEARCH_PATH = """DO $$ DECLARE f regprocedure; BEGIN
     FOR f IN SELECT p.oid FROM pg_proc p WHERE p.pronamespace = current_schema()::regnamespace LOOP
         EXECUTE format('ALTER FUNCTION %s SET search_path = %I, pg_temp', f, current_schema());
@@ -695,6 +696,19 @@ _V6 = (
         END IF;
         RETURN NEW;
     END $$""",
+    f"""CREATE FUNCTION keep_decision_final() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        state text := (SELECT c.status FROM attempts a JOIN current_state c ON c.attempt_seq = a.seq
+                       WHERE a.attempt_id = NEW.attempt_id);
+    BEGIN
+        IF state IN ('denied', 'cancelled') AND NEW.status <> state THEN
+            {_refuse("refund % is %: it cannot become %", "left(NEW.attempt_id, 8)", "state",
+                     "NEW.status")};
+        END IF;
+        RETURN NEW;
+    END $$""",
+    """CREATE TRIGGER events_decision_final BEFORE INSERT ON events
+        FOR EACH ROW EXECUTE FUNCTION keep_decision_final()""",
     """CREATE TRIGGER events_request_time BEFORE INSERT ON events
         FOR EACH ROW WHEN (NEW.status = 'awaiting_approval') EXECUTE FUNCTION check_request_time()""",
     PIN_SEARCH_PATH,

@@ -110,3 +110,18 @@ def test_a_denied_refund_never_becomes_sendable(team):
                     (denied, status),
                 )  # fmt: skip
     assert operator.get(denied).status is RefundStatus.DENIED
+
+
+@pytest.mark.xfail(strict=True, reason="open: the database cannot know a payment's currency (review finding)")
+def test_an_intent_in_a_currency_the_rules_do_not_name_cannot_dodge_them(team):
+    """The rules key on attempts.currency, which the client sends, and a Novasend body names
+    no currency (the provider refunds in the payment's): 'xof' instead of 'XOF' escapes the
+    threshold, the daily limit and the amount check, and the body still sends 3,000 XOF."""
+    operator = team["operator"]
+    with raw(operator) as conn, pytest.raises(psycopg.Error), conn.transaction():
+        attempt_id = uuid.uuid4().hex
+        conn.execute(
+            _INSERT_ATTEMPT.format(created="now()").replace("'XOF'", "'xof'"),
+            (attempt_id, payment(), 3000, '{"amount": 3000}'),
+        )
+        _sendable(conn, attempt_id)

@@ -125,3 +125,35 @@ def test_an_intent_in_a_currency_the_rules_do_not_name_cannot_dodge_them(team):
             (attempt_id, payment(), 3000, '{"amount": 3000}'),
         )
         _sendable(conn, attempt_id)
+
+
+def test_an_operator_cannot_forge_or_move_the_chain_and_a_forged_tip_is_reported(team):
+    """No call of the chain's functions, no write of its head; link columns sent with a row
+    are replaced by the trigger. A forged transaction tip (a setting any client may set) only
+    breaks the operator's own link, and verify reports it."""
+    operator = team["operator"]
+    attempt_id = record(operator, 10, payment=payment())
+    with raw(operator) as conn:
+        for statement in (
+            "SELECT chain_link('events', 'x')",
+            "SELECT chain_commit()",
+            "UPDATE chain_head SET seq = 0",
+            "TRUNCATE events",
+            "ALTER TABLE events DISABLE TRIGGER USER",
+            "CREATE TABLE public.approval_rules (id int)",
+        ):
+            with pytest.raises(psycopg.Error):
+                conn.execute(statement)
+        conn.execute(
+            "INSERT INTO triage (attempt_id, at, action, note, operator_name, operator_uid, hostname,"
+            " chain_seq, prev_hash, row_hash) VALUES (%s, now(), 'note', 'n', 'ama', 1, 'h', 1, 'x', 'y')",
+            (attempt_id,),
+        )  # fmt: skip
+        assert operator.verify_chain().broken is None
+        with conn.transaction():
+            conn.execute("SELECT set_config('refund_tui.chain_tip', txid_current() || ' 999999 forged', true)")
+            conn.execute(
+                "INSERT INTO triage (attempt_id, at, action, note, operator_name, operator_uid, hostname)"
+                " VALUES (%s, now(), 'note', 'n', 'ama', 1, 'h')", (attempt_id,),
+            )  # fmt: skip
+    assert operator.verify_chain().broken is not None

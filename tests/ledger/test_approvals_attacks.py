@@ -157,3 +157,17 @@ def test_an_operator_cannot_forge_or_move_the_chain_and_a_forged_tip_is_reported
                 " VALUES (%s, now(), 'note', 'n', 'ama', 1, 'h')", (attempt_id,),
             )  # fmt: skip
     assert operator.verify_chain().broken is not None
+
+
+def test_an_old_snapshot_cannot_pass_the_daily_limit(team):
+    """The limit sums the role's attempts after taking its lock: a transaction whose snapshot
+    (repeatable read) predates attempts committed since must not count without them. What
+    refuses it is the chain: its head, updated since, cannot be locked from that snapshot."""
+    operator = team["operator"]
+    with raw(operator) as stale, raw(operator) as conn:
+        stale.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        stale.execute("SELECT count(*) FROM attempts")  # the snapshot is taken here
+        for _ in range(5):
+            _sendable(conn, _attempt(conn, 1000))  # the whole limit, committed
+        with pytest.raises(psycopg.Error, match="over the daily limit|could not serialize"):
+            _sendable(stale, _attempt(stale, 1000))

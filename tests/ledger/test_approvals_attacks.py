@@ -171,3 +171,19 @@ def test_an_old_snapshot_cannot_pass_the_daily_limit(team):
             _sendable(conn, _attempt(conn, 1000))  # the whole limit, committed
         with pytest.raises(psycopg.Error, match="over the daily limit|could not serialize"):
             _sendable(stale, _attempt(stale, 1000))
+
+
+def test_a_forged_chain_tip_cannot_move_the_head_or_wedge_the_ledger(team):
+    """The head moves at commit to the transaction's tip, a setting any client may set: set
+    after its own insert to the largest bigint, every later link of every role overflowed
+    (the ledger refused all writes). A tip that is not the transaction's newest link is refused."""
+    operator = team["operator"]
+    attempt_id = record(operator, 10, payment=payment())
+    with raw(operator) as conn, pytest.raises(psycopg.Error, match="newest link"), conn.transaction():
+        conn.execute(
+            "INSERT INTO triage (attempt_id, at, action, note, operator_name, operator_uid, hostname)"
+            " VALUES (%s, now(), 'note', 'n', 'ama', 1, 'h')", (attempt_id,),
+        )  # fmt: skip
+        conn.execute("SELECT set_config('refund_tui.chain_tip', txid_current() || ' 9223372036854775807 x', true)")
+    record(team["approver"], 10, payment=payment())  # the ledger still takes writes
+    assert operator.verify_chain().broken is None

@@ -677,7 +677,8 @@ _V5 = (
 #:   creates functions ends with ``PIN_SEARCH_PATH`` too;
 #: - an attempt recorded without any event yet counts against its role's daily limit;
 #: - a request for approval is dated by the database (it lapses ``expires_hours`` later);
-#: - a denied or cancelled refund stays so (its requester could record it as pending).
+#: - a denied or cancelled refund stays so (its requester could record it as pending);
+#: - the chain trusts a transaction's tip only when it is that transaction's newest link.
 PIN_SEARCH_PATH = """DO $$ DECLARE f regprocedure; BEGIN
     FOR f IN SELECT p.oid FROM pg_proc p WHERE p.pronamespace = current_schema()::regnamespace LOOP
         EXECUTE format('ALTER FUNCTION %s SET search_path = %I, pg_temp', f, current_schema());
@@ -711,6 +712,53 @@ _V6 = (
         FOR EACH ROW EXECUTE FUNCTION keep_decision_final()""",
     """CREATE TRIGGER events_request_time BEFORE INSERT ON events
         FOR EACH ROW WHEN (NEW.status = 'awaiting_approval') EXECUTE FUNCTION check_request_time()""",
+    # The transaction's tip (a setting any client may set) is trusted only when it is the
+    # link this transaction last wrote: a forged one moved the head anywhere at commit (to the
+    # largest bigint: every later link of every role overflowed).
+    """CREATE FUNCTION chain_tip(OUT seq bigint, OUT hash text)
+    LANGUAGE plpgsql SECURITY DEFINER AS $$
+    DECLARE
+        tip text[] := string_to_array(current_setting('refund_tui.chain_tip', true), ' ');
+        stored text;
+    BEGIN
+        IF tip[1] IS DISTINCT FROM txid_current()::text THEN
+            RETURN;  -- no link yet in this transaction
+        END IF;
+        BEGIN
+            EXECUTE format('SELECT row_hash FROM %I WHERE chain_seq = $1', tip[4])
+                INTO stored USING tip[2]::bigint;
+        EXCEPTION WHEN others THEN
+            stored := NULL;
+        END;
+        IF stored IS NULL OR stored <> tip[3] THEN
+            RAISE EXCEPTION 'refund_tui.chain_tip is not the newest link of this transaction'
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        seq := tip[2]::bigint;
+        hash := tip[3];
+    END $$""",
+    """CREATE OR REPLACE FUNCTION chain_link(tbl text, canonical text, OUT seq bigint,
+                                             OUT prev text, OUT hash text)
+    LANGUAGE plpgsql SECURITY DEFINER AS $$
+    DECLARE mine record := chain_tip();
+    BEGIN
+        SELECT h.seq, h.hash INTO seq, prev FROM chain_head h WHERE h.only_row = 1 FOR UPDATE;
+        IF mine.seq > seq THEN  -- after a first link: this transaction's newest
+            seq := mine.seq;
+            prev := mine.hash;
+        END IF;
+        seq := seq + 1;
+        hash := chain_hash(prev, tbl, canonical);
+        PERFORM set_config('refund_tui.chain_tip', concat_ws(' ', txid_current(), seq, hash, tbl), true);
+    END $$""",
+    """CREATE OR REPLACE FUNCTION chain_commit() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER AS $$
+    DECLARE mine record := chain_tip();
+    BEGIN
+        UPDATE chain_head SET seq = mine.seq, hash = mine.hash  -- once per transaction is enough
+            WHERE only_row = 1 AND seq < mine.seq;
+        RETURN NULL;
+    END $$""",
     PIN_SEARCH_PATH,
 )
 

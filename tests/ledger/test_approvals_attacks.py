@@ -187,3 +187,16 @@ def test_a_forged_chain_tip_cannot_move_the_head_or_wedge_the_ledger(team):
         conn.execute("SELECT set_config('refund_tui.chain_tip', txid_current() || ' 9223372036854775807 x', true)")
     record(team["approver"], 10, payment=payment())  # the ledger still takes writes
     assert operator.verify_chain().broken is None
+
+
+def test_one_statement_inserting_several_rows_links_each_after_the_last(team):
+    """The tip check finds, for each row of a multi-row insert, the row linked just before."""
+    operator = team["operator"]
+    attempt_id = record(operator, 10, payment=payment())
+    with raw(operator) as conn:
+        conn.execute(
+            "INSERT INTO triage (attempt_id, at, action, note, operator_name, operator_uid, hostname)"
+            " SELECT %s, now(), 'note', 'n' || i, 'ama', 1, 'h' FROM generate_series(1, 3) i",
+            (attempt_id,),
+        )  # fmt: skip
+    assert operator.verify_chain().broken is None

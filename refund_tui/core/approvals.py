@@ -47,10 +47,6 @@ class ApprovalRules:
     def empty(self) -> bool:
         return not self.above and not self.daily_limit
 
-    def needs_approval(self, amount: Money) -> bool:
-        threshold = self.above.get(amount.currency)
-        return threshold is not None and amount > threshold
-
     def lapses_at(self, requested_at: datetime) -> datetime:
         return requested_at + timedelta(hours=self.expires_hours)
 
@@ -76,6 +72,7 @@ class ApprovalRules:
             return ["no approval rules and no daily limits: every refund is sent at once"]
         lines = [f"approval needed above {amount.format()}" for amount in self.above.values()]
         if self.above:
+            lines.append(f"approval needed for every refund in another currency than {', '.join(self.above)}")
             lines.append(f"an approval request lapses after {self.expires_hours} h")
         lines += [f"daily limit per operator role: {amount.format()}" for amount in self.daily_limit.values()]
         return lines

@@ -762,7 +762,32 @@ _V6 = (
     PIN_SEARCH_PATH,
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+_GUARD_V4 = next(statement for statement in _V4 if "FUNCTION guard_approval_stage()" in statement)
+
+#: Rules fail closed on currencies (review finding: the rules key on the attempt's currency,
+#: which the client sends, and neither provider's refund body names one): a currency code is
+#: three capital letters, and once the rules set any threshold, a refund in a currency they
+#: do not name always awaits approval.
+_V7 = (
+    "ALTER TABLE attempts ADD CONSTRAINT attempts_currency_code CHECK (currency ~ '^[A-Z]{3}$') NOT VALID",
+    """CREATE OR REPLACE FUNCTION intent_status(amount bigint, cur text) RETURNS text
+    LANGUAGE sql STABLE AS $$
+        SELECT CASE WHEN (rules_now()).above IS NULL OR (rules_now()).above = '{}'::jsonb THEN 'pending'
+                    WHEN NOT (rules_now()).above ? cur OR amount > ((rules_now()).above ->> cur)::bigint
+                    THEN 'awaiting_approval' ELSE 'pending' END
+    $$""",
+    _GUARD_V4.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+    .replace("        threshold bigint;\n", "")
+    .replace("            threshold := ((rules_now()).above ->> requested.currency)::bigint;\n", "")
+    .replace(
+        "IF requested.amount_minor > threshold AND NEW.status <> 'awaiting_approval' THEN",
+        "IF intent_status(requested.amount_minor, requested.currency) = 'awaiting_approval'\n"
+        "               AND NEW.status <> 'awaiting_approval' THEN",
+    ),
+    PIN_SEARCH_PATH,
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: Applied after every migration run (idempotent): who may do what in the schema.

@@ -242,3 +242,16 @@ def test_rules_and_decisions_are_links_of_the_chain_and_an_edited_decision_is_ca
         superuser.execute("UPDATE approvals SET decision = 'approved', reason = NULL WHERE attempt_id = %s", (denied,))
     broken = team["owner"].verify_chain().broken
     assert (broken.table, broken.key) == ("approvals", denied)
+
+
+def test_a_refund_in_a_currency_the_rules_do_not_name_always_awaits_approval(team):
+    """The rules name XOF only: a Vesicash refund of 1.00 GHS still waits for an approver
+    (fail closed: the client says the currency, and no refund body names one)."""
+    from refund_tui.core.models import ProviderName
+    from refund_tui.core.money import Money
+    from tests.ledger.factories import new_attempt
+
+    small = new_attempt(Money(100, "GHS"), payment=payment(), provider=ProviderName.VESICASH)
+    attempt = team["operator"].record_attempt(small, limit=Money(10_000, "GHS"), known_references=())
+    assert attempt.status is RefundStatus.AWAITING_APPROVAL
+    assert "approval needed for every refund in another currency than XOF" in team["operator"].approval_rules().lines()

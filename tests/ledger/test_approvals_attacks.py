@@ -112,7 +112,6 @@ def test_a_denied_refund_never_becomes_sendable(team):
     assert operator.get(denied).status is RefundStatus.DENIED
 
 
-@pytest.mark.xfail(strict=True, reason="open: the database cannot know a payment's currency (review finding)")
 def test_an_intent_in_a_currency_the_rules_do_not_name_cannot_dodge_them(team):
     """The rules key on attempts.currency, which the client sends, and a Novasend body names
     no currency (the provider refunds in the payment's): 'xof' instead of 'XOF' escapes the

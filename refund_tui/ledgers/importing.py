@@ -101,32 +101,22 @@ def read_solo(path: Path) -> SoloLedger:
                 f"{path} is not a refund-tui ledger of this version (schema {version}, expected "
                 f"{SQLITE_SCHEMA_VERSION}): open it once with this refund-tui, then import it"
             )
-        attempts = [
-            _normal(ATTEMPT_COLUMNS, row)
-            for row in conn.execute(f"SELECT {', '.join(ATTEMPT_COLUMNS)} FROM attempts ORDER BY seq")
-        ]
+
+        def table(name: str, columns: tuple[str, ...], key: str = "id") -> list[tuple]:
+            query = f"SELECT {', '.join(columns)} FROM {name} ORDER BY {key}"
+            return [_normal(columns, row) for row in conn.execute(query)]
+
+        attempts = table("attempts", ATTEMPT_COLUMNS, "seq")
         events: dict[str, list[tuple]] = {}
         for attempt_id, *row in conn.execute(
             f"SELECT attempt_id, {', '.join(EVENT_COLUMNS)} FROM events ORDER BY id"
         ):
             events.setdefault(attempt_id, []).append(_normal(EVENT_COLUMNS, tuple(row)))
-        notices = [
-            _normal(NOTICE_COLUMNS, row)
-            for row in conn.execute(f"SELECT {', '.join(NOTICE_COLUMNS)} FROM notices ORDER BY id")
-        ]
-        doubles = [
-            _normal(DOUBLE_COLUMNS, row)
-            for row in conn.execute(f"SELECT {', '.join(DOUBLE_COLUMNS)} FROM double_refunds ORDER BY id")
-        ]
+        notices = table("notices", NOTICE_COLUMNS)
+        doubles = table("double_refunds", DOUBLE_COLUMNS)
         batch_rows = conn.execute(f"SELECT {', '.join(BATCH_ROW_COLUMNS)} FROM batch_rows").fetchall()
-        acks = [
-            _normal(ACK_COLUMNS, row)
-            for row in conn.execute(f"SELECT {', '.join(ACK_COLUMNS)} FROM finding_acks ORDER BY id")
-        ]
-        triage = [
-            _normal(TRIAGE_COLUMNS, row)
-            for row in conn.execute(f"SELECT {', '.join(TRIAGE_COLUMNS)} FROM triage ORDER BY id")
-        ]
+        acks = table("finding_acks", ACK_COLUMNS)
+        triage = table("triage", TRIAGE_COLUMNS)
     except sqlite3.Error as error:
         raise LedgerError(f"{path} is not a readable refund-tui ledger: {error}") from None
     finally:

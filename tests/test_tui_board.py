@@ -260,3 +260,54 @@ def _attempt(**fields) -> Attempt:
         raw_message=None, updated_at=FROZEN, flagged=False,
     )  # fmt: skip
     return Attempt(**(base | fields))
+
+
+async def test_board_column_widths_as_datatable_measures():
+    """BoardTable widens its columns by each cell's length; DataTable itself measures every
+    cell through the console. Both give the same widths, wide characters included."""
+    from rich.text import Text
+    from textual.app import App
+    from textual.widgets import DataTable
+
+    rows = [
+        (Text("12-01 09:15"), Text("FAILED", style="bold red"), Text("支付参考号 tr_1")),
+        (Text("12-01 09:16"), Text("done"), Text.assemble(("@ana", "bold reverse"), " ", Text("🙂 ok"))),
+        (Text("12-01 09:17"), Text("UNKNOWN, resend?"), Text("")),
+    ]
+
+    class Tables(App[None]):
+        def compose(self):
+            yield BoardTable()
+            yield DataTable(id="plain")
+
+    async with Tables().run_test(size=(100, 30)) as pilot:
+        board, plain = pilot.app.query_one(BoardTable), pilot.app.query_one("#plain", DataTable)
+        for one in (board, plain):
+            one.clear(columns=True)
+            for label in ("time", "status", "payment"):
+                one.add_column(label, key=label)
+            for number, cells in enumerate(rows):
+                one.add_row(*cells, key=f"row{number}")
+        await pilot.pause()
+        widths = [column.content_width for column in board.ordered_columns]
+        assert widths == [column.content_width for column in plain.ordered_columns]
+        assert widths == [11, 16, 15]
+        assert board.virtual_size == plain.virtual_size
+
+
+async def test_board_styles_follow_a_theme_changed_while_hidden(sandbox, session, app):
+    """The board is styled as it mounts, without restyling the app; a theme changed while
+    it is hidden restyles it when it is shown again."""
+    from textual.color import Color
+
+    async with app.run_test(size=(80, 24)) as pilot:
+        board = await open_board(app, pilot, 0)
+        assert board.query_one("#board-detail").styles.height.cells == 2
+        assert board.styles.background == Color.parse(app.get_css_variables()["background"])
+        await app.run_action("show_lookup")
+        app.theme = "textual-light" if app.theme != "textual-light" else "nord"
+        await pilot.pause()
+        await app.run_action("show_board")
+        await pilot.pause()
+        assert app.screen is board
+        assert board.styles.background == Color.parse(app.get_css_variables()["background"])

@@ -36,7 +36,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Input, Static
-from textual.widgets.data_table import ColumnKey
+from textual.widgets.data_table import ColumnKey, RowKey
 from textual.worker import Worker, WorkerState
 
 from refund_tui.core.ledger import Attempt, Ledger, TriageEntry, made_by, whoami
@@ -319,6 +319,26 @@ class BoardTable(DataTable):
         for key, title in COLUMNS:
             self.add_column(title, key=key)
 
+    def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
+        """Widen the columns for new rows by their cells' lengths, then let DataTable size
+        the table.
+
+        Every cell here is one line of ``Text`` in a row one line high, so its width is its
+        cell length. DataTable measures each new cell through the console instead, which
+        took twice as long as adding the rows on a board of 2,000 (Textual 8.2.8;
+        ``test_board_column_widths_as_datatable_measures`` catches a change).
+        """
+        columns = self.ordered_columns
+        for row_key in new_rows:
+            cells = self._data.get(row_key)
+            if cells is None:  # removed before the table went idle
+                continue
+            for column in columns:
+                width = cells[column.key].cell_len
+                if width > column.content_width:
+                    column.content_width = width
+        super()._update_dimensions(())
+
     def action_select_cursor(self) -> None:
         """Enter on a row; on an empty table it goes on to the screen (``open_details``)."""
         if not self.row_count:
@@ -440,6 +460,11 @@ class BoardScreen(TriageKeys, BoardSelection, Screen):
         self._select: str | None = None
         #: Enter was pressed before the first rows were read: open the top one when they show.
         self._open_when_read = False
+        # Styled as it mounts, with the app's current stylesheet. Textual (8.2.8) restyles the
+        # whole app, twice, when a mode's first screen has not seen the app's latest CSS: on a
+        # large ledger that was half of the board's first paint. A theme changed later, while
+        # the board is hidden, still restyles it when shown (test_board_styles).
+        self._css_update_count = self.app._css_update_count
 
     def compose(self) -> ComposeResult:
         yield Banner()
@@ -483,7 +508,7 @@ class BoardScreen(TriageKeys, BoardSelection, Screen):
             return
         self.apply(data)
         if data.limit < ROW_LIMIT and data.matched > len(data.attempts):
-            self.refresh_board()
+            self.call_after_refresh(self.refresh_board)  # the first rows on screen before the rest
 
     def apply(self, data: BoardData) -> int:
         """Diff ``data`` into the table and the status lines; returns how many cells changed."""

@@ -311,3 +311,28 @@ async def test_board_styles_follow_a_theme_changed_while_hidden(sandbox, session
         await pilot.pause()
         assert app.screen is board
         assert board.styles.background == Color.parse(app.get_css_variables()["background"])
+
+
+async def test_pause_pressed_before_the_rest_of_the_rows_are_read_holds(sandbox, session, app, monkeypatch):
+    """The board's first page is painted before the rest is read; ``p`` pressed in between
+    keeps the board as it is: nothing more is read while paused."""
+    for _ in range(2):
+        await make_refund(sandbox, session.service)
+    reads: list[int] = []
+    read = board_module.read_board
+
+    def counted(ledger, query, at, limit=board_module.ROW_LIMIT):
+        reads.append(limit)
+        return read(ledger, query, at, limit)
+
+    monkeypatch.setattr(board_module, "read_board", counted)
+    async with app.run_test(size=(80, 24)) as pilot:
+        board = await open_board(app, pilot, 2)
+        await pilot.pause()
+        reads.clear()
+        board._show(BoardScreen.Loaded(read(session.ledger, board.query_state, FROZEN, 1)))  # a first page
+        board.action_toggle_pause()  # p, handled before the screen's next refresh
+        for _ in range(5):
+            await pilot.pause(0.05)
+        assert board.paused and reads == []
+        assert table(app).row_count == 1

@@ -430,7 +430,7 @@ class BoardScreen(TriageKeys, BoardSelection, Screen):
     BoardScreen #board-scope {
         width: 1fr; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis;
     }
-    BoardScreen #board-clock { width: auto; }
+    BoardScreen #board-clock { width: auto; margin-left: 1; }
     BoardScreen #board-clock.-alert { text-style: bold reverse; }
     BoardScreen #board-filter { display: none; }
     BoardScreen #board-filter.-open { display: block; }
@@ -508,7 +508,12 @@ class BoardScreen(TriageKeys, BoardSelection, Screen):
             return
         self.apply(data)
         if data.limit < ROW_LIMIT and data.matched > len(data.attempts):
-            self.call_after_refresh(self.refresh_board)  # the first rows on screen before the rest
+            self.call_after_refresh(self._read_the_rest)
+
+    def _read_the_rest(self) -> None:
+        """All the rows, once the first ones are on screen; not while paused, nor twice."""
+        if not self.paused and not still_running(self, "board-refresh"):
+            self.refresh_board()
 
     def apply(self, data: BoardData) -> int:
         """Diff ``data`` into the table and the status lines; returns how many cells changed."""

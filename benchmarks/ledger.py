@@ -73,11 +73,13 @@ def intent_latency(directory: Path) -> None:
     )
 
 
-def bulk_load(path: Path, count: int) -> str:
-    """Fill a ledger with ``count`` attempts and their events in one fast transaction.
+def bulk_load(path: Path, count: int, *, answered: bool = False) -> str:
+    """Fill a ledger with ``count`` attempts and their events in one fast transaction; with
+    ``answered``, none is left pending (a console's start-up recovery would look those up).
 
     Returns a provider reference from the middle of the ledger, for a lookup.
     """
+    outcomes = [outcome for outcome in OUTCOMES if not (answered and outcome is RefundStatus.PENDING)]
     SqliteLedger(path).close()
     rng = random.Random(count)
     start = datetime.now(UTC) - timedelta(days=90)
@@ -94,7 +96,7 @@ def bulk_load(path: Path, count: int) -> str:
             "bench-host", None, 4242, "bench", None,
         ))  # fmt: skip
         events.append((attempt_id, created, "pending", "intent", None))
-        outcome = rng.choice(OUTCOMES)
+        outcome = rng.choice(outcomes)
         if outcome is not RefundStatus.PENDING:
             events.append((attempt_id, created, outcome.value, "poll", f"rf_{number}"))
     raw = sqlite3.connect(path, isolation_level=None)

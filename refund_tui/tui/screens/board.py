@@ -489,7 +489,9 @@ class BoardScreen(TriageKeys, BoardSelection, Screen):
     # -- reading --------------------------------------------------------------------------
 
     def _tick(self) -> None:
-        if not still_running(self, "board-refresh"):
+        """Read the ledger unless paused or a read is under way: the live timer's tick, and
+        the rest of the rows once the first ones are on screen."""
+        if not self.paused and not still_running(self, "board-refresh"):
             self.refresh_board()
 
     @work(exclusive=True, exit_on_error=False, group="board-refresh", description="refresh board")
@@ -508,12 +510,7 @@ class BoardScreen(TriageKeys, BoardSelection, Screen):
             return
         self.apply(data)
         if data.limit < ROW_LIMIT and data.matched > len(data.attempts):
-            self.call_after_refresh(self._read_the_rest)
-
-    def _read_the_rest(self) -> None:
-        """All the rows, once the first ones are on screen; not while paused, nor twice."""
-        if not self.paused and not still_running(self, "board-refresh"):
-            self.refresh_board()
+            self.call_after_refresh(self._tick)
 
     def apply(self, data: BoardData) -> int:
         """Diff ``data`` into the table and the status lines; returns how many cells changed."""

@@ -17,7 +17,6 @@ from enum import StrEnum
 
 from refund_tui.core.money import Money
 
-APPROVER = "refund_tui_approver"
 DEFAULT_EXPIRES_HOURS = 24
 
 

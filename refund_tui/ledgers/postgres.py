@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import errors, pq, sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg import errors, sql
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from refund_tui import __version__
@@ -60,6 +60,7 @@ from refund_tui.ledgers.postgres_schema import (
     REFUSED_BY_RULES,
     ROLES,
     SCHEMA_VERSION,
+    canonical_row,
 )
 from refund_tui.ledgers.sql import Connection, Cursor, SqlLedger, iso
 
@@ -74,6 +75,8 @@ RECONNECT_INTERVAL = 0.5
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _WHERE_FAILED = re.compile(r"^connection failed: (connection to server .*? failed: )?")
 _RETRYABLE = (errors.SerializationFailure, errors.DeadlockDetected)
+#: The approval rules in force (no row: none set).
+_RULES_NOW = "SELECT above, expires_hours, daily_limit FROM rules_now() WHERE id IS NOT NULL"
 
 T = TypeVar("T")
 log = logging.getLogger("refund_tui.ledger")
@@ -146,19 +149,11 @@ def connect(url: str, schema: str = DEFAULT_SCHEMA, password: Secret | None = No
         return psycopg.connect(url, autocommit=True, **connection_options(schema, password))
     except psycopg.Error as error:
         message = f"cannot reach the team ledger ({where(url)}): {_reason(error)}"
-        if password is None and _password_wanted(url, schema):
+        # The server asked for a password that neither the URL's service file, PGPASSWORD
+        # nor ~/.pgpass gave (libpq's PQconnectionNeedsPassword, on the failed connection).
+        if password is None and error.pgconn is not None and error.pgconn.needs_password:
             raise PasswordWanted(message) from None
         raise LedgerError(message) from None
-
-
-def _password_wanted(url: str, schema: str) -> bool:
-    """Whether the server asked for a password that neither the URL's service file,
-    PGPASSWORD nor ~/.pgpass gave (libpq's PQconnectionNeedsPassword)."""
-    pgconn = pq.PGconn.connect(make_conninfo(url, **connection_options(schema, None)).encode())
-    try:
-        return pgconn.status == pq.ConnStatus.BAD and pgconn.needs_password
-    finally:
-        pgconn.finish()
 
 
 def connect_as(url: str, schema: str, password: Secret | None,
@@ -401,10 +396,9 @@ class PostgresLedger(SqlLedger):
 
     def _links(self, conn: Connection, table: str) -> list[tuple]:
         """The canonical form rendered by the expression the trigger uses; hashed in Python."""
-        canonical = chain.canonical_sql(chain.pg_text(column, "t") for column in chain.hashed(table, postgres=True))
         return conn.execute(
             f"""SELECT {', '.join(chain.LINK_COLUMNS)}, '{table}', {chain.CHAINED[table].shown}::text,
-            {canonical} FROM {table} t"""
+            {canonical_row(table, "t")} FROM {table} t"""
         ).fetchall()
 
     def _since(self, since: datetime) -> datetime:
@@ -421,7 +415,7 @@ class PostgresLedger(SqlLedger):
         return RefundStatus(status)
 
     def approval_rules(self) -> ApprovalRules:
-        rows = self.query("SELECT above, expires_hours, daily_limit FROM rules_now() WHERE id IS NOT NULL")
+        rows = self.query(_RULES_NOW)
         return ApprovalRules.from_stored(*rows[0]) if rows else ApprovalRules()
 
     def may_approve(self) -> bool:
@@ -448,12 +442,11 @@ class PostgresLedger(SqlLedger):
 
         def write(conn: Connection) -> None:
             self._current(conn, attempt_id)  # locks it; AttemptNotFound when there is none
-            conn.execute(
-                """INSERT INTO approvals (attempt_id, decision, reason, operator_name, hostname,
-                ssh_client) VALUES (?, ?, ?, ?, ?, ?)""",
-                (attempt_id, decision.value, reason or None, operator.name, operator.hostname,
-                 operator.ssh_client),
-            )  # fmt: skip
+            self._append(conn, "approvals", {
+                "attempt_id": attempt_id, "decision": decision.value, "reason": reason or None,
+                "operator_name": operator.name, "hostname": operator.hostname,
+                "ssh_client": operator.ssh_client,
+            })  # fmt: skip
             if decision is Decision.APPROVED:
                 self._insert_event(
                     conn, attempt_id, RefundStatus.PENDING, "send",
@@ -528,7 +521,7 @@ def set_rules(url: str, rules: ApprovalRules, *, schema: str = DEFAULT_SCHEMA,
     conn, _ = connect_as(url, schema, None, password_source)
     with conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('refund-tui setup', 0))")
-        current = conn.execute("SELECT above, expires_hours, daily_limit FROM rules_now() WHERE id IS NOT NULL").fetchone()
+        current = conn.execute(_RULES_NOW).fetchone()
         if current == (above, hours, daily) or (current is None and rules.empty):
             return False
         exponents = {currency: minor_units(currency) for currency in {*above, *daily}}

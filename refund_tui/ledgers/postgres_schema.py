@@ -21,7 +21,6 @@ What the database itself guarantees, whatever a client does:
 
 from __future__ import annotations
 
-from refund_tui.core.models import RefundStatus
 from refund_tui.ledgers import chain
 from refund_tui.ledgers.audit import client_columns
 
@@ -557,14 +556,9 @@ _V4 = (
 )
 
 
-def _canonical(table: str, row: str) -> str:
+def canonical_row(table: str, row: str) -> str:
     """A row's canonical form (``row``: NEW, or a loop's record), as ``verify`` reads it."""
     return chain.canonical_sql(chain.pg_text(column, row) for column in chain.hashed(table, postgres=True))
-
-
-def chained(table: str) -> tuple[str, ...]:
-    """Join ``table`` to the hash chain (in a migration after _V5)."""
-    return (*_link_existing(table), *_link_new(table))
 
 
 def _link_existing(table: str) -> tuple[str, ...]:
@@ -579,7 +573,7 @@ def _link_existing(table: str) -> tuple[str, ...]:
             SELECT seq, hash INTO next_seq, prev FROM chain_head;
             FOR r IN SELECT * FROM {table} ORDER BY {key} LOOP
                 next_seq := next_seq + 1;
-                digest := chain_hash(prev, '{table}', {_canonical(table, "r")});
+                digest := chain_hash(prev, '{table}', {canonical_row(table, "r")});
                 UPDATE {table} SET chain_seq = next_seq, prev_hash = prev, row_hash = digest
                     WHERE {key} = r.{key};
                 prev := digest;
@@ -603,7 +597,7 @@ def _link_new(table: str) -> tuple[str, ...]:
         LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
         BEGIN
             SELECT seq, prev, hash INTO NEW.chain_seq, NEW.prev_hash, NEW.row_hash
-                FROM chain_link('{table}', {_canonical(table, "NEW")});
+                FROM chain_link('{table}', {canonical_row(table, "NEW")});
             RETURN NEW;
         END $$""",
         f"""CREATE TRIGGER zz_chain_link BEFORE INSERT ON {table}

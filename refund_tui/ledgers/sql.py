@@ -315,7 +315,7 @@ class SqlLedger:
     ) -> tuple | None:
         """Insert one append-only row, linked into the hash chain; the ``returning`` columns
         of the row as stored, when asked for."""
-        row = self._link(conn, table, values) if table in chain.CHAINED else values
+        row = self._link(conn, table, values)
         cursor = conn.execute(
             f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
             + (f" RETURNING {returning}" if returning else ""),
@@ -986,8 +986,8 @@ class SqlLedger:
         """Read in chunks, so the ledger stays usable while a long export is written."""
         after = 0
         extra, params = ("AND e.at >= ?", [self._since(since)]) if since is not None else ("", [])
+        columns = ", ".join(_audit_source(field, self._audit_recorded_by) for field in _AUDIT_COLUMNS)
         while True:
-            columns = ", ".join(_audit_source(field, self._audit_recorded_by) for field in _AUDIT_COLUMNS)
             rows = self.query(
                 f"{_AUDIT_SELECT.format(columns=columns)} WHERE e.id > ? "
                 f"{extra} ORDER BY e.id LIMIT {_AUDIT_CHUNK}",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-from refund_tui.core.models import RefundStatus
 from refund_tui.ledgers import chain
 from refund_tui.ledgers.audit import client_columns
 

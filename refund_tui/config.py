@@ -73,7 +73,7 @@ from urllib.parse import parse_qs, urlsplit
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from refund_tui.core.approvals import ApprovalRules
+from refund_tui.core.approvals import DEFAULT_EXPIRES_HOURS, ApprovalRules
 from refund_tui.core.models import ProviderName
 from refund_tui.core.money import MoneyError, minor_unit_table, parse_amount
 from refund_tui.core.provider import ProviderSettings
@@ -343,7 +343,7 @@ def _amounts(amounts: dict[str, str | int]) -> dict[str, str | int]:
 
 class _Approval(_Strict):
     above: _Amounts
-    expires_hours: Annotated[int, Field(ge=1, le=24 * 30)] = 24
+    expires_hours: Annotated[int, Field(ge=1, le=24 * 30)] = DEFAULT_EXPIRES_HOURS
 
     _above = field_validator("above")(_amounts)
 
@@ -373,7 +373,7 @@ class _Profile(_Strict):
 
         return ApprovalRules(
             above=money(self.approval.above) if self.approval else {},
-            expires_hours=self.approval.expires_hours if self.approval else 24,
+            expires_hours=self.approval.expires_hours if self.approval else DEFAULT_EXPIRES_HOURS,
             daily_limit=money(self.limits.per_operator_daily) if self.limits else {},
         )
 

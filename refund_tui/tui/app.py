@@ -73,7 +73,9 @@ def banner_counts(ledger: Ledger) -> tuple[int, int, int, int, int]:
     failed, unknown, reversed_ = (
         counts[s] for s in (RefundStatus.FAILED, RefundStatus.UNKNOWN, RefundStatus.REVERSED)
     )
-    return failed, unknown, reversed_, ledger.double_refund_count(), len(ledger.awaiting_approval())
+    # None waiting, none to approve: the approval queue is read (and lapsed) only when some wait.
+    waiting = counts[RefundStatus.AWAITING_APPROVAL] and len(ledger.awaiting_approval())
+    return failed, unknown, reversed_, ledger.double_refund_count(), waiting
 
 
 def profile_banner(profile: Profile, operator: Operator, role: str | None = None) -> BannerInfo:

@@ -363,9 +363,10 @@ class BoardTable(DataTable):
         ``App.batch_update()``.
         """
         wanted = [attempt.attempt_id for attempt in attempts]
-        self.selected &= set(wanted)  # a row no longer shown is never acted on
+        shown_next = set(wanted)
+        self.selected &= shown_next  # a row no longer shown is never acted on
         keep = self.highlighted_key
-        stale = self.shown.keys() - set(wanted)
+        stale = self.shown.keys() - shown_next
         if len(stale) > len(self.shown) // 2:
             self.clear()
             self.shown, self.order = {}, []

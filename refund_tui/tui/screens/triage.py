@@ -65,6 +65,8 @@ class BoardSelection:
     def _chosen(self) -> list[Attempt]:
         """The selected rows, as the board last read them, in board order."""
         table = self.query_one("#board-table")
+        if not table.selected:
+            return []
         selectable = self._selectable()
         return [selectable[key] for key in table.order if key in table.selected and key in selectable]
 

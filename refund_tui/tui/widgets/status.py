@@ -90,13 +90,10 @@ def counts_text(counts: Mapping[RefundStatus, int]) -> Text:
     """
     in_progress = counts.get(RefundStatus.PENDING, 0) + counts.get(RefundStatus.PROCESSING, 0)
     parts: list[tuple[str, str]] = []
-    for status in (RefundStatus.FAILED, RefundStatus.UNKNOWN, RefundStatus.REVERSED):
+    for status in (RefundStatus.FAILED, RefundStatus.UNKNOWN, RefundStatus.REVERSED, RefundStatus.AWAITING_APPROVAL):
         if count := counts.get(status, 0):
             look = LOOKS[status]
             parts.append((f"{look.marker} {count:,} {look.word}", look.style))
-    if waiting := counts.get(RefundStatus.AWAITING_APPROVAL, 0):
-        look = LOOKS[RefundStatus.AWAITING_APPROVAL]
-        parts.append((f"{look.marker} {waiting:,} {look.word}", look.style))
     pending = LOOKS[RefundStatus.PENDING]
     completed = LOOKS[RefundStatus.COMPLETED]
     parts.append((f"{pending.marker} {in_progress:,} in progress", pending.style))

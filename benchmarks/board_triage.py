@@ -20,10 +20,9 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.ledger import bulk_load  # noqa: E402
+from benchmarks.ledger import OPERATOR, bulk_load  # noqa: E402
 from benchmarks.ledger_postgres import BOARD_SIZE, open_kind, pg_bulk_load  # noqa: E402
 from refund_tui.core.ledger import whoami  # noqa: E402
-from refund_tui.core.operator import Operator  # noqa: E402
 from refund_tui.ledgers.postgres import setup  # noqa: E402
 from refund_tui.ledgers.sqlite import SqliteLedger  # noqa: E402
 from refund_tui.tui.screens.board import BoardQuery, read_board  # noqa: E402
@@ -31,14 +30,12 @@ from tests.postgres import DEFAULT_URL, URL_VARIABLE, session_database  # noqa: 
 
 CLAIMED = 1_000
 PAGE = 500
-#: Who the bulk loads make every refund as (SQLite: the OS account they record).
-BENCH = Operator("bench", 1000, "bench-host", None)
 
 
 def claim_sqlite(path: Path) -> None:
     with SqliteLedger(path) as ledger:
         for attempt in ledger.attempts(limit=CLAIMED):
-            ledger.claim(attempt.attempt_id, BENCH)
+            ledger.claim(attempt.attempt_id, OPERATOR)
 
 
 def claim_postgres(url: str) -> None:
@@ -55,7 +52,7 @@ def claim_postgres(url: str) -> None:
 def board_reads(kind: str, where: str) -> str:
     figures = []
     with open_kind(kind, where) as ledger:
-        for query in (BoardQuery(), BoardQuery(mine=whoami(ledger, BENCH))):
+        for query in (BoardQuery(), BoardQuery(mine=whoami(ledger, OPERATOR))):
             times = []
             for _ in range(3):
                 started = time.perf_counter()

@@ -23,6 +23,7 @@ from refund_tui.ledgers.sqlite import SqliteLedger
 
 INSERTS = 500
 BOARD_SIZES = (10_000, 100_000)
+#: Who the benchmarks make every refund as (a solo ledger records this OS account).
 OPERATOR = Operator(name="bench", uid=1000, hostname="bench-host", ssh_client=None)
 #: Final statuses for bulk-loaded attempts, most refunds completing.
 OUTCOMES = (

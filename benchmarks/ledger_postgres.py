@@ -33,7 +33,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.ledger import bulk_load, new_attempt, percentile  # noqa: E402
-from benchmarks.startup import CONSOLE, SESSION_OPEN, Terminal, child_env  # noqa: E402
+from benchmarks.startup import CONSOLE, Terminal, child_env, open_board  # noqa: E402
 from refund_tui.core.credentials import FIELDS, env_variable  # noqa: E402
 from refund_tui.core.ledger import CapExceeded, LedgerError, RefundInFlight  # noqa: E402
 from refund_tui.core.models import ProviderName, RefundStatus  # noqa: E402
@@ -266,13 +266,9 @@ def board_first_paint(where: str, simulator: str, home: Path) -> str:
     for _ in range(PAINT_RUNS):
         terminal = Terminal(CONSOLE, env)
         try:
-            terminal.wait_for(SESSION_OPEN)
-            terminal.press(b"\x1b")  # leave the reference field, as an operator would
-            time.sleep(1.0)
-            pressed = time.perf_counter() - terminal.started
-            terminal.press(b"b")
-            painted.append(terminal.wait_for(f"of {BOARD_SIZE:,}".encode()) - pressed)
-            full.append(terminal.wait_for(f"{ROW_LIMIT:,} of {BOARD_SIZE:,}".encode()) - pressed)
+            first, every = open_board(terminal, f"of {BOARD_SIZE:,}".encode(), f"{ROW_LIMIT:,} of {BOARD_SIZE:,}".encode())
+            painted.append(first)
+            full.append(every)
         finally:
             terminal.quit()
     runs = ", ".join(f"{seconds * 1000:.0f}" for seconds in painted)

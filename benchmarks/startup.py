@@ -234,16 +234,21 @@ def fill_ledger(home: Path) -> float:
     return time.perf_counter() - started
 
 
-def board_in_console(home: Path) -> tuple[float, float, float]:
-    """Seconds from ``b`` to the board's first rows and to all its rows, and peak RSS in MB."""
-    terminal = Terminal(CONSOLE, child_env(home))
+def open_board(terminal: Terminal, first_rows: bytes, all_rows: bytes) -> tuple[float, float]:
+    """On a console just started: seconds from ``b`` until ``first_rows`` and until
+    ``all_rows`` (texts of the board's scope line) appear on its terminal."""
     terminal.wait_for(SESSION_OPEN)
     terminal.press(b"\x1b")  # leave the reference field, as an operator would
     time.sleep(1.0)
     pressed = time.perf_counter() - terminal.started
     terminal.press(b"b")
-    painted = terminal.wait_for(BOARD_ROWS) - pressed
-    full = terminal.wait_for(BOARD_FULL) - pressed
+    return terminal.wait_for(first_rows) - pressed, terminal.wait_for(all_rows) - pressed
+
+
+def board_in_console(home: Path) -> tuple[float, float, float]:
+    """Seconds from ``b`` to the board's first rows and to all its rows, and peak RSS in MB."""
+    terminal = Terminal(CONSOLE, child_env(home))
+    painted, full = open_board(terminal, BOARD_ROWS, BOARD_FULL)
     time.sleep(2.5)  # one live refresh (polls the refunds in flight) before measuring memory
     usage = terminal.quit()
     return painted, full, usage.ru_maxrss / 1024

@@ -19,7 +19,7 @@ from refund_tui.ledgers import sqlite as ledger_module
 from refund_tui.ledgers.sqlite import SqliteLedger
 from refund_tui.ledgers.importing import ATTEMPT_COLUMNS
 from refund_tui.ledgers.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
-from tests.ledger.factories import OPERATOR, new_attempt, record, xof
+from tests.ledger.factories import OPERATOR, record, xof
 
 
 @pytest.fixture
